@@ -1,0 +1,223 @@
+"""Frozen, typed records of the tracking model: no I/O here.
+
+The names and fields follow MLflow's entities (``run.info.run_id``,
+``run.data.metrics`` ...) so code written against MLflow reads the same.
+Small, hot records (``Metric``, ``Param``, ``RunTag``) are named tuples, which
+cost next to nothing to build by the million; the others are frozen
+dataclasses whose mappings are read-only views.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Generic, NamedTuple, TypeVar
+
+__all__ = [
+    "ArtifactRef",
+    "Experiment",
+    "ExperimentTag",
+    "FileInfo",
+    "LifecycleStage",
+    "Metric",
+    "PagedList",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "ViewType",
+]
+
+T = TypeVar("T")
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, str]:
+    return _EMPTY
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life. ``FINISHED``, ``FAILED`` and ``KILLED`` are final."""
+
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminated(self) -> bool:
+        """True for the final states."""
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+    @classmethod
+    def parse(cls, value: str | RunStatus) -> RunStatus:
+        """The status named by ``value`` (case-insensitive); ValueError if none."""
+        if isinstance(value, RunStatus):
+            return value
+        try:
+            return cls(str(value).upper())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise ValueError(f"invalid run status {value!r}: expected one of {allowed}") from None
+
+
+class LifecycleStage(enum.StrEnum):
+    """Whether an experiment or run is live or in the bin."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class ViewType(enum.IntEnum):
+    """Which lifecycle stages a search returns (MLflow's numbering)."""
+
+    ACTIVE_ONLY = 1
+    DELETED_ONLY = 2
+    ALL = 3
+
+    @property
+    def stages(self) -> tuple[LifecycleStage, ...]:
+        """The lifecycle stages this view shows."""
+        if self is ViewType.ACTIVE_ONLY:
+            return (LifecycleStage.ACTIVE,)
+        if self is ViewType.DELETED_ONLY:
+            return (LifecycleStage.DELETED,)
+        return (LifecycleStage.ACTIVE, LifecycleStage.DELETED)
+
+    @classmethod
+    def parse(cls, value: int | str | ViewType) -> ViewType:
+        """Accepts a ViewType, its number, or a name such as ``"ACTIVE_ONLY"``."""
+        if isinstance(value, ViewType):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        try:
+            return cls[str(value).upper()]
+        except KeyError:
+            raise ValueError(
+                f"invalid view type {value!r}: expected ACTIVE_ONLY, DELETED_ONLY or ALL"
+            ) from None
+
+
+class Metric(NamedTuple):
+    """One point of a metric series: ``timestamp`` in epoch milliseconds."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+class Param(NamedTuple):
+    """A run parameter; values are strings and never change once logged."""
+
+    key: str
+    value: str
+
+
+class RunTag(NamedTuple):
+    """A free-form run tag."""
+
+    key: str
+    value: str
+
+
+class ExperimentTag(NamedTuple):
+    """A free-form experiment tag."""
+
+    key: str
+    value: str
+
+
+class FileInfo(NamedTuple):
+    """An entry of an artifact listing: ``path`` is relative to the run's root."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None
+
+
+class ArtifactRef(NamedTuple):
+    """What ``log_artifact`` returns: enough to find, check and hand on a file.
+
+    ``path`` is relative to the run's artifact root, ``uri`` is absolute and
+    ``sha256`` is the hex digest of the content (``None`` for directories).
+    """
+
+    run_id: str
+    path: str
+    uri: str
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """A named group of runs with its own artifact location."""
+
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: LifecycleStage = LifecycleStage.ACTIVE
+    tags: Mapping[str, str] = field(default_factory=_empty)
+    creation_time: int | None = None
+    last_update_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run's metadata (everything but params, metrics and tags)."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: RunStatus
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: LifecycleStage
+    parent_run_id: str | None = None
+
+    @property
+    def run_uuid(self) -> str:
+        """MLflow's older name for ``run_id``."""
+        return self.run_id
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """A run's params, latest metric values and tags, as read-only mappings."""
+
+    params: Mapping[str, str] = field(default_factory=_empty)
+    metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    tags: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run: ``info`` (metadata) and ``data`` (params, metrics, tags)."""
+
+    info: RunInfo
+    data: RunData
+
+
+class PagedList(list[T], Generic[T]):
+    """A page of results; ``token`` fetches the next page (``None`` on the last).
+
+    Example::
+
+        page = client.search_runs(["1"], max_results=100)
+        while page.token:
+            page = client.search_runs(["1"], max_results=100, page_token=page.token)
+    """
+
+    def __init__(self, items: Iterable[T] = (), token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token

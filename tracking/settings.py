@@ -1,0 +1,64 @@
+"""``TRACKFLOW_*`` settings, read once through pydantic-settings.
+
+Nothing reads the environment at import time: :func:`get_settings` reads it on
+first use and caches the result; :func:`reset_settings` forgets it (tests, and
+code that changes the environment on purpose).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_ARTIFACT_ROOT", "DEFAULT_TRACKING_URI", "TrackingSettings", "get_settings",
+           "reset_settings"]
+
+DEFAULT_TRACKING_URI = "sqlite:///trackflow.db"
+DEFAULT_ARTIFACT_ROOT = "./trackflow-artifacts"
+
+
+class TrackingSettings(BaseSettings):
+    """Client-side settings; each field is ``TRACKFLOW_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACKFLOW_", extra="ignore")
+
+    tracking_uri: str = Field(
+        DEFAULT_TRACKING_URI,
+        description="Where runs are stored: a SQLAlchemy URL (sqlite:///..., postgresql://..., "
+        "mysql+pymysql://...) or a tracking server's http(s):// address.",
+    )
+    artifact_root: str | None = Field(
+        None,
+        description="fsspec URL under which new experiments keep artifacts "
+        f"(default: {DEFAULT_ARTIFACT_ROOT} beside a SQLite file, resolved to an absolute path).",
+    )
+    experiment_name: str | None = Field(
+        None, description="Experiment the fluent API logs to when none was set."
+    )
+    heartbeat_interval: float = Field(
+        30.0, gt=0, description="Seconds between heartbeats of an active fluent run."
+    )
+    tracking_token: str | None = Field(
+        None, description="Bearer token sent to a tracking server that requires one."
+    )
+    http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP call times out.")
+    http_max_retries: int = Field(
+        5, ge=0, description="Retries of a failed HTTP call (connection errors, 429, 50x)."
+    )
+    buffered_logging: bool = Field(
+        False,
+        description="Fluent log_* calls return at once and a background thread sends batches.",
+    )
+
+
+@functools.cache
+def get_settings() -> TrackingSettings:
+    """The settings, read from the environment on first call."""
+    return TrackingSettings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call reads the environment again."""
+    get_settings.cache_clear()

@@ -1,0 +1,183 @@
+"""The SQL schema, as typed SQLAlchemy 2.0 declarative models.
+
+Alembic migrations in ``migrations/`` own the schema of a real database; these
+models must describe the same tables (a test compares them). Design notes:
+
+* ``metrics`` holds every point; ``latest_metrics`` one row per (run, key)
+  with the point of the highest (step, timestamp, value), kept up to date on
+  write, so a run's summary and metric searches never scan the history.
+* SQL cannot store NaN and +/-inf everywhere (SQLite turns NaN into NULL,
+  MySQL has neither), so ``value`` holds a finite stand-in and ``special``
+  says what the value really is (see :data:`SPECIAL_NAN` ...).
+* ``metrics`` is keyed by the whole point, so re-sending a point is a no-op:
+  retried writes stay idempotent. On SQLite it is a WITHOUT ROWID table, so a
+  series is stored in key order and reads back as one range scan.
+* On MySQL every table uses a binary collation: keys and values compare
+  case-sensitively, as on the other backends.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "SPECIAL_FINITE",
+    "SPECIAL_NAN",
+    "SPECIAL_NEG_INF",
+    "SPECIAL_POS_INF",
+    "Base",
+    "ExperimentModel",
+    "ExperimentTagModel",
+    "LatestMetricModel",
+    "MetricModel",
+    "ParamModel",
+    "RunModel",
+    "TagModel",
+]
+
+SPECIAL_FINITE = 0
+SPECIAL_NAN = 1
+SPECIAL_POS_INF = 2
+SPECIAL_NEG_INF = 3
+
+_MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints alike."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ExperimentModel(Base):
+    """An experiment row. Ids are integers shown as strings; ``0`` is "Default"."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (_MYSQL,)
+
+    experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    artifact_location: Mapped[str] = mapped_column(String(1000))
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExperimentTagModel(Base):
+    """A tag of an experiment."""
+
+    __tablename__ = "experiment_tags"
+    __table_args__ = (_MYSQL,)
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(5000))
+
+
+class RunModel(Base):
+    """A run row; ``parent_run_uuid`` makes the run tree, ``heartbeat_time`` feeds reaping."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_experiment_lifecycle_start", "experiment_id", "lifecycle_stage",
+              "start_time"),
+        Index("ix_runs_parent_run_uuid", "parent_run_uuid"),
+        Index("ix_runs_status_heartbeat", "status", "heartbeat_time"),
+        _MYSQL,
+    )
+
+    run_uuid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(250))
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(20))
+    start_time: Mapped[int] = mapped_column(BigInteger)
+    end_time: Mapped[int | None] = mapped_column(BigInteger)
+    artifact_uri: Mapped[str] = mapped_column(String(1000))
+    lifecycle_stage: Mapped[str] = mapped_column(String(20))
+    parent_run_uuid: Mapped[str | None] = mapped_column(String(32))
+    heartbeat_time: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_time: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ParamModel(Base):
+    """A run param: one immutable string value per key."""
+
+    __tablename__ = "params"
+    __table_args__ = (_MYSQL,)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(6000))
+
+
+class TagModel(Base):
+    """A run tag."""
+
+    __tablename__ = "tags"
+    __table_args__ = (_MYSQL,)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(5000))
+
+
+class MetricModel(Base):
+    """One point of a metric series; the whole point is the key."""
+
+    __tablename__ = "metrics"
+    __table_args__ = ({"sqlite_with_rowid": False, **_MYSQL},)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Double, primary_key=True)
+    special: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=0)
+
+
+class LatestMetricModel(Base):
+    """The latest point of each metric of a run (highest step, then timestamp, then value)."""
+
+    __tablename__ = "latest_metrics"
+    __table_args__ = (
+        Index("ix_latest_metrics_key_value", "key", "value"),
+        _MYSQL,
+    )
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    special: Mapped[int] = mapped_column(SmallInteger, default=0)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger)
