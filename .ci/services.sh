@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Make sure the PostgreSQL and MariaDB servers the test suite uses are up.
+#
+#   PostgreSQL  127.0.0.1:5432, user postgres, trust auth, database "test"
+#   MariaDB     127.0.0.1:3306, user root, empty password, database "test"
+#
+# A running server is left alone. A stopped one is started. A missing one is
+# installed with apt-get and set up as above, but only as root on a machine
+# with apt-get (CI, containers); anywhere else the script says what is missing.
+# It then waits until both accept connections (SERVICES_TIMEOUT seconds, 60
+# by default).
+#
+# Exit status: 0 when both servers answer. When one cannot be had, non-zero
+# under CI=true (a missing database in CI is a failure) and 0 otherwise, so a
+# local test run goes on and skips the tests that need it.
+set -euo pipefail
+
+TIMEOUT="${SERVICES_TIMEOUT:-60}"
+PG_HOST=127.0.0.1
+PG_PORT=5432
+MY_HOST=127.0.0.1
+MY_PORT=3306
+
+is_ci() {
+    case "${CI:-}" in
+        true | TRUE | True | 1 | yes) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+log() { echo "services: $*" >&2; }
+
+# Fails under CI; locally a missing server only means skipped tests.
+give_up() {
+    log "$*"
+    if is_ci; then
+        exit 1
+    fi
+    log "continuing: tests that need this server will be skipped"
+    exit 0
+}
+
+can_install() { [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; }
+
+APT_UPDATED=
+apt_install() {
+    if [[ -z "$APT_UPDATED" ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Poll "$@" until it succeeds or TIMEOUT seconds have passed.
+wait_for() {
+    local what="$1"
+    shift
+    local deadline=$((SECONDS + TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        sleep 0.5
+    done
+    log "$what is ready"
+}
+
+# -- PostgreSQL ----------------------------------------------------------------
+
+pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2 >/dev/null 2>&1; }
+
+# The newest PostgreSQL version with a configured cluster, or with binaries (argument "bin").
+pg_version() {
+    local dir=/etc/postgresql
+    [[ "${1:-}" == bin ]] && dir=/usr/lib/postgresql
+    [[ -d "$dir" ]] || return 0
+    find "$dir" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1
+}
+
+pg_psql() { psql -X -q -h "$PG_HOST" -p "$PG_PORT" -U postgres "$@"; }
+
+# Trust auth for local connections, as the test fixtures connect without a password.
+pg_trust_local() {
+    local hba
+    hba="/etc/postgresql/$1/main/pg_hba.conf"
+    if ! grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
+        log "setting trust auth for 127.0.0.1 and ::1 in $hba"
+        # pg_hba.conf is read top-down: the first matching line wins.
+        printf '%s\n' \
+            'local all all trust' \
+            'host all all 127.0.0.1/32 trust' \
+            'host all all ::1/128 trust' \
+            | cat - "$hba" >"$hba.new"
+        mv "$hba.new" "$hba"
+        chown postgres:postgres "$hba"
+    fi
+}
+
+ensure_postgres() {
+    local installed=
+    if pg_ready; then
+        log "PostgreSQL is running"
+    else
+        if [[ -z "$(pg_version)" ]]; then
+            can_install || give_up "PostgreSQL is not installed (run this script as root to install it)"
+            log "installing PostgreSQL"
+            apt_install postgresql postgresql-client
+            installed=1
+        fi
+        local version
+        version="$(pg_version)"
+        if [[ -z "$version" ]]; then
+            version="$(pg_version bin)"
+            log "creating cluster $version/main"
+            pg_createcluster "$version" main
+            installed=1
+        fi
+        if [[ -n "$installed" ]]; then
+            pg_trust_local "$version"
+            # The package may have started the server already, with its own pg_hba.conf.
+            pg_ready && pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+        fi
+        if ! pg_ready; then
+            log "starting PostgreSQL $version"
+            pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+                || give_up "PostgreSQL $version did not start"
+        fi
+        wait_for PostgreSQL pg_ready || give_up "PostgreSQL did not accept connections in ${TIMEOUT}s"
+    fi
+    pg_psql -d postgres -c 'SELECT 1' >/dev/null \
+        || give_up "PostgreSQL is up but user postgres cannot log in from $PG_HOST without a password"
+    if [[ "$(pg_psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]]; then
+        pg_psql -d postgres -c 'CREATE DATABASE test'
+    fi
+}
+
+# -- MariaDB -------------------------------------------------------------------
+
+# Succeeds once the server answers, even if it refuses the login.
+my_ready() { mysqladmin --connect-timeout=2 -h "$MY_HOST" -P "$MY_PORT" -u root ping >/dev/null 2>&1; }
+
+my_sql() { mysql --connect-timeout=5 -h "$MY_HOST" -P "$MY_PORT" -u root "$@"; }
+
+# Passwordless root over TCP, as the test fixtures connect that way.
+my_provision() {
+    log "allowing root without a password from $MY_HOST"
+    # Over the socket, as the root account of a fresh install uses unix_socket auth.
+    mysql -u root <<'SQL'
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket;
+FLUSH PRIVILEGES;
+SQL
+}
+
+ensure_mariadb() {
+    local installed=
+    if my_ready; then
+        log "MariaDB is running"
+    else
+        if [[ ! -x /usr/sbin/mariadbd ]]; then
+            can_install || give_up "MariaDB is not installed (run this script as root to install it)"
+            log "installing MariaDB"
+            apt_install mariadb-server mariadb-client
+            installed=1
+        fi
+        if [[ ! -d /var/lib/mysql/mysql ]]; then
+            log "initialising the MariaDB data directory"
+            mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+            installed=1
+        fi
+        if ! my_ready; then
+            log "starting MariaDB"
+            install -d -o mysql -g mysql /run/mysqld
+            start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        fi
+        wait_for MariaDB my_ready || give_up "MariaDB did not accept connections in ${TIMEOUT}s"
+        if [[ -n "$installed" ]]; then
+            my_provision
+        fi
+    fi
+    my_sql -e 'CREATE DATABASE IF NOT EXISTS test' \
+        || give_up "MariaDB is up but root cannot log in from $MY_HOST without a password"
+}
+
+ensure_postgres
+ensure_mariadb
