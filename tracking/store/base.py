@@ -17,6 +17,7 @@ from tracking.entities import (
     PagedList,
     Param,
     Run,
+    RunInfo,
     RunStatus,
     RunTag,
     ViewType,
@@ -90,8 +91,8 @@ class TrackingStore(abc.ABC):
     def update_run_info(
         self, run_id: str, status: RunStatus | None, end_time: int | None,
         run_name: str | None,
-    ) -> Run:
-        """Change a run's status, end time or name and return the updated run."""
+    ) -> RunInfo:
+        """Change a run's status, end time or name and return its updated info."""
 
     @abc.abstractmethod
     def delete_run(self, run_id: str) -> None:

@@ -1,0 +1,357 @@
+"""``TrackingClient``: MLflow's ``MlflowClient`` API with explicit run ids, no hidden state."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tracking import validation
+from tracking.entities import (
+    ArtifactRef,
+    Experiment,
+    FileInfo,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from tracking.errors import InvalidParameterError
+from tracking.settings import get_settings
+from tracking.store.base import TrackingStore
+from tracking.store.registry import get_store
+
+__all__ = ["TrackingClient"]
+
+_STALE_REASON = "no heartbeat for {seconds:.0f}s: the process running it died or was killed"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _tag_pairs(tags: Mapping[str, Any] | Iterable[RunTag] | None) -> list[RunTag]:
+    if not tags:
+        return []
+    if isinstance(tags, Mapping):
+        return [validation.validate_tag(RunTag(k, v)) for k, v in tags.items()]
+    return [validation.validate_tag(RunTag(*t)) for t in tags]
+
+
+class TrackingClient:
+    """Talks to a tracking store by URI; every call names its run explicitly.
+
+    Example::
+
+        client = TrackingClient("sqlite:///trackflow.db")
+        exp_id = client.create_experiment("churn")
+        run = client.create_run(exp_id, run_name="baseline")
+        client.log_metric(run.info.run_id, "auc", 0.91, step=1)
+        client.set_terminated(run.info.run_id)
+
+    ``tracking_uri`` defaults to ``TRACKFLOW_TRACKING_URI`` (else
+    ``sqlite:///trackflow.db``) and ``artifact_root`` to ``TRACKFLOW_ARTIFACT_ROOT``.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
+        settings = get_settings()
+        self.tracking_uri = tracking_uri or settings.tracking_uri
+        self._store: TrackingStore = get_store(
+            self.tracking_uri, artifact_root or settings.artifact_root
+        )
+
+    @property
+    def store(self) -> TrackingStore:
+        """The store this client writes to."""
+        return self._store
+
+    # -- experiments ------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create an experiment and return its id."""
+        validation.validate_experiment_name(name)
+        pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
+        return self._store.create_experiment(name, artifact_location, pairs)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with that id; ExperimentNotFoundError if none."""
+        return self._store.get_experiment(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment with that name, or ``None``."""
+        return self._store.get_experiment_by_name(name)
+
+    def search_experiments(
+        self, view_type: ViewType | int | str = ViewType.ACTIVE_ONLY, max_results: int = 1000,
+        filter_string: str = "", order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        """Experiments matching an MLflow-style filter such as ``"name LIKE 'churn%'"``."""
+        validation.validate_max_results(max_results)
+        return self._store.search_experiments(
+            _view(view_type), max_results, filter_string or "", order_by, page_token
+        )
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Give an experiment a new unique name."""
+        validation.validate_experiment_name(new_name)
+        self._store.rename_experiment(str(experiment_id), new_name)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Move an experiment and its runs to the deleted stage."""
+        self._store.delete_experiment(str(experiment_id))
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Bring a deleted experiment (and the runs deleted with it) back."""
+        self._store.restore_experiment(str(experiment_id))
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        """Set an experiment tag."""
+        tag = validation.validate_tag(RunTag(key, value))
+        self._store.set_experiment_tag(str(experiment_id), tag.key, tag.value)
+
+    # -- runs ---------------------------------------------------------------
+
+    def create_run(
+        self, experiment_id: str, run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None, start_time: int | None = None,
+        parent_run_id: str | None = None, run_id: str | None = None,
+        status: RunStatus | str = RunStatus.RUNNING,
+    ) -> Run:
+        """Create a run (RUNNING unless ``status`` says SCHEDULED).
+
+        With ``run_id`` (see :func:`tracking.run_id_for`) the call is idempotent:
+        if that run exists in the experiment it is returned unchanged.
+        """
+        if run_name is not None:
+            validation.validate_run_name(run_name)
+        if run_id is not None:
+            validation.validate_run_id(run_id)
+        if parent_run_id is not None:
+            validation.validate_run_id(parent_run_id, "parent_run_id")
+        tag_list = _tag_pairs(tags)
+        names = {t.value for t in tag_list if t.key == "mlflow.runName"}
+        if run_name is not None and names and names != {run_name}:
+            raise InvalidParameterError(
+                f"run_name {run_name!r} and tag mlflow.runName {names.pop()!r} disagree"
+            )
+        if start_time is not None:
+            validation.validate_metric(Metric("start_time", 0.0, start_time, 0))
+        parsed = _status(status)
+        if parsed.is_terminated:
+            raise InvalidParameterError(
+                f"a run is created RUNNING or SCHEDULED, not {parsed.value}"
+            )
+        return self._store.create_run(
+            str(experiment_id), user_id=_user(), start_time=start_time or _now_ms(),
+            tags=tag_list, run_name=run_name, parent_run_id=parent_run_id, run_id=run_id,
+            status=parsed,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        """The run with that id; RunNotFoundError if none."""
+        return self._store.get_run(validation.validate_run_id(run_id))
+
+    def update_run(
+        self, run_id: str, status: RunStatus | str | None = None, name: str | None = None,
+        end_time: int | None = None,
+    ) -> RunInfo:
+        """Change a run's status or name; returns the updated info."""
+        if name is not None:
+            validation.validate_run_name(name)
+        parsed = _status(status) if status is not None else None
+        return self._store.update_run_info(validation.validate_run_id(run_id), parsed,
+                                           end_time, name)
+
+    def set_terminated(
+        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED,
+        end_time: int | None = None,
+    ) -> RunInfo:
+        """End a run: FINISHED, FAILED or KILLED, at ``end_time`` (default now)."""
+        parsed = _status(status)
+        if not parsed.is_terminated:
+            raise InvalidParameterError(
+                f"set_terminated takes FINISHED, FAILED or KILLED, not {parsed.value}"
+            )
+        return self._store.update_run_info(validation.validate_run_id(run_id), parsed,
+                                           end_time if end_time is not None else _now_ms(), None)
+
+    def delete_run(self, run_id: str) -> None:
+        """Move a run to the deleted stage."""
+        self._store.delete_run(validation.validate_run_id(run_id))
+
+    def restore_run(self, run_id: str) -> None:
+        """Bring a deleted run back."""
+        self._store.restore_run(validation.validate_run_id(run_id))
+
+    def log_param(self, run_id: str, key: str, value: Any) -> Any:
+        """Log a param (stored as ``str(value)``); logging another value later raises."""
+        param = validation.validate_param(Param(key, value))
+        self._store.log_param(validation.validate_run_id(run_id), param)
+        return value
+
+    def log_metric(
+        self, run_id: str, key: str, value: float, timestamp: int | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Append a metric point (``timestamp`` in ms, default now; ``step`` default 0)."""
+        metric = validation.validate_metric(Metric(
+            key, value, _now_ms() if timestamp is None else timestamp, step or 0
+        ))
+        self._store.log_metric(validation.validate_run_id(run_id), metric)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        """Set a run tag."""
+        tag = validation.validate_tag(RunTag(key, value))
+        self._store.set_tag(validation.validate_run_id(run_id), tag)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a run tag."""
+        validation.validate_key(key, "tag")
+        self._store.delete_tag(validation.validate_run_id(run_id), key)
+
+    def log_batch(
+        self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Log up to 1000 metrics, 100 params and 100 tags at once: all or nothing."""
+        checked = validation.validate_batch(metrics, params, tags)
+        self._store.log_batch(validation.validate_run_id(run_id), *checked)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of a metric, by step then timestamp."""
+        validation.validate_key(key, "metric")
+        return list(self._store.get_metric_history(validation.validate_run_id(run_id), key))
+
+    def search_runs(
+        self, experiment_ids: Sequence[str] | str, filter_string: str = "",
+        run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY, max_results: int = 1000,
+        order_by: Sequence[str] | None = None, page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """Runs matching an MLflow filter (with OR and parentheses); ``.token`` pages on."""
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        validation.validate_max_results(max_results)
+        return self._store.search_runs(
+            [str(e) for e in experiment_ids], filter_string or "", _view(run_view_type),
+            max_results, list(order_by) if order_by else None, page_token,
+        )
+
+    # -- nesting, heartbeats --------------------------------------------------
+
+    def get_children(self, run_id: str) -> list[Run]:
+        """The direct child runs of a run, oldest first."""
+        return self._store.get_children(validation.validate_run_id(run_id), recursive=False)
+
+    def get_subtree(self, run_id: str) -> list[Run]:
+        """Every descendant of a run, level by level (one recursive query)."""
+        return self._store.get_children(validation.validate_run_id(run_id), recursive=True)
+
+    def heartbeat(self, *run_ids: str) -> None:
+        """Record that these runs are alive now."""
+        self._store.heartbeat([validation.validate_run_id(r) for r in run_ids], _now_ms())
+
+    def reap_stale_runs(self, older_than: float | Any) -> list[str]:
+        """Mark FAILED every RUNNING run whose last heartbeat is older than ``older_than``.
+
+        ``older_than`` is seconds or a ``datetime.timedelta``/``pendulum.Duration``.
+        Each reaped run gets a ``trackflow.failureReason`` tag. Returns their ids.
+        """
+        seconds = older_than.total_seconds() if hasattr(older_than, "total_seconds") else older_than
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise InvalidParameterError(
+                f"older_than must be a positive number of seconds or a timedelta, "
+                f"got {older_than!r}"
+            )
+        return self._store.reap_stale_runs(
+            int(seconds * 1000), _now_ms(), _STALE_REASON.format(seconds=seconds)
+        )
+
+    # -- artifacts --------------------------------------------------------------
+
+    def _artifacts(self, run_id: str) -> Any:
+        from tracking.artifacts import artifact_repository_for
+
+        run = self.get_run(run_id)
+        return artifact_repository_for(run.info.artifact_uri, run.info.run_id)
+
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactRef:
+        """Copy a local file into the run's artifacts; returns where it went and its sha256."""
+        ref: ArtifactRef = self._artifacts(run_id).log_artifact(os.fspath(local_path),
+                                                                artifact_path)
+        return ref
+
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[ArtifactRef]:
+        """Copy a local directory tree into the run's artifacts."""
+        refs: list[ArtifactRef] = self._artifacts(run_id).log_artifacts(os.fspath(local_dir),
+                                                                         artifact_path)
+        return refs
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> ArtifactRef:
+        """Save ``text`` as the artifact ``artifact_file`` (UTF-8)."""
+        ref: ArtifactRef = self._artifacts(run_id).log_bytes(text.encode("utf-8"), artifact_file)
+        return ref
+
+    def log_dict(self, run_id: str, dictionary: Mapping[str, Any], artifact_file: str
+                 ) -> ArtifactRef:
+        """Save a dict as JSON (or YAML for ``.yaml``/``.yml`` names) at ``artifact_file``."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError as exc:
+                raise InvalidParameterError(
+                    "log_dict to a .yaml file needs PyYAML installed; use a .json name"
+                ) from exc
+            text = yaml.safe_dump(dict(dictionary), sort_keys=False)
+        else:
+            text = json.dumps(dictionary, indent=2, default=str)
+        return self.log_text(run_id, text, artifact_file)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly under ``path`` of the run's artifacts."""
+        infos: list[FileInfo] = self._artifacts(run_id).list_artifacts(path)
+        return infos
+
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+        """Download an artifact file or directory; returns the local path."""
+        dst = dst_path or tempfile.mkdtemp(prefix="trackflow-")
+        local: str = self._artifacts(run_id).download_artifacts(path, dst)
+        return local
+
+
+def _view(view: ViewType | int | str) -> ViewType:
+    try:
+        return ViewType.parse(view)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
+
+
+def _status(status: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus.parse(status)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
+
+
+@functools.cache
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,175 @@
+"""Engines tuned per dialect, and translation of driver errors.
+
+SQLite is the embedded default and must take many writing processes at once
+without "database is locked" reaching anyone. That takes three things:
+
+* WAL journal, so readers never block the writer and the writer never blocks
+  readers;
+* write transactions open with ``BEGIN IMMEDIATE``, so a writer queues for
+  the lock up front (where SQLite's busy handler waits for it) instead of
+  failing when it upgrades a read lock mid-transaction, which no timeout cures;
+* a long busy timeout, plus a bounded retry of the whole transaction for the
+  rare lock error that still escapes (and for deadlocks on the servers).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.pool import StaticPool
+
+from tracking.errors import InvalidParameterError, StoreError, StoreUnavailableError, TrackingError
+
+__all__ = ["WRITE", "create_tracking_engine", "normalize_db_url", "retrying", "transaction"]
+
+T = TypeVar("T")
+
+#: Execution option asking for a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+WRITE = "trackflow_write"
+
+_SQLITE_BUSY_TIMEOUT_S = 120.0
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+_RETRY_ATTEMPTS = 30
+# Lock errors (SQLite), deadlocks (MySQL 1213, PostgreSQL 40P01) and
+# serialization failures: the transaction did nothing and can simply run again.
+_RETRYABLE_MARKERS = ("database is locked", "database table is locked", "deadlock",
+                      "could not serialize", "lock wait timeout", "1213", "40p01", "40001")
+
+
+def normalize_db_url(uri: str) -> URL:
+    """Parse a SQLAlchemy URL, choosing the drivers trackflow ships extras for."""
+    try:
+        url = make_url(uri)
+    except ArgumentError as exc:
+        raise InvalidParameterError(
+            f"invalid tracking URI {uri!r}: expected a SQLAlchemy URL such as "
+            "sqlite:///trackflow.db or postgresql://user@host/db"
+        ) from exc
+    driver = _DEFAULT_DRIVERS.get(url.drivername)
+    if driver is not None:
+        url = url.set(drivername=driver)
+    return url
+
+
+def create_tracking_engine(uri: str) -> Engine:
+    """An engine for ``uri`` with the pragmas, pool and transaction rules of its dialect."""
+    url = normalize_db_url(uri)
+    try:
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(url)
+        return create_engine(url, pool_pre_ping=True, pool_recycle=1800, pool_size=5,
+                             max_overflow=10)
+    except NoSuchModuleError as exc:
+        raise InvalidParameterError(
+            f"no SQLAlchemy dialect for {url.drivername!r} in tracking URI "
+            f"{url.render_as_string(hide_password=True)!r}"
+        ) from exc
+    except ModuleNotFoundError as exc:
+        extra = "postgres" if url.get_backend_name() == "postgresql" else "mysql"
+        raise InvalidParameterError(
+            f"the database driver for {url.drivername!r} is not installed: "
+            f"pip install 'trackflow[{extra}]' ({exc})"
+        ) from exc
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    if memory:
+        engine = create_engine(url, poolclass=StaticPool,
+                               connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(
+            url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            pool_size=4, max_overflow=16,
+        )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below; the
+        # sqlite3 module's own implicit BEGIN cannot say IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    args = getattr(exc.orig, "args", ())
+    mysql_code = str(args[0]) if args else ""
+    return any(m in text for m in _RETRYABLE_MARKERS) or code in ("40P01", "40001") or (
+        mysql_code in ("1213", "1205")
+    )
+
+
+def translate_db_error(exc: SQLAlchemyError) -> TrackingError:
+    """A TrackingError for a driver error that no store method handled itself."""
+    if isinstance(exc, OperationalError):
+        return StoreUnavailableError(f"the tracking database is unavailable: {_short(exc)}")
+    if isinstance(exc, IntegrityError):
+        return InvalidParameterError(f"the database refused the write: {_short(exc)}")
+    return StoreError(f"tracking database error: {_short(exc)}")
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0][:500]
+
+
+def retrying(fn: Callable[[], T]) -> T:
+    """Run ``fn`` (one whole transaction), again on lock errors and deadlocks.
+
+    Other SQLAlchemy errors become :class:`~tracking.errors.TrackingError`.
+    """
+    delay = 0.005
+    for attempt in range(_RETRY_ATTEMPTS):
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if attempt + 1 < _RETRY_ATTEMPTS and _is_retryable(exc):
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+                continue
+            raise translate_db_error(exc) from exc
+        except SQLAlchemyError as exc:
+            raise translate_db_error(exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """A connection in a transaction that commits on success and rolls back on error."""
+    with engine.connect() as conn:
+        if write:
+            conn.execution_options(**{WRITE: True})
+        with conn.begin():
+            yield conn

@@ -1,0 +1,238 @@
+"""Argument checks with MLflow's limits; every failure names the field and the rule.
+
+These run in :class:`~tracking.client.TrackingClient` before anything is
+written, so a rejected call or batch writes nothing, whatever the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from numbers import Real
+from typing import TypeVar
+
+from tracking.entities import Metric, Param, RunTag
+from tracking.errors import InvalidParameterError
+
+__all__ = [
+    "MAX_BATCH_METRICS",
+    "MAX_BATCH_PARAMS",
+    "MAX_BATCH_TAGS",
+    "MAX_ENTITY_KEY_LENGTH",
+    "MAX_EXPERIMENT_NAME_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_RUN_NAME_LENGTH",
+    "MAX_SEARCH_RESULTS",
+    "MAX_TAG_VALUE_LENGTH",
+    "validate_batch",
+    "validate_experiment_name",
+    "validate_key",
+    "validate_max_results",
+    "validate_metric",
+    "validate_param",
+    "validate_run_id",
+    "validate_run_name",
+    "validate_tag",
+]
+
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 5000
+MAX_EXPERIMENT_NAME_LENGTH = 256
+MAX_RUN_NAME_LENGTH = 250
+MAX_BATCH_METRICS = 1000
+MAX_BATCH_PARAMS = 100
+MAX_BATCH_TAGS = 100
+MAX_SEARCH_RESULTS = 50000
+MAX_RUN_ID_LENGTH = 32
+_NT = TypeVar("_NT", Metric, Param, RunTag)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+_KEY_RE = re.compile(r"^[\w\-./ ]+$")
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+# Keys are checked once per process: log_batch sees the same few keys thousands of times.
+_GOOD_KEYS: set[str] = set()
+
+
+def validate_key(key: object, kind: str) -> str:
+    """A metric, param or tag key: 1-250 of word characters, ``.``, ``-``, ``/`` and space."""
+    if type(key) is str and key in _GOOD_KEYS:
+        return key
+    if not isinstance(key, str):
+        raise InvalidParameterError(f"{kind} key must be a string, got {type(key).__name__}")
+    if not key:
+        raise InvalidParameterError(f"{kind} key must not be empty")
+    if len(key) > MAX_ENTITY_KEY_LENGTH:
+        raise InvalidParameterError(
+            f"{kind} key {key[:40]!r}... is {len(key)} characters long; "
+            f"the limit is {MAX_ENTITY_KEY_LENGTH}"
+        )
+    if not _KEY_RE.match(key):
+        raise InvalidParameterError(
+            f"invalid {kind} key {key!r}: keys may only contain letters, digits, "
+            "underscores (_), dashes (-), periods (.), spaces ( ) and slashes (/)"
+        )
+    if key.startswith("/") or ".." in key.split("/"):
+        raise InvalidParameterError(
+            f"invalid {kind} key {key!r}: it must be a relative path without '..'"
+        )
+    if len(_GOOD_KEYS) < 100_000:
+        _GOOD_KEYS.add(key)
+    return key
+
+
+def _int64(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(
+            f"{field} must be an integer, got {type(value).__name__} {value!r}"
+        )
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise InvalidParameterError(f"{field} {value} does not fit in a 64-bit integer")
+    return value
+
+
+def validate_metric(metric: Metric) -> Metric:
+    """A metric point: numeric value (bool refused; NaN and inf kept), int64 step and time."""
+    key, value, timestamp, step = metric
+    validate_key(key, "metric")
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise InvalidParameterError(
+                f"metric {key!r} value must be a number, got {type(value).__name__} {value!r}"
+            )
+        try:
+            value = float(value)
+        except OverflowError:
+            raise InvalidParameterError(
+                f"metric {key!r} value {value!r} is too large for a 64-bit float"
+            ) from None
+        metric = Metric(key, value, timestamp, step)
+    if type(timestamp) is not int or not _INT64_MIN <= timestamp <= _INT64_MAX:
+        _int64(timestamp, f"metric {key!r} timestamp")
+    if type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX:
+        _int64(step, f"metric {key!r} step")
+    return metric
+
+
+def validate_param(param: Param) -> Param:
+    """A param: valid key, value a string of at most 6000 characters."""
+    key, value = param
+    validate_key(key, "param")
+    if not isinstance(value, str):
+        value = str(value)
+        param = Param(key, value)
+    if len(value) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidParameterError(
+            f"param {key!r} value is {len(value)} characters long; "
+            f"the limit is {MAX_PARAM_VALUE_LENGTH}"
+        )
+    return param
+
+
+def validate_tag(tag: RunTag) -> RunTag:
+    """A tag: valid key, value a string of at most 5000 characters."""
+    key, value = tag
+    validate_key(key, "tag")
+    if not isinstance(value, str):
+        value = str(value)
+        tag = RunTag(key, value)
+    if len(value) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidParameterError(
+            f"tag {key!r} value is {len(value)} characters long; "
+            f"the limit is {MAX_TAG_VALUE_LENGTH}"
+        )
+    return tag
+
+
+def _check_count(items: Sequence[object], limit: int, kind: str) -> None:
+    if len(items) > limit:
+        raise InvalidParameterError(
+            f"a batch may hold at most {limit} {kind}; got {len(items)}"
+        )
+
+
+def validate_batch(
+    metrics: Iterable[Metric], params: Iterable[Param], tags: Iterable[RunTag]
+) -> tuple[list[Metric], list[Param], list[RunTag]]:
+    """Checks a whole batch before anything is written (limits: 1000/100/100)."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    _check_count(metrics, MAX_BATCH_METRICS, "metrics")
+    _check_count(params, MAX_BATCH_PARAMS, "params")
+    _check_count(tags, MAX_BATCH_TAGS, "tags")
+    checked_params = [validate_param(_as(p, Param, "param")) for p in params]
+    seen: dict[str, str] = {}
+    for key, value in checked_params:
+        if seen.setdefault(key, value) != value:
+            raise InvalidParameterError(
+                f"param {key!r} appears twice in the batch with different values "
+                f"({seen[key]!r} and {value!r})"
+            )
+    return (
+        [validate_metric(_as(m, Metric, "metric")) for m in metrics],
+        checked_params,
+        [validate_tag(_as(t, RunTag, "tag")) for t in tags],
+    )
+
+
+def _as(item: object, cls: type[_NT], kind: str) -> _NT:
+    if isinstance(item, cls):
+        return item
+    fields: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+    try:
+        if isinstance(item, dict):
+            return cls(*(item[f] for f in fields))
+        if isinstance(item, tuple) and len(item) == len(fields):
+            return cls(*item)
+        return cls(*(getattr(item, f) for f in fields))
+    except (KeyError, AttributeError, TypeError):
+        raise InvalidParameterError(
+            f"each {kind} in a batch must be a {cls.__name__} (fields: {', '.join(fields)}), "
+            f"got {item!r}"
+        ) from None
+
+
+def validate_run_id(run_id: object, field: str = "run_id") -> str:
+    """A run id: 1-32 letters, digits, ``_`` or ``-`` (trackflow's ids are 32 hex digits)."""
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidParameterError(f"{field} must be a non-empty string, got {run_id!r}")
+    if len(run_id) > MAX_RUN_ID_LENGTH or not _RUN_ID_RE.match(run_id):
+        raise InvalidParameterError(
+            f"invalid {field} {run_id[:80]!r}: expected 1 to {MAX_RUN_ID_LENGTH} letters, digits, "
+            "'_' or '-' (such as the 32 hex digits of tracking.run_id_for(...))"
+        )
+    return run_id
+
+
+def validate_run_name(name: object) -> str:
+    """A run name: a string of at most 250 characters."""
+    if not isinstance(name, str):
+        raise InvalidParameterError(f"run_name must be a string, got {type(name).__name__}")
+    if len(name) > MAX_RUN_NAME_LENGTH:
+        raise InvalidParameterError(
+            f"run_name is {len(name)} characters long; the limit is {MAX_RUN_NAME_LENGTH}"
+        )
+    return name
+
+
+def validate_experiment_name(name: object) -> str:
+    """An experiment name: a non-empty string of at most 256 characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameterError(f"experiment name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise InvalidParameterError(
+            f"experiment name is {len(name)} characters long; "
+            f"the limit is {MAX_EXPERIMENT_NAME_LENGTH}"
+        )
+    return name
+
+
+def validate_max_results(max_results: object, limit: int = MAX_SEARCH_RESULTS) -> int:
+    """``max_results`` of a search: an integer from 1 to ``limit``."""
+    if isinstance(max_results, bool) or not isinstance(max_results, int):
+        raise InvalidParameterError(f"max_results must be an integer, got {max_results!r}")
+    if not 1 <= max_results <= limit:
+        raise InvalidParameterError(
+            f"max_results must be between 1 and {limit}, got {max_results}"
+        )
+    return max_results
+
