@@ -1,0 +1,139 @@
+"""Artifact paths and artifact root URIs: validation, normalisation, joining.
+
+Artifact paths are *relative POSIX paths* under a run's artifact root. They are
+checked before any I/O, so a refused path never writes, reads or deletes
+anything::
+
+    >>> normalize_artifact_path("./plots//loss.png", field="artifact_file")
+    'plots/loss.png'
+    >>> normalize_artifact_path("../secrets", field="artifact_path")
+    Traceback (most recent call last):
+    ...
+    tracking.errors.InvalidParameterError: Invalid artifact_path '../secrets': ...
+
+Roots are fsspec URLs (``s3://bucket/1/<run_id>/artifacts``,
+``memory://...``, ``file:///...``) or plain local paths.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+
+from tracking.errors import InvalidParameterError
+
+__all__ = [
+    "join_uri",
+    "normalize_artifact_path",
+    "resolve_artifact_root",
+    "uri_scheme",
+]
+
+# Two characters at least, so that a Windows drive letter ("C:") is no scheme.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
+# "C:", "C:\x", "C:/x" and "C:x" are all anchored to a drive.
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# Something that looks like "scheme:/..." is a URL even without "//".
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
+
+_EXPECTED = "expected a relative POSIX path such as 'plots/loss.png'"
+
+
+def uri_scheme(uri: str) -> str | None:
+    """The lower-cased scheme of ``uri`` (``"s3"``, ``"file"``), ``None`` for a plain path.
+
+    A Windows drive letter is not a scheme::
+
+        >>> uri_scheme("S3://bucket/x"), uri_scheme("/tmp/x"), uri_scheme("C:\\\\x")
+        ('s3', None, None)
+    """
+    match = _SCHEME.match(uri)
+    return match.group(1).lower() if match else None
+
+
+def _problem_with(value: str) -> str | None:
+    """Why ``value`` is not a safe relative artifact path, or ``None`` if it is."""
+    if "\x00" in value:
+        return "it contains a NUL byte"
+    if "\\" in value:
+        return "it contains a backslash; separate directories with '/'"
+    if value.startswith("/"):
+        return "it is an absolute path"
+    if _DRIVE.match(value):
+        return "it is an absolute Windows path"
+    if "://" in value or _URL_LIKE.match(value):
+        return "it is a URL, not a path"
+    if value.startswith("~"):
+        return "it starts with '~' (a home directory)"
+    if ".." in value.split("/"):
+        return "it contains a '..' segment"
+    return None
+
+
+def normalize_artifact_path(value: str | None, *, field: str, allow_root: bool = True) -> str:
+    """Check an artifact path and return its normal form (``""`` for the root).
+
+    ``field`` names the argument in error messages. ``None``, ``""`` and ``"."``
+    mean the root, which ``allow_root=False`` refuses (for paths that must
+    name a file). ``"."`` segments, repeated and trailing slashes are dropped.
+
+    Raises :class:`~tracking.errors.InvalidParameterError` for absolute paths
+    (POSIX, Windows drive or UNC), ``..`` segments, backslashes, NUL bytes,
+    URLs and paths starting with ``~``::
+
+        >>> normalize_artifact_path("a//b/./c/", field="path")
+        'a/b/c'
+    """
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"Invalid {field} {value!r}: {_EXPECTED}, not a {type(value)}")
+    problem = _problem_with(value)
+    if problem is not None:
+        raise InvalidParameterError(f"Invalid {field} {value!r}: {problem}; {_EXPECTED}")
+    normal = "/".join(part for part in value.split("/") if part not in ("", "."))
+    if not normal and not allow_root:
+        raise InvalidParameterError(f"Invalid {field} {value!r}: it names no file; {_EXPECTED}")
+    return normal
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path segments onto an fsspec URL or a local path.
+
+    URLs are joined with ``/`` whatever the platform; plain paths with the
+    platform's separator. Leading and trailing slashes of the parts are
+    dropped and empty parts skipped. The parts are trusted (run ids, fixed
+    names, or paths already checked by :func:`normalize_artifact_path`)::
+
+        >>> join_uri("s3://bucket/mlruns/", "1", "abc", "artifacts")
+        's3://bucket/mlruns/1/abc/artifacts'
+        >>> join_uri("memory://", "x/y")
+        'memory://x/y'
+    """
+    cleaned = [part.strip("/") for part in parts if part.strip("/")]
+    if not cleaned:
+        return base
+    if uri_scheme(base) is None:
+        return os.path.join(base, *cleaned)
+    separator = "" if base.endswith(("/", ":")) else "/"
+    return base + separator + posixpath.join(*cleaned)
+
+
+def resolve_artifact_root(root: str) -> str:
+    """An absolute form of an artifact root: local paths made absolute, URLs untouched.
+
+    ``~`` is expanded in local paths; the result has no ``file:`` prefix::
+
+        >>> resolve_artifact_root("s3://bucket/artifacts")
+        's3://bucket/artifacts'
+        >>> resolve_artifact_root("./trackflow-artifacts")  # doctest: +SKIP
+        '/home/me/project/trackflow-artifacts'
+    """
+    if not isinstance(root, str) or not root.strip():
+        raise InvalidParameterError(
+            f"Invalid artifact root {root!r}: expected an fsspec URL or a local path"
+        )
+    if uri_scheme(root) is not None:
+        return root
+    return os.path.abspath(os.path.expanduser(root))
