@@ -44,9 +44,9 @@ from tracking.store.sql.models import (
     RunModel,
     TagModel,
 )
-from tracking.store.sql.writes import (
+from tracking.store.sql.hotpath import (
     RUN_COLUMNS,
-    DialectWriter,
+    HotPath,
     RetryTransactionError,
     decode_value,
     run_info,
@@ -65,6 +65,7 @@ _metrics = MetricModel.__table__
 _latest = LatestMetricModel.__table__
 
 _IN_CHUNK = 500
+_NO_LIMIT = 2**62
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -115,7 +116,7 @@ class SqlTrackingStore(TrackingStore):
                 f"{str(exc.orig).strip()}"
             ) from exc
         self.artifact_root = _resolve_root(artifact_root)
-        self._writer = DialectWriter(self._engine)
+        self._hot = HotPath(self._engine)
         self._ensure_default_experiment()
 
     @property
@@ -459,7 +460,7 @@ class SqlTrackingStore(TrackingStore):
         self, run_id: str, status: RunStatus | None, end_time: int | None,
         run_name: str | None,
     ) -> RunInfo:
-        return self._retry(lambda: self._writer.update_run(run_id, status, end_time, run_name,
+        return self._retry(lambda: self._hot.update_run(run_id, status, end_time, run_name,
                                                            _now()))
 
     def _set_stage(self, run_id: str, stage: str) -> None:
@@ -480,7 +481,7 @@ class SqlTrackingStore(TrackingStore):
         self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        self._retry(lambda: self._writer.log_batch(run_id, metrics, params, tags))
+        self._retry(lambda: self._hot.log_batch(run_id, metrics, params, tags))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: Connection) -> None:
@@ -501,30 +502,13 @@ class SqlTrackingStore(TrackingStore):
         fingerprint = f"history:{run_id}:{key}"
         offset = decode_page_token(page_token, fingerprint)
 
-        def work(conn: Connection) -> PagedList[Metric]:
-            self._run_stage(conn, run_id)
-            query = (
-                select(_metrics.c.key, _metrics.c.value, _metrics.c.special,
-                       _metrics.c.timestamp, _metrics.c.step)
-                .where(_metrics.c.run_uuid == run_id, _metrics.c.key == key)
-                .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value,
-                          _metrics.c.special)
-            )
-            if max_results is not None:
-                query = query.limit(max_results + 1).offset(offset)
-            elif offset:
-                query = query.offset(offset)
-            rows = conn.execute(query).tuples().all()
-            new = Metric._make
-            points = [new((k, v if not s else decode_value(v, s), t, st))
-                      for k, v, s, t, st in rows]
-            token = None
-            if max_results is not None and len(points) > max_results:
-                points.pop()
-                token = encode_page_token(offset + max_results, fingerprint)
-            return PagedList(points, token)
-
-        return self._read(work)
+        limit = (max_results + 1) if max_results is not None else _NO_LIMIT
+        points = self._retry(lambda: self._hot.metric_history(run_id, key, offset, limit))
+        token = None
+        if max_results is not None and len(points) > max_results:
+            points.pop()
+            token = encode_page_token(offset + max_results, fingerprint)
+        return PagedList(points, token)
 
     def search_runs(
         self, experiment_ids: Sequence[str], filter_string: str = "",

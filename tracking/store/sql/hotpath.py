@@ -1,4 +1,4 @@
-"""Writing params, tags and metric points: the hot path.
+"""The hot path: writing params, tags and metric points, reading metric history.
 
 Each statement is built with SQLAlchemy once per dialect, compiled once, and
 run on the pooled DBAPI connection: SQLAlchemy's per-execution bookkeeping
@@ -14,6 +14,7 @@ conditional upsert, so concurrent writers can never move a summary backwards.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from tracking.store.sql.models import (
     TagModel,
 )
 
-__all__ = ["RUN_COLUMNS", "DialectWriter", "RetryTransactionError", "decode_value", "encode_value",
+__all__ = ["RUN_COLUMNS", "HotPath", "RetryTransactionError", "decode_value", "encode_value",
            "run_info"]
 
 _MAX_FLOAT = 1.7976931348623157e308
@@ -89,19 +90,27 @@ def run_info(row: Sequence[Any]) -> RunInfo:
 
 
 class _Statement:
-    """A statement compiled once for a dialect, run on a raw DBAPI cursor."""
+    """A statement compiled once for a dialect, run on a raw DBAPI cursor.
 
-    __slots__ = ("names", "positional", "sql")
+    Rows are dicts keyed by column name; a bind named ``b_<name>`` (SQLAlchemy
+    reserves plain column names in UPDATE ... SET) reads ``row[<name>]``.
+    """
+
+    __slots__ = ("names", "pairs", "positional", "sql")
 
     def __init__(self, statement: ClauseElement, engine: Engine, keys: Sequence[str]) -> None:
         compiled = statement.compile(dialect=engine.dialect, column_keys=list(keys))
         self.sql = compiled.string
         self.positional = engine.dialect.positional
-        self.names = tuple(compiled.positiontup or ())
+        self.names = tuple(_source(n) for n in compiled.positiontup or ())
+        renamed = [(bind, _source(bind)) for bind in compiled.binds if bind.startswith("b_")]
+        self.pairs = tuple((b, _source(b)) for b in compiled.binds) if renamed else ()
 
     def _args(self, row: Mapping[str, Any]) -> Any:
         if self.positional:
             return tuple([row[n] for n in self.names])
+        if self.pairs:
+            return {bind: row[name] for bind, name in self.pairs}
         return row
 
     def execute(self, cursor: Any, row: Mapping[str, Any]) -> Any:
@@ -115,8 +124,12 @@ class _Statement:
             cursor.executemany(self.sql, [self._args(r) for r in rows])
 
 
-class DialectWriter:
-    """The write statements of one engine's dialect, compiled once."""
+def _source(bind: str) -> str:
+    return bind[2:] if bind.startswith("b_") else bind
+
+
+class HotPath:
+    """The hot statements of one engine's dialect, compiled once."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -124,11 +137,11 @@ class DialectWriter:
         self._sqlite = dialect == "sqlite"
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         newer = or_(
-            bindparam("step") > _latest.c.step,
-            and_(bindparam("step") == _latest.c.step,
-                 or_(bindparam("timestamp") > _latest.c.timestamp,
-                     and_(bindparam("timestamp") == _latest.c.timestamp,
-                          bindparam("value") > _latest.c.value))),
+            bindparam("b_step") > _latest.c.step,
+            and_(bindparam("b_step") == _latest.c.step,
+                 or_(bindparam("b_timestamp") > _latest.c.timestamp,
+                     and_(bindparam("b_timestamp") == _latest.c.timestamp,
+                          bindparam("b_value") > _latest.c.value))),
         )
         latest_steps: list[ClauseElement]
         if dialect in ("sqlite", "postgresql"):
@@ -160,10 +173,10 @@ class DialectWriter:
             latest_steps = [
                 mysql.insert(_latest).prefix_with("IGNORE"),
                 update(_latest)
-                .where(_latest.c.run_uuid == bindparam("run_uuid"),
-                       _latest.c.key == bindparam("key"), newer)
-                .values(value=bindparam("value"), special=bindparam("special"),
-                        timestamp=bindparam("timestamp"), step=bindparam("step")),
+                .where(_latest.c.run_uuid == bindparam("b_run_uuid"),
+                       _latest.c.key == bindparam("b_key"), newer)
+                .values(value=bindparam("b_value"), special=bindparam("b_special"),
+                        timestamp=bindparam("b_timestamp"), step=bindparam("b_step")),
             ]
             tags = mysql.insert(_tags)
             upsert_tags = tags.on_duplicate_key_update(value=tags.inserted.value)
@@ -185,29 +198,36 @@ class DialectWriter:
             select(_params.c.key, _params.c.value)
             .where(_params.c.run_uuid == bindparam("run_uuid")), ())
         self._update_run = compile_(
-            update(_runs).where(_runs.c.run_uuid == bindparam("run_uuid")).values(
-                status=func.coalesce(bindparam("status"), _runs.c.status),
-                end_time=func.coalesce(bindparam("end_time"), _runs.c.end_time),
-                name=func.coalesce(bindparam("name"), _runs.c.name),
-                heartbeat_time=func.coalesce(bindparam("heartbeat_time"),
+            update(_runs).where(_runs.c.run_uuid == bindparam("b_run_uuid")).values(
+                status=func.coalesce(bindparam("b_status"), _runs.c.status),
+                end_time=func.coalesce(bindparam("b_end_time"), _runs.c.end_time),
+                name=func.coalesce(bindparam("b_name"), _runs.c.name),
+                heartbeat_time=func.coalesce(bindparam("b_heartbeat_time"),
                                              _runs.c.heartbeat_time),
             ), ())
         self._select_run = compile_(
             select(*RUN_COLUMNS).where(_runs.c.run_uuid == bindparam("run_uuid")), ())
+        self._history = compile_(
+            select(_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, _metrics.c.step)
+            .where(_metrics.c.run_uuid == bindparam("run_uuid"),
+                   _metrics.c.key == bindparam("key"))
+            .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value,
+                      _metrics.c.special)
+            .limit(bindparam("limit")).offset(bindparam("offset")), ())
         self._rename_run = compile_(
-            update(_runs).where(_runs.c.run_uuid == bindparam("run_uuid"))
-            .values(name=bindparam("name")), ())
+            update(_runs).where(_runs.c.run_uuid == bindparam("b_run_uuid"))
+            .values(name=bindparam("b_name")), ())
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A DBAPI cursor in a write transaction; driver errors come out as SQLAlchemy's."""
+    def transaction(self, *, write: bool = True) -> Iterator[Any]:
+        """A DBAPI cursor in a transaction; driver errors come out as SQLAlchemy's."""
         engine = self._engine
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
                 if self._sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield cursor
                 raw.commit()
             except BaseException:
@@ -264,6 +284,26 @@ class DialectWriter:
                 self._upsert_tags.execute(
                     cursor, {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name})
             return run_info(self._select_run.execute(cursor, {"run_uuid": run_id}).fetchone())
+
+    def metric_history(self, run_id: str, key: str, offset: int, limit: int
+                       ) -> list[Metric]:
+        """Points of one series in (step, timestamp) order, built as fast as Python allows."""
+        with self.transaction(write=False) as cursor:
+            if self._run_stage.execute(cursor, {"run_uuid": run_id}).fetchone() is None:
+                raise RunNotFoundError(f"Run {run_id!r} not found")
+            rows = self._history.execute(cursor, {"run_uuid": run_id, "key": key,
+                                                  "limit": limit, "offset": offset}).fetchall()
+        new = Metric._make
+        # A million short-lived tuples would set off the cyclic GC again and
+        # again for nothing: none of them can be part of a cycle.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [new((key, v, t, s)) if not sp else new((key, decode_value(v, sp), t, s))
+                    for v, sp, t, s in rows]
+        finally:
+            if enabled:
+                gc.enable()
 
     def write_metrics(self, cursor: Any, run_id: str, metrics: Sequence[Metric]) -> None:
         """Append points and move each key's latest value forward."""
