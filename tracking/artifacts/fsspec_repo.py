@@ -146,6 +146,28 @@ class FsspecArtifactRepository(ArtifactRepository):
             console=self.console,
         )
 
+    def _open_for_writing(self, full: str) -> Any:
+        """Open ``full`` for writing, creating its parent directory only if needed.
+
+        Object stores have no directories, and making one can mean creating a
+        bucket (which s3fs tries when it cannot see the bucket), so parents
+        are made only after the filesystem says they are missing.
+        """
+        try:
+            return self.fs.open(full, "wb")
+        except FileNotFoundError:
+            self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
+            return self.fs.open(full, "wb")
+
+    def _fresh(self, full: str) -> str:
+        """``full``, with any listing the filesystem cached for it dropped.
+
+        s3fs and other object-store filesystems cache listings without expiry
+        in a process-wide instance; another process may have written since.
+        """
+        self.fs.invalidate_cache(full)
+        return full
+
     def _upload(self, source: str, rel: str, bar: TransferProgress) -> ArtifactRef:
         """Stream the local file ``source`` to ``rel``, hashing it on the way."""
         full = self._full(rel)
@@ -156,9 +178,8 @@ class FsspecArtifactRepository(ArtifactRepository):
         except OSError as exc:
             raise InvalidParameterError(f"Cannot read local file {source!r}: {exc}") from exc
         with src, self._translating("write", rel):
-            self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
             try:
-                with self.fs.open(full, "wb") as dst:
+                with self._open_for_writing(full) as dst:
                     while chunk := src.read(_CHUNK_SIZE):
                         digest.update(chunk)
                         dst.write(chunk)
@@ -249,9 +270,8 @@ class FsspecArtifactRepository(ArtifactRepository):
         rel = normalize_artifact_path(artifact_file, field="artifact_file", allow_root=False)
         payload = bytes(data)
         full = self._full(rel)
-        with self._translating("write", rel):
-            self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
-            self.fs.pipe_file(full, payload)
+        with self._translating("write", rel), self._open_for_writing(full) as dst:
+            dst.write(payload)
         digest = hashlib.sha256(payload).hexdigest()
         return ArtifactRef(self.run_id, rel, self._uri(rel), len(payload), digest)
 
@@ -265,7 +285,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         file, lists as ``[]``, as in MLflow.
         """
         rel = normalize_artifact_path(path, field="path")
-        full = self._full(rel)
+        full = self._fresh(self._full(rel))
         with self._translating("list", rel):
             if not self.fs.isdir(full):
                 return []
@@ -292,7 +312,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         :class:`~tracking.errors.ArtifactNotFoundError` naming it.
         """
         rel = normalize_artifact_path(artifact_path, field="artifact_path")
-        full = self._full(rel)
+        full = self._fresh(self._full(rel))
         with self._translating("download", rel):
             # The root of a run with no artifacts yet downloads as an empty directory.
             info = self.fs.info(full) if rel else {"type": "directory"}
@@ -347,7 +367,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         filesystem untranslated; :meth:`read_bytes` translates them.
         """
         rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
-        full = self._full(rel)
+        full = self._fresh(self._full(rel))
         with self._translating("open", rel):
             if self.fs.isdir(full):
                 raise InvalidParameterError(
@@ -369,7 +389,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         Deleting a missing path does nothing, so purging a run twice is safe.
         """
         rel = normalize_artifact_path(path, field="path")
-        full = self._full(rel)
+        full = self._fresh(self._full(rel))
         with self._translating("delete", rel):
             if not self.fs.exists(full):
                 return

@@ -16,7 +16,10 @@ path-escape tests can prove nothing was written outside the root either::
             )
 
 The suite uses only the :class:`~tracking.artifacts.ArtifactRepository`
-interface and pytest's ``tmp_path`` for local sources and downloads.
+interface and pytest's ``tmp_path`` for local sources and downloads. It also
+defines the fixtures ``repo`` (a repository for a random run id) and ``tree``
+(a local tree with nested, empty, binary and unicode files), which backend
+tests may use for their own extra cases.
 """
 
 from __future__ import annotations
