@@ -1,0 +1,634 @@
+"""MLflow's fluent API: ``start_run()``, ``log_metric()`` ... on an implicit active run.
+
+Example::
+
+    import tracking
+
+    tracking.set_experiment("churn")
+    with tracking.start_run(run_name="baseline") as run:
+        tracking.log_params({"lr": 0.01, "depth": 6})
+        for step, auc in enumerate(train()):
+            tracking.log_metric("auc", auc, step=step)
+        with tracking.start_run(run_name="fold-1", nested=True):
+            ...
+
+Where the active run lives
+--------------------------
+MLflow keeps one global stack of active runs. Here the stack is an immutable
+tuple in a :class:`contextvars.ContextVar`, so every thread and every asyncio
+task has its own:
+
+* A new ``threading.Thread`` starts with an empty context, hence **no active
+  run**: it can start a top-level run of its own, or nest under a run of
+  another thread (or another process) with ``start_run(parent_run_id=...)``.
+* An asyncio task gets a *copy* of the context it was created in: it sees
+  the runs active at that moment (``start_run(nested=True)`` nests under
+  them), and runs it starts stay its own. ``asyncio.to_thread`` and
+  ``contextvars.copy_context().run`` carry the caller's runs along likewise.
+
+The tracking URI and the current experiment are process-wide, as in MLflow:
+``set_tracking_uri`` and ``set_experiment`` override ``TRACKFLOW_TRACKING_URI``
+and ``TRACKFLOW_EXPERIMENT_NAME``; without either, runs go to the experiment
+named by ``TRACKFLOW_EXPERIMENT_NAME`` (created if missing), else to the
+Default experiment ``"0"``.
+
+How runs end
+------------
+``with start_run():`` ends the run FINISHED on a normal exit, FAILED when an
+exception escapes and KILLED on ``KeyboardInterrupt`` (``SystemExit`` with
+code 0 or ``None`` counts as normal). Runs still open when the process exits
+are ended for it, KILLED on SIGTERM (see :mod:`tracking._shutdown`), and a
+daemon thread refreshes their heartbeat meanwhile (:mod:`tracking._heartbeat`).
+
+Like MLflow, the ``log_*`` functions start a run when none is active; it stays
+active until :func:`end_run` or the end of the process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import getpass
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from tracking import _heartbeat, _run_registry, _shutdown
+from tracking.client import TrackingClient
+from tracking.entities import (
+    ArtifactRef,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from tracking.errors import (
+    AlreadyExistsError,
+    InvalidParameterError,
+    InvalidStateError,
+    RunNotFoundError,
+)
+from tracking.settings import get_settings
+from tracking.validation import (
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    MAX_SEARCH_RESULTS,
+)
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "delete_tag",
+    "end_run",
+    "get_artifact_uri",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
+
+_DEFAULT_EXPERIMENT_ID = "0"
+_NOTE_TAG = "mlflow.note.content"
+
+#: The active runs of this thread or task, innermost last.
+_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+    "trackflow_active_runs", default=()
+)
+#: The id of the run this context ended last, for :func:`last_active_run`.
+_last_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "trackflow_last_active_run_id", default=None
+)
+
+
+class _ChosenExperiment:
+    """What ``set_experiment`` chose, and in which store it resolved it."""
+
+    __slots__ = ("experiment_id", "name", "tracking_uri")
+
+    def __init__(self, experiment_id: str, name: str | None, tracking_uri: str) -> None:
+        self.experiment_id = experiment_id
+        self.name = name
+        self.tracking_uri = tracking_uri
+
+
+_lock = threading.Lock()
+_tracking_uri: str | None = None
+_experiment: _ChosenExperiment | None = None
+_clients: dict[tuple[str, str | None], TrackingClient] = {}
+_experiment_ids: dict[tuple[str, str], str] = {}
+
+
+class ActiveRun(Run):
+    """The run :func:`start_run` returns: a :class:`~tracking.Run` and a context manager.
+
+    ``info`` and ``data`` are as of the start of the run (call :func:`get_run`
+    for fresh data), as with MLflow's ``ActiveRun``. Leaving the ``with`` block
+    ends the run (and any run nested in it that is still open)::
+
+        with tracking.start_run() as run:
+            print(run.info.run_id)
+    """
+
+    __slots__ = ("_client", "_token")
+    _client: TrackingClient
+    _token: int
+
+    def __init__(self, run: Run, client: TrackingClient, token: int) -> None:
+        super().__init__(run.info, run.data)
+        # Run is frozen; these two are private and set once.
+        object.__setattr__(self, "_client", client)
+        object.__setattr__(self, "_token", token)
+
+    @property
+    def client(self) -> TrackingClient:
+        """The client this run writes through."""
+        return self._client
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _finish(self, _exit_status(exc))
+
+
+def _exit_status(exc: BaseException | None) -> RunStatus:
+    if exc is None:
+        return RunStatus.FINISHED
+    if isinstance(exc, KeyboardInterrupt):
+        return RunStatus.KILLED
+    if isinstance(exc, SystemExit) and exc.code in (0, None):
+        return RunStatus.FINISHED
+    return RunStatus.FAILED
+
+
+# -- configuration ----------------------------------------------------------------
+
+
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    """Send the fluent API's runs to ``uri`` (overrides ``TRACKFLOW_TRACKING_URI``).
+
+    Runs already active keep writing where they started.
+    """
+    global _tracking_uri
+    _tracking_uri = os.fspath(uri)
+
+
+def get_tracking_uri() -> str:
+    """The tracking URI the fluent API uses now."""
+    return _tracking_uri or get_settings().tracking_uri
+
+
+def _client() -> TrackingClient:
+    uri = get_tracking_uri()
+    key = (uri, get_settings().artifact_root)
+    client = _clients.get(key)
+    if client is None:
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = TrackingClient(uri)
+    return client
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Make an experiment current for new runs, creating it by name if missing.
+
+    Give exactly one of ``experiment_name`` and ``experiment_id``. The choice
+    holds for the whole process (overriding ``TRACKFLOW_EXPERIMENT_NAME``); a
+    name chosen here is looked up again in a store chosen later with
+    :func:`set_tracking_uri`. A deleted experiment raises InvalidStateError;
+    restore it with ``TrackingClient.restore_experiment`` first.
+    """
+    global _experiment
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidParameterError(
+            "set_experiment takes exactly one of experiment_name and experiment_id"
+        )
+    client = _client()
+    if experiment_name is not None:
+        experiment = _get_or_create_experiment(client, experiment_name)
+    else:
+        experiment = client.get_experiment(str(experiment_id))
+        _check_active(experiment)
+    with _lock:
+        _experiment = _ChosenExperiment(
+            experiment.experiment_id, experiment_name, client.tracking_uri
+        )
+        _experiment_ids[(client.tracking_uri, experiment.name)] = experiment.experiment_id
+    return experiment
+
+
+def _get_or_create_experiment(client: TrackingClient, name: str) -> Experiment:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.get_experiment(client.create_experiment(name))
+        except AlreadyExistsError:  # another process created it meanwhile
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    _check_active(experiment)
+    return experiment
+
+
+def _check_active(experiment: Experiment) -> None:
+    if experiment.lifecycle_stage is not LifecycleStage.ACTIVE:
+        raise InvalidStateError(
+            f"Cannot set the deleted experiment {experiment.name!r} (id "
+            f"{experiment.experiment_id}) as the active experiment: restore it with "
+            "TrackingClient.restore_experiment, or choose another name"
+        )
+
+
+def _current_experiment_id(client: TrackingClient) -> str:
+    """The experiment new runs go to; resolved once per (tracking URI, name)."""
+    chosen = _experiment
+    if chosen is not None and (chosen.name is None or chosen.tracking_uri == client.tracking_uri):
+        return chosen.experiment_id
+    name = chosen.name if chosen is not None else get_settings().experiment_name
+    if not name:
+        return _DEFAULT_EXPERIMENT_ID
+    key = (client.tracking_uri, name)
+    experiment_id = _experiment_ids.get(key)
+    if experiment_id is None:
+        experiment_id = _get_or_create_experiment(client, name).experiment_id
+        with _lock:
+            _experiment_ids[key] = experiment_id
+    return experiment_id
+
+
+# -- runs -----------------------------------------------------------------------
+
+
+@functools.cache
+def _source_tags() -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    source = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
+    return {"mlflow.user": user, "mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> ActiveRun:
+    """Start a run, or resume one, and make it the active run of this thread or task.
+
+    * ``nested=True`` makes the run a child of the active run (``parent_run_id``
+      and the ``mlflow.parentRunId`` tag). Without it, starting a run while one
+      is active raises InvalidStateError.
+    * ``parent_run_id`` names the parent explicitly, so a run nests under a run
+      of another thread or process, at any depth.
+    * ``run_id`` resumes that run: it is set RUNNING again and ``tags``,
+      ``run_name`` and ``description`` are applied to it. If no run has that id
+      it is created with it in the current experiment (or ``experiment_id``),
+      so ``start_run(run_id=tracking.run_id_for(dag, run, task))`` is
+      idempotent across retries.
+
+    Example::
+
+        with tracking.start_run(run_name="train") as parent:
+            with tracking.start_run(run_name="fold-1", nested=True) as child:
+                assert child.info.parent_run_id == parent.info.run_id
+    """
+    stack = _stack.get()
+    if stack:
+        active = stack[-1]
+        if not nested:
+            raise InvalidStateError(
+                f"Run {active.info.run_id} is already active. To start a nested run, call "
+                "start_run with nested=True; to start a new top-level run, end the active "
+                "one first with end_run()"
+            )
+        if parent_run_id is not None and parent_run_id != active.info.run_id:
+            raise InvalidStateError(
+                f"The active run {active.info.run_id} is not the given parent_run_id "
+                f"{parent_run_id}. To nest under {parent_run_id}, end the active run first"
+            )
+        parent_run_id = active.info.run_id
+        if run_id is not None and any(r.info.run_id == run_id for r in stack):
+            raise InvalidStateError(f"Run {run_id} is already active in this context")
+    # A child goes where its parent is: a parent in another store cannot be referenced.
+    client = stack[-1].client if stack else _client()
+    if run_id is None:
+        tag_map = {**_source_tags(), **tags} if tags else _source_tags()
+        if description is not None:
+            tag_map = {**tag_map, _NOTE_TAG: description}
+        exp_id = str(experiment_id) if experiment_id is not None else _current_experiment_id(client)
+        run = client.create_run(
+            exp_id, run_name=run_name, tags=tag_map, parent_run_id=parent_run_id
+        )
+    else:
+        run = _resume_or_create(
+            client, run_id, experiment_id, run_name, parent_run_id, tags, description
+        )
+    token = _run_registry.add(run.info.run_id, client)
+    active_run = ActiveRun(run, client, token)
+    _heartbeat.ensure_running()
+    _shutdown.install()
+    _stack.set((*stack, active_run))
+    return active_run
+
+
+def _resume_or_create(
+    client: TrackingClient,
+    run_id: str,
+    experiment_id: str | None,
+    run_name: str | None,
+    parent_run_id: str | None,
+    tags: Mapping[str, Any] | None,
+    description: str | None,
+) -> Run:
+    try:
+        existing = client.get_run(run_id)
+    except RunNotFoundError:
+        new_tags = {**_source_tags(), **(tags or {})}
+        if description is not None:
+            new_tags[_NOTE_TAG] = description
+        exp_id = str(experiment_id) if experiment_id is not None else _current_experiment_id(client)
+        run = client.create_run(
+            exp_id, run_name=run_name, tags=new_tags, parent_run_id=parent_run_id, run_id=run_id
+        )
+        if run.info.status is RunStatus.RUNNING:
+            return run
+        existing = run  # created meanwhile by another process, and ended
+    if experiment_id is not None and existing.info.experiment_id != str(experiment_id):
+        raise InvalidParameterError(
+            f"Run {run_id} belongs to experiment {existing.info.experiment_id}, "
+            f"not to the given experiment_id {experiment_id}"
+        )
+    updates = dict(tags or {})
+    if description is not None:
+        updates[_NOTE_TAG] = description
+    if run_name is not None:
+        updates["mlflow.runName"] = run_name
+    if updates:
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in updates.items()])
+    resumed = existing.info.status is not RunStatus.RUNNING
+    if resumed:
+        client.update_run(run_id, status=RunStatus.RUNNING)
+    return client.get_run(run_id) if resumed or updates else existing
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run of this thread or task, or ``None``."""
+    stack = _stack.get()
+    return stack[-1] if stack else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, else the run this thread or task ended last (fetched anew), else None.
+
+    Handy after code that starts and ends its own run.
+    """
+    stack = _stack.get()
+    if stack:
+        return stack[-1]
+    run_id = _last_run_id.get()
+    return get_run(run_id) if run_id is not None else None
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
+    """End the innermost active run of this thread or task; a no-op if there is none."""
+    parsed = _terminal_status(status)
+    stack = _stack.get()
+    if stack:
+        _finish(stack[-1], parsed)
+
+
+def _terminal_status(status: RunStatus | str) -> RunStatus:
+    try:
+        parsed = RunStatus.parse(status)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
+    if not parsed.is_terminated:
+        raise InvalidParameterError(f"a run ends FINISHED, FAILED or KILLED, not {parsed.value}")
+    return parsed
+
+
+def _finish(run: ActiveRun, status: RunStatus) -> None:
+    """End ``run``, and before it the runs nested in it still active in this context."""
+    stack = _stack.get()
+    for depth, candidate in enumerate(stack):
+        if candidate is run:
+            inner = stack[depth + 1 :]
+            _stack.set(stack[:depth])
+            for child in reversed(inner):
+                _terminate(child, status)
+            break
+    _terminate(run, status)
+    _last_run_id.set(run.info.run_id)
+
+
+def _terminate(run: ActiveRun, status: RunStatus) -> None:
+    # Claiming first: a run the SIGTERM handler (or another context) ended
+    # already keeps the status it was given.
+    if _run_registry.claim(run._token):
+        run.client.set_terminated(run.info.run_id, status)
+
+
+def _run_for_logging() -> ActiveRun:
+    stack = _stack.get()
+    return stack[-1] if stack else start_run()
+
+
+def get_run(run_id: str) -> Run:
+    """The run with that id, read from the store now."""
+    return _client().get_run(run_id)
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str = "",
+    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: Sequence[str] | None = None,
+) -> list[Run]:
+    """Runs matching an MLflow filter, in the current experiment unless told otherwise.
+
+    MLflow returns a pandas DataFrame; trackflow does not depend on pandas and
+    returns a list of :class:`~tracking.Run` (build a frame with
+    ``pandas.json_normalize`` if you want one). Pages are fetched until
+    ``max_results`` runs are in hand.
+    """
+    client = _client()
+    if experiment_ids is None:
+        experiment_ids = [_current_experiment_id(client)]
+    runs: list[Run] = []
+    token: str | None = None
+    while len(runs) < max_results:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string,
+            run_view_type,
+            min(max_results - len(runs), MAX_SEARCH_RESULTS),
+            order_by,
+            token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return runs
+
+
+# -- logging to the active run ----------------------------------------------------
+
+
+def log_param(key: str, value: Any) -> Any:
+    """Log a param of the active run (starting one if none is); returns ``value``."""
+    run = _run_for_logging()
+    return run.client.log_param(run.info.run_id, key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log several params of the active run in one batch."""
+    _log_batch(params=[Param(k, v) for k, v in params.items()])
+
+
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
+    """Append a point to a metric of the active run (``timestamp`` in ms, default now)."""
+    run = _run_for_logging()
+    run.client.log_metric(run.info.run_id, key, value, timestamp=timestamp, step=step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Append one point to each of several metrics of the active run, in one batch."""
+    now = time.time_ns() // 1_000_000
+    _log_batch(metrics=[Metric(k, v, now, step or 0) for k, v in metrics.items()])
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag of the active run."""
+    run = _run_for_logging()
+    run.client.set_tag(run.info.run_id, key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set several tags of the active run in one batch."""
+    _log_batch(tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def delete_tag(key: str) -> None:
+    """Remove a tag of the active run."""
+    run = _run_for_logging()
+    run.client.delete_tag(run.info.run_id, key)
+
+
+def _log_batch(
+    metrics: Sequence[Metric] = (), params: Sequence[Param] = (), tags: Sequence[RunTag] = ()
+) -> None:
+    """One ``log_batch``; larger inputs go in several batches, each all or nothing."""
+    run = _run_for_logging()
+    run_id = run.info.run_id
+    if (
+        len(metrics) <= MAX_BATCH_METRICS
+        and len(params) <= MAX_BATCH_PARAMS
+        and len(tags) <= MAX_BATCH_TAGS
+    ):
+        run.client.log_batch(run_id, metrics, params, tags)
+        return
+    for i in range(0, len(params), MAX_BATCH_PARAMS):
+        run.client.log_batch(run_id, params=params[i : i + MAX_BATCH_PARAMS])
+    for i in range(0, len(tags), MAX_BATCH_TAGS):
+        run.client.log_batch(run_id, tags=tags[i : i + MAX_BATCH_TAGS])
+    for i in range(0, len(metrics), MAX_BATCH_METRICS):
+        run.client.log_batch(run_id, metrics=metrics[i : i + MAX_BATCH_METRICS])
+
+
+# -- artifacts ------------------------------------------------------------------
+
+
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None
+) -> ArtifactRef:
+    """Copy a local file into the active run's artifacts (under ``artifact_path``)."""
+    run = _run_for_logging()
+    return run.client.log_artifact(run.info.run_id, local_path, artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[ArtifactRef]:
+    """Copy a local directory tree into the active run's artifacts."""
+    run = _run_for_logging()
+    return run.client.log_artifacts(run.info.run_id, local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> ArtifactRef:
+    """Save ``text`` (UTF-8) as the artifact ``artifact_file`` of the active run."""
+    run = _run_for_logging()
+    return run.client.log_text(run.info.run_id, text, artifact_file)
+
+
+def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> ArtifactRef:
+    """Save a dict as JSON (YAML for ``.yaml``/``.yml``) at ``artifact_file`` of the active run."""
+    run = _run_for_logging()
+    return run.client.log_dict(run.info.run_id, dictionary, artifact_file)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The URI of the active run's artifact root, or of ``artifact_path`` under it.
+
+    Like MLflow, this starts a run if none is active.
+    """
+    from tracking.artifacts.paths import join_uri, normalize_artifact_path
+
+    root = _run_for_logging().info.artifact_uri
+    path = normalize_artifact_path(artifact_path, field="artifact_path")
+    return join_uri(root, path) if path else root
+
+
+# -- tests ------------------------------------------------------------------------
+
+
+def _reset_for_tests() -> None:
+    """Forget all fluent state of this process without ending any run (tests only)."""
+    global _tracking_uri, _experiment
+    _heartbeat.stop()
+    _run_registry.clear()
+    _stack.set(())
+    _last_run_id.set(None)
+    with _lock:
+        _tracking_uri = None
+        _experiment = None
+        _clients.clear()
+        _experiment_ids.clear()
