@@ -42,6 +42,7 @@ How it compiles, and why:
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
@@ -188,13 +189,18 @@ def _compare_metric(table: FromClause, op: Op, value: float) -> ColumnElement[bo
     if abs(value) < _DBL_MAX:
         # The +/-inf stand-ins (+/-DBL_MAX) compare right with any value strictly inside.
         return and_(_compare_number(column, op, value), special != SPECIAL_NAN)
-    # Comparing with +/-inf or +/-DBL_MAX: decide the infinities in Python.
-    branches = [and_(special == SPECIAL_FINITE, _compare_number(column, op, value))]
+    # Comparing with +/-inf or +/-DBL_MAX: decide the infinities in Python (and, against
+    # an infinity, the finite values too: no driver can bind inf on MySQL).
+    branches: list[ColumnElement[bool]] = []
+    if not math.isinf(value):
+        branches.append(and_(special == SPECIAL_FINITE, _compare_number(column, op, value)))
+    elif _holds(op, 0.0, value):
+        branches.append(special == SPECIAL_FINITE)
     if _holds(op, float("inf"), value):
         branches.append(special == SPECIAL_POS_INF)
     if _holds(op, float("-inf"), value):
         branches.append(special == SPECIAL_NEG_INF)
-    return or_(*branches)
+    return or_(*branches) if branches else false()
 
 
 def _required(node: Filter) -> frozenset[_Key]:

@@ -147,7 +147,7 @@ class SqlTrackingStore(TrackingStore):
             except RetryTransactionError:
                 continue
 
-    def _read(self, fn: Callable[[Connection], T]) -> T:
+    def read(self, fn: Callable[[Connection], T]) -> T:
         def attempt() -> T:
             with transaction(self._engine, write=False) as conn:
                 return fn(conn)
@@ -159,7 +159,7 @@ class SqlTrackingStore(TrackingStore):
             return conn.execute(select(_exp.c.experiment_id)
                                 .where(_exp.c.experiment_id == 0)).first() is not None
 
-        if self._read(exists):
+        if self.read(exists):
             return
 
         def create(conn: Connection) -> None:
@@ -179,7 +179,7 @@ class SqlTrackingStore(TrackingStore):
         try:
             self._write(create)
         except InvalidParameterError:
-            if not self._read(exists):  # lost a race to another process: fine
+            if not self.read(exists):  # lost a race to another process: fine
                 raise
 
     # -- experiments ----------------------------------------------------------
@@ -219,7 +219,7 @@ class SqlTrackingStore(TrackingStore):
                 raise AlreadyExistsError(f"experiment {name!r} already exists") from exc
             raise
 
-    def _experiments(self, conn: Connection, where: Any) -> list[Experiment]:
+    def load_experiments(self, conn: Connection, where: Any) -> list[Experiment]:
         rows = conn.execute(select(_exp).where(where)).all()
         if not rows:
             return []
@@ -242,13 +242,13 @@ class SqlTrackingStore(TrackingStore):
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         eid = _experiment_id(experiment_id)
-        found = self._read(lambda conn: self._experiments(conn, _exp.c.experiment_id == eid))
+        found = self.read(lambda conn: self.load_experiments(conn, _exp.c.experiment_id == eid))
         if not found:
             raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r} exists")
         return found[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        found = self._read(lambda conn: self._experiments(conn, _exp.c.name == name))
+        found = self.read(lambda conn: self.load_experiments(conn, _exp.c.name == name))
         return found[0] if found else None
 
     def search_experiments(
@@ -256,7 +256,7 @@ class SqlTrackingStore(TrackingStore):
         filter_string: str = "", order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        from tracking.store.sql import search_runs as searching
+        from tracking.store.sql import searching
 
         return searching.search_experiments(self, view_type, max_results, filter_string,
                                             order_by, page_token)
@@ -293,7 +293,11 @@ class SqlTrackingStore(TrackingStore):
         def work(conn: Connection) -> None:
             if self._experiment_row(conn, eid).lifecycle_stage == "deleted":
                 return
-            now = _now()
+            # Restore brings back the runs whose deleted_time is the experiment's,
+            # so it must differ from that of any run deleted on its own before.
+            last = conn.execute(select(func.max(_runs.c.deleted_time))
+                                .where(_runs.c.experiment_id == eid)).scalar()
+            now = max(_now(), (last or 0) + 1)
             conn.execute(update(_exp).where(_exp.c.experiment_id == eid)
                          .values(lifecycle_stage="deleted", last_update_time=now))
             conn.execute(update(_runs).where(_runs.c.experiment_id == eid,
@@ -394,7 +398,7 @@ class SqlTrackingStore(TrackingStore):
         return self._write(work)
 
     def _existing_run(self, conn: Connection, run_id: str, eid: int) -> Run | None:
-        runs = self._load_runs(conn, [run_id])
+        runs = self.load_runs(conn, [run_id])
         if not runs:
             return None
         run = runs[0]
@@ -405,7 +409,7 @@ class SqlTrackingStore(TrackingStore):
             )
         return run
 
-    def _load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
+    def load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
         """Runs with their data, in the order of ``run_ids`` (missing ids skipped)."""
         infos: dict[str, RunInfo] = {}
         params: dict[str, dict[str, str]] = {}
@@ -438,7 +442,7 @@ class SqlTrackingStore(TrackingStore):
         ]
 
     def get_run(self, run_id: str) -> Run:
-        runs = self._read(lambda conn: self._load_runs(conn, [run_id]))
+        runs = self.read(lambda conn: self.load_runs(conn, [run_id]))
         if not runs:
             raise RunNotFoundError(f"Run {run_id!r} not found")
         return runs[0]
@@ -515,7 +519,7 @@ class SqlTrackingStore(TrackingStore):
         run_view_type: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,
         order_by: Sequence[str] | None = None, page_token: str | None = None,
     ) -> PagedList[Run]:
-        from tracking.store.sql import search_runs as searching
+        from tracking.store.sql import searching
 
         return searching.search_runs(self, experiment_ids, filter_string, run_view_type,
                                      max_results, order_by, page_token)
@@ -539,9 +543,9 @@ class SqlTrackingStore(TrackingStore):
             else:
                 ids_query = (select(_runs.c.run_uuid).where(_runs.c.parent_run_uuid == run_id)
                              .order_by(_runs.c.start_time, _runs.c.run_uuid))
-            return self._load_runs(conn, list(conn.execute(ids_query).scalars()))
+            return self.load_runs(conn, list(conn.execute(ids_query).scalars()))
 
-        return self._read(work)
+        return self.read(work)
 
     def heartbeat(self, run_ids: Sequence[str], timestamp: int) -> None:
         if not run_ids:
