@@ -1,0 +1,350 @@
+"""trackflow against MLflow: the same workloads on an embedded SQLite file, side by side.
+
+Usage (from the repository root)::
+
+    uv run python tests/benchmarks/bench_tracking.py            # the full benchmark
+    uv run python tests/benchmarks/bench_tracking.py --quick    # small sizes, a smoke run
+    uv run python tests/benchmarks/bench_tracking.py --only a,d2 --no-mlflow
+
+MLflow runs in an environment of its own, ``.bench/mlflow-env``, which this
+script creates with uv on first use (its dependencies clash with ours) and
+reuses afterwards. Every (tool, workload) pair runs in a fresh process on a
+fresh SQLite file in a fresh temporary directory, through the same timing code
+(``workloads.py``); only the figure's operation is timed, after a warm-up.
+
+Workloads and targets (trackflow against MLflow):
+
+====  ==============================================================  ======================
+a     500 single ``log_metric`` calls on one run (calls/s)            >= 15x
+b     20 ``log_batch`` calls of 1,000 points each (points/s)           >= 15x
+c     300 fluent runs with 2 params and 1 metric each (runs/s)        >= 10x
+d1    ``search_runs`` filter + order, 300 runs logged via the API     (none)
+d2    the same search over 100,000 bulk-loaded runs (median ms)      < 50 ms and >= 10x
+e1    ``get_metric_history``, 20,000 points (median ms)                < 40 ms
+e2    ``get_metric_history``, 1,000,000 points (median ms)             < 2 s
+====  ==============================================================  ======================
+
+Each tool's answers are checked against the other's (same number of runs and
+points, same top runs), so a fast wrong answer shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from workloads import FULL, QUICK
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WORKER = HERE / "workloads.py"
+MLFLOW_SPEC = "mlflow>=3.17,<4"
+DEFAULT_ENV = REPO / ".bench" / "mlflow-env"
+
+# Wide enough for the table when the output goes to a file or a pipe.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What trackflow must reach: a speed-up over MLflow and/or an absolute latency."""
+
+    min_ratio: float | None = None
+    max_ms: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_ms is not None:
+            parts.append(f"< {_fmt_ms(self.max_ms)}")
+        if self.min_ratio is not None:
+            parts.append(f">= {self.min_ratio:g}x")
+        return ", ".join(parts) or "-"
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    target: Target
+
+
+def workloads(quick: bool) -> list[Workload]:
+    s = QUICK if quick else FULL
+    return [
+        Workload("a", f"a. log_metric, {s.log_metric_calls:,} single calls", Target(min_ratio=15)),
+        Workload(
+            "b",
+            f"b. log_batch, {s.batches} x {s.batch_keys * s.batch_steps:,} points",
+            Target(min_ratio=15),
+        ),
+        Workload(
+            "c", f"c. fluent runs, {s.fluent_runs:,} x (2 params, 1 metric)", Target(min_ratio=10)
+        ),
+        Workload("d1", f"d. search_runs, {s.search_small_runs:,} runs", Target()),
+        Workload(
+            "d2", f"d. search_runs, {s.search_large_runs:,} runs", Target(min_ratio=10, max_ms=50)
+        ),
+        Workload("e1", f"e. get_metric_history, {s.history_small:,} points", Target(max_ms=40)),
+        Workload("e2", f"e. get_metric_history, {s.history_large:,} points", Target(max_ms=2000)),
+    ]
+
+
+# -- the MLflow environment ---------------------------------------------------------
+
+
+def _uv() -> list[str]:
+    uv = shutil.which("uv")
+    return [uv] if uv else [sys.executable, "-m", "uv"]
+
+
+def ensure_mlflow_env(env: Path, spec: str) -> Path:
+    """The python of an environment with ``spec`` installed, created with uv if need be."""
+    python = env / "bin" / "python"
+    stamp = env / ".bench-spec"
+    if python.exists() and stamp.exists() and stamp.read_text() == spec:
+        return python
+    console.print(f"[dim]creating {env} with {spec} (once; reused afterwards)[/dim]")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run(
+        [*_uv(), "venv", "--quiet", "--clear", "--python", version, str(env)], check=True
+    )
+    subprocess.run([*_uv(), "pip", "install", "--quiet", "--python", str(python), spec], check=True)
+    stamp.write_text(spec)
+    return python
+
+
+# -- running the workers ------------------------------------------------------------
+
+
+def _worker_env(side: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TRACKFLOW_", "MLFLOW_")) and k not in {"VIRTUAL_ENV", "PYTHONPATH"}
+    }
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if side == "mlflow":
+        # No telemetry, no git probing: neither is what is being measured.
+        env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", GIT_PYTHON_REFRESH="quiet")
+    return env
+
+
+def run_worker(python: str, side: str, workload: str, quick: bool, keep: bool) -> dict[str, Any]:
+    """One workload on one tool in a fresh process and directory; its result or an error."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"trackflow-bench-{side}-{workload}-"))
+    out = workdir / "result.json"
+    cmd = [
+        python,
+        str(WORKER),
+        "--side",
+        side,
+        "--workload",
+        workload,
+        "--workdir",
+        str(workdir),
+        "--out",
+        str(out),
+    ]
+    if quick:
+        cmd.append("--quick")
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, env=_worker_env(side), cwd=workdir, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0 or not out.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            return {"error": f"exit {proc.returncode}\n{tail}"}
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["wall_s"] = time.perf_counter() - start
+        return result
+    finally:
+        if keep:
+            console.print(f"[dim]kept {workdir}[/dim]")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- the table ------------------------------------------------------------------------
+
+
+def _fmt_ms(ms: float) -> str:
+    if ms >= 1000:
+        return f"{ms / 1000:,.2f} s"
+    if ms >= 10:
+        return f"{ms:,.1f} ms"
+    return f"{ms:,.2f} ms"
+
+
+def _fmt(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "-"
+    if "error" in result:
+        return "[red]error[/red]"
+    if result["kind"] == "latency":
+        return _fmt_ms(result["value"])
+    return f"{result['value']:,.0f} {result['unit']}"
+
+
+def speedup(mlflow: dict[str, Any] | None, ours: dict[str, Any] | None) -> float | None:
+    """How many times faster trackflow is (None if either side has no figure)."""
+    if not mlflow or not ours or "error" in mlflow or "error" in ours:
+        return None
+    if ours["kind"] == "rate":
+        return float(ours["value"]) / float(mlflow["value"])
+    return float(mlflow["value"]) / float(ours["value"])
+
+
+def verdict(target: Target, ours: dict[str, Any] | None, ratio: float | None) -> str | None:
+    """PASS/FAIL, "n/a" if a ratio target has no MLflow figure, None if there is no target."""
+    if target.min_ratio is None and target.max_ms is None:
+        return None
+    if not ours or "error" in ours:
+        return "FAIL"
+    if target.max_ms is not None and ours["value"] >= target.max_ms:
+        return "FAIL"
+    if target.min_ratio is not None:
+        if ratio is None:
+            return "n/a"
+        if ratio < target.min_ratio:
+            return "FAIL"
+    return "PASS"
+
+
+def mismatch(mlflow: dict[str, Any] | None, ours: dict[str, Any] | None) -> str | None:
+    """How the two tools' answers differ, if both answered and they do."""
+    if not mlflow or not ours or "error" in mlflow or "error" in ours:
+        return None
+    if mlflow["check"] != ours["check"]:
+        return f"mlflow {mlflow['check']} != trackflow {ours['check']}"
+    return None
+
+
+def render(
+    rows: list[tuple[Workload, dict[str, Any] | None, dict[str, Any] | None]], title: str
+) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("workload", no_wrap=True)
+    table.add_column("MLflow", justify="right")
+    table.add_column("trackflow", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("result", justify="center")
+    colours = {"PASS": "green", "FAIL": "red", "n/a": "yellow"}
+    for wl, mlflow, ours in rows:
+        ratio = speedup(mlflow, ours)
+        outcome = verdict(wl.target, ours, ratio)
+        table.add_row(
+            wl.title,
+            _fmt(mlflow),
+            _fmt(ours),
+            "-" if ratio is None else f"{ratio:,.1f}x",
+            wl.target.describe(),
+            "-" if outcome is None else f"[{colours[outcome]}]{outcome}[/{colours[outcome]}]",
+        )
+    return table
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark trackflow against MLflow on embedded SQLite.",
+        epilog="Workloads: a, b, c, d1, d2, e1, e2 (see the module docstring).",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="run the trackflow side only (no MLflow environment needed)",
+    )
+    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. a,d2")
+    parser.add_argument(
+        "--mlflow-env",
+        type=Path,
+        default=DEFAULT_ENV,
+        help=f"where MLflow's environment lives (default: {DEFAULT_ENV})",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit non-zero when a target is missed, not only on errors",
+    )
+    args = parser.parse_args(argv)
+
+    chosen = workloads(args.quick)
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",") if w.strip()}
+        unknown = wanted - {w.key for w in chosen}
+        if unknown:
+            parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+        chosen = [w for w in chosen if w.key in wanted]
+
+    mlflow_python = None if args.no_mlflow else str(ensure_mlflow_env(args.mlflow_env, MLFLOW_SPEC))
+    rows: list[tuple[Workload, dict[str, Any] | None, dict[str, Any] | None]] = []
+    versions: dict[str, str] = {}
+    for wl in chosen:
+        results: dict[str, dict[str, Any] | None] = {"mlflow": None, "trackflow": None}
+        sides = [("trackflow", sys.executable)]
+        if mlflow_python:
+            sides.insert(0, ("mlflow", mlflow_python))
+        for side, python in sides:
+            console.print(f"[dim]{wl.key}: {side} ...[/dim]", end=" ")
+            result = run_worker(python, side, wl.key, args.quick, args.keep)
+            results[side] = result
+            if "error" in result:
+                console.print("[red]error[/red]")
+            else:
+                versions[side] = result["version"]
+                console.print(f"[dim]{_fmt(result)} ({result['wall_s']:.0f} s)[/dim]")
+        rows.append((wl, results["mlflow"], results["trackflow"]))
+
+    title = " vs ".join(f"{side} {v}" for side, v in sorted(versions.items()))
+    title = f"{title}, SQLite{' (--quick sizes)' if args.quick else ''}"
+    console.print()
+    console.print(render(rows, title))
+
+    errors = [
+        (wl, side, r)
+        for wl, m, t in rows
+        for side, r in (("mlflow", m), ("trackflow", t))
+        if r and "error" in r
+    ]
+    for wl, side, r in errors:
+        console.print(f"[red]{wl.key} on {side} failed:[/red]")
+        console.print(r["error"], markup=False)
+    for wl, m, t in rows:
+        diff = mismatch(m, t)
+        if diff:
+            console.print(f"[yellow]{wl.key}: answers differ:[/yellow] {diff}")
+    missed = [wl.key for wl, m, t in rows if verdict(wl.target, t, speedup(m, t)) == "FAIL"]
+    if missed:
+        console.print(f"targets missed: {', '.join(missed)}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                [{"workload": wl.key, "mlflow": m, "trackflow": t} for wl, m, t in rows], indent=2
+            )
+        )
+    if errors:
+        return 1
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
