@@ -596,13 +596,13 @@ def _now() -> int:
 
 
 def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
+    from tracking.artifacts import join_uri
+
+    return join_uri(base, *parts)
 
 
 def _resolve_root(artifact_root: str | None) -> str:
+    from tracking.artifacts import resolve_artifact_root
     from tracking.settings import DEFAULT_ARTIFACT_ROOT
 
-    root = artifact_root or DEFAULT_ARTIFACT_ROOT
-    if "://" in root:
-        return root.rstrip("/")
-    return os.path.abspath(os.path.expanduser(root))
+    return resolve_artifact_root(artifact_root or DEFAULT_ARTIFACT_ROOT)
