@@ -388,6 +388,11 @@ def _resume_or_create(
         if run.info.status is RunStatus.RUNNING:
             return run
         existing = run  # created meanwhile by another process, and ended
+    if existing.info.lifecycle_stage is not LifecycleStage.ACTIVE:
+        raise InvalidStateError(
+            f"Cannot start run {run_id}: it is deleted. Restore it with "
+            "TrackingClient.restore_run first"
+        )
     if experiment_id is not None and existing.info.experiment_id != str(experiment_id):
         raise InvalidParameterError(
             f"Run {run_id} belongs to experiment {existing.info.experiment_id}, "
