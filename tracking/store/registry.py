@@ -1,9 +1,11 @@
 """Stores chosen by the tracking URI's scheme, as fsspec chooses filesystems.
 
 ``sqlite``, ``postgresql``, ``mysql`` and ``mariadb`` URLs (with or without a
-``+driver``) open a :class:`~tracking.store.sql.store.SqlTrackingStore`;
-other schemes can be added with :func:`register_store`. Stores are cached per
-(URI, artifact root) so every client of a process shares one connection pool.
+``+driver``) open a :class:`~tracking.store.sql.store.SqlTrackingStore`,
+``http`` and ``https`` URLs a :class:`~tracking.store.rest.RestTrackingStore`
+that talks to a tracking server; other schemes can be added with
+:func:`register_store`. Stores are cached per (URI, artifact root) so every
+client of a process shares one connection pool.
 """
 
 from __future__ import annotations
@@ -34,8 +36,16 @@ def _sql_store(uri: str, artifact_root: str | None) -> TrackingStore:
     return SqlTrackingStore(uri, artifact_root)
 
 
+def _rest_store(uri: str, artifact_root: str | None) -> TrackingStore:
+    from tracking.store.rest import RestTrackingStore
+
+    return RestTrackingStore(uri, artifact_root)
+
+
 for _scheme in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
     register_store(_scheme, _sql_store)
+for _scheme in ("http", "https"):
+    register_store(_scheme, _rest_store)
 
 
 def _scheme(uri: str) -> str:

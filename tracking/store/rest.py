@@ -1,0 +1,398 @@
+"""``RestTrackingStore``: the tracking store behind a ``trackflow server``, over HTTP.
+
+With ``TRACKFLOW_TRACKING_URI=http://host:5000`` (or ``https://``) every
+:class:`~tracking.client.TrackingClient` call becomes one call to the
+server's MLflow REST API 2.0 (``/api/2.0/mlflow/...``) or to trackflow's own
+endpoints (``/api/2.0/trackflow/...``: idempotent run creation, children,
+heartbeats, reaping)::
+
+    client = TrackingClient("http://127.0.0.1:5000")
+    run = client.create_run("0")
+    client.log_metric(run.info.run_id, "auc", 0.91)
+
+Transport, retries and error mapping live in :mod:`tracking.store.rest_http`;
+the JSON shapes in :mod:`tracking.store.rest_json`. Retrying is safe because
+the store always picks the run id itself (``os.urandom(16).hex()`` unless the
+caller chose one): a ``runs/create`` sent twice returns the same run.
+
+Settings (read when the store is opened): ``TRACKFLOW_TRACKING_TOKEN`` is
+sent as a bearer token, ``TRACKFLOW_HTTP_TIMEOUT`` bounds each attempt and
+``TRACKFLOW_HTTP_MAX_RETRIES`` the retries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from tracking.entities import (
+    Experiment,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from tracking.errors import NotFoundError, StoreError
+from tracking.settings import get_settings
+from tracking.store.base import TrackingStore
+from tracking.store.rest_http import RestSession
+from tracking.store.rest_json import (
+    experiment_from_json,
+    metric_from_json,
+    metrics_json,
+    pairs_json,
+    run_from_json,
+    run_info_from_json,
+)
+
+__all__ = ["MLFLOW_API", "TRACKFLOW_API", "RestTrackingStore"]
+
+T = TypeVar("T")
+
+#: Where MLflow's REST API lives on the server.
+MLFLOW_API = "api/2.0/mlflow"
+#: Where trackflow's own endpoints live on the server.
+TRACKFLOW_API = "api/2.0/trackflow"
+
+
+class RestTrackingStore(TrackingStore):
+    """Experiments and runs kept by a tracking server, reached through httpx.
+
+    ``uri`` is the server's base address (``http://host:5000``, or with a path
+    prefix behind a proxy). ``artifact_root`` is ignored: the server decides
+    where artifacts go. ``token``, ``timeout`` and ``max_retries`` default to
+    the ``TRACKFLOW_TRACKING_TOKEN``, ``TRACKFLOW_HTTP_TIMEOUT`` and
+    ``TRACKFLOW_HTTP_MAX_RETRIES`` settings; ``transport`` replaces the network
+    (tests), ``backoff`` scales the waits between retries.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        artifact_root: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff: float = 0.25,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.uri = uri
+        self.artifact_root = artifact_root or ""
+        self.http = RestSession(
+            uri.split("?", 1)[0].split("#", 1)[0],
+            token=token if token is not None else settings.tracking_token,
+            timeout=timeout if timeout is not None else settings.http_timeout,
+            max_retries=max_retries if max_retries is not None else settings.http_max_retries,
+            backoff=backoff,
+            transport=transport,
+        )
+        url = self.http.url
+        # Prebuilt: the hot calls format nothing but their body.
+        self._mlflow = {
+            name: url(f"{MLFLOW_API}/{name}")
+            for name in (
+                "experiments/create",
+                "experiments/get",
+                "experiments/get-by-name",
+                "experiments/search",
+                "experiments/update",
+                "experiments/delete",
+                "experiments/restore",
+                "experiments/set-experiment-tag",
+                "runs/get",
+                "runs/update",
+                "runs/delete",
+                "runs/restore",
+                "runs/log-batch",
+                "runs/log-metric",
+                "runs/log-parameter",
+                "runs/set-tag",
+                "runs/delete-tag",
+                "runs/search",
+                "metrics/get-history",
+            )
+        }
+        self._trackflow = {
+            name: url(f"{TRACKFLOW_API}/{name}")
+            for name in ("runs/create", "runs/children", "runs/heartbeat", "runs/reap-stale")
+        }
+        self._log_batch_url = self._mlflow["runs/log-batch"]
+        self._health_url = url("health")
+
+    def __repr__(self) -> str:
+        return f"RestTrackingStore({self.http.base_url!r})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _post(self, name: str, body: dict[str, Any], parse: bool = True) -> Any:
+        return self.http.call("POST", self._mlflow[name], body=body, parse=parse)
+
+    def _get(self, name: str, **params: str | int) -> Any:
+        return self.http.call("GET", self._mlflow[name], params=params)
+
+    def health(self) -> Any:
+        """The server's ``/health`` answer (StoreUnavailableError if it cannot be reached)."""
+        return self.http.call("GET", self._health_url)
+
+    # -- experiments ------------------------------------------------------
+
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+    ) -> str:
+        body: dict[str, Any] = {"name": name, "tags": pairs_json(tags)}
+        if artifact_location:
+            body["artifact_location"] = artifact_location
+        answer = self._post("experiments/create", body)
+        return str(_field(answer, "experiment_id"))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        answer = self._get("experiments/get", experiment_id=experiment_id)
+        return _parsed(experiment_from_json, answer, "experiment")
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        try:
+            answer = self._get("experiments/get-by-name", experiment_name=name)
+        except NotFoundError:
+            return None
+        return _parsed(experiment_from_json, answer, "experiment")
+
+    def search_experiments(
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        body: dict[str, Any] = {
+            "view_type": ViewType(view_type).name,
+            "max_results": max_results,
+            "filter": filter_string,
+            "order_by": list(order_by or ()),
+        }
+        if page_token:
+            body["page_token"] = page_token
+        answer = self._post("experiments/search", body)
+        return _page(answer, "experiments", experiment_from_json)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self._post(
+            "experiments/update",
+            {"experiment_id": experiment_id, "new_name": new_name},
+            parse=False,
+        )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._post("experiments/delete", {"experiment_id": experiment_id}, parse=False)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self._post("experiments/restore", {"experiment_id": experiment_id}, parse=False)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self._post(
+            "experiments/set-experiment-tag",
+            {"experiment_id": experiment_id, "key": key, "value": value},
+            parse=False,
+        )
+
+    # -- runs -------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: Sequence[RunTag],
+        run_name: str | None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+        status: RunStatus = RunStatus.RUNNING,
+    ) -> Run:
+        # Chosen here, never by the server: a retried create must find the run it made.
+        body: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "run_id": run_id or os.urandom(16).hex(),
+            "user_id": user_id,
+            "start_time": start_time,
+            "tags": pairs_json(tags),
+            "status": RunStatus(status).value,
+        }
+        if run_name is not None:
+            body["run_name"] = run_name
+        if parent_run_id is not None:
+            body["parent_run_id"] = parent_run_id
+        answer = self.http.call("POST", self._trackflow["runs/create"], body=body)
+        return _parsed(run_from_json, answer, "run")
+
+    def get_run(self, run_id: str) -> Run:
+        return _parsed(run_from_json, self._get("runs/get", run_id=run_id), "run")
+
+    def update_run_info(
+        self,
+        run_id: str,
+        status: RunStatus | None,
+        end_time: int | None,
+        run_name: str | None,
+    ) -> RunInfo:
+        body: dict[str, Any] = {"run_id": run_id}
+        if status is not None:
+            body["status"] = RunStatus(status).value
+        if end_time is not None:
+            body["end_time"] = end_time
+        if run_name is not None:
+            body["run_name"] = run_name
+        return _parsed(run_info_from_json, self._post("runs/update", body), "run_info")
+
+    def delete_run(self, run_id: str) -> None:
+        self._post("runs/delete", {"run_id": run_id}, parse=False)
+
+    def restore_run(self, run_id: str) -> None:
+        self._post("runs/restore", {"run_id": run_id}, parse=False)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        body = {
+            "run_id": run_id,
+            "metrics": metrics_json(metrics),
+            "params": pairs_json(params),
+            "tags": pairs_json(tags),
+        }
+        self.http.call("POST", self._log_batch_url, body=body, parse=False)
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        key, value, timestamp, step = metric
+        body = {"run_id": run_id, "key": key, "value": value, "timestamp": timestamp, "step": step}
+        self._post("runs/log-metric", body, parse=False)
+
+    def log_param(self, run_id: str, param: Param) -> None:
+        self._post(
+            "runs/log-parameter",
+            {"run_id": run_id, "key": param.key, "value": param.value},
+            parse=False,
+        )
+
+    def set_tag(self, run_id: str, tag: RunTag) -> None:
+        self._post(
+            "runs/set-tag", {"run_id": run_id, "key": tag.key, "value": tag.value}, parse=False
+        )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._post("runs/delete-tag", {"run_id": run_id, "key": key}, parse=False)
+
+    def get_metric_history(
+        self,
+        run_id: str,
+        key: str,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Metric]:
+        params: dict[str, str | int] = {"run_id": run_id, "metric_key": key}
+        if max_results is not None:
+            params["max_results"] = max_results
+        if page_token:
+            params["page_token"] = page_token
+        page = _page(self._get("metrics/get-history", **params), "metrics", metric_from_json)
+        if max_results is not None:
+            return page
+        # Everything was asked for: follow the pages the server cut.
+        points = list(page)
+        while page.token:
+            params["page_token"] = page.token
+            page = _page(self._get("metrics/get-history", **params), "metrics", metric_from_json)
+            points.extend(page)
+        return PagedList(points)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        body: dict[str, Any] = {
+            "experiment_ids": list(experiment_ids),
+            "filter": filter_string,
+            "run_view_type": ViewType(run_view_type).name,
+            "max_results": max_results,
+            "order_by": list(order_by or ()),
+        }
+        if page_token:
+            body["page_token"] = page_token
+        return _page(self._post("runs/search", body), "runs", run_from_json)
+
+    # -- trackflow additions ------------------------------------------------
+
+    def get_children(self, run_id: str, recursive: bool = False) -> list[Run]:
+        answer = self.http.call(
+            "GET",
+            self._trackflow["runs/children"],
+            params={"run_id": run_id, "recursive": "true" if recursive else "false"},
+        )
+        return list(_page(answer, "runs", run_from_json))
+
+    def heartbeat(self, run_ids: Sequence[str], timestamp: int) -> None:
+        if not run_ids:
+            return
+        self.http.call(
+            "POST",
+            self._trackflow["runs/heartbeat"],
+            body={"run_ids": list(run_ids), "timestamp": timestamp},
+            parse=False,
+        )
+
+    def reap_stale_runs(self, older_than_ms: int, now: int, reason: str) -> list[str]:
+        """Reap on the server, by the server's clock (``now`` and ``reason`` are its own)."""
+        answer = self.http.call(
+            "POST", self._trackflow["runs/reap-stale"], body={"older_than_ms": older_than_ms}
+        )
+        return [str(run_id) for run_id in _field(answer, "run_ids")]
+
+
+def _malformed(what: str, answer: Any, exc: Exception) -> StoreError:
+    return StoreError(
+        f"the tracking server sent a malformed {what}: {type(exc).__name__}: {exc} "
+        f"(in {str(answer)[:200]})"
+    )
+
+
+def _field(answer: Any, name: str) -> Any:
+    try:
+        return answer[name]
+    except (KeyError, TypeError) as exc:
+        raise _malformed(f"answer (no {name!r})", answer, exc) from exc
+
+
+def _parsed(parse: Callable[[Any], T], answer: Any, name: str) -> T:
+    try:
+        return parse(answer[name])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _malformed(name, answer, exc) from exc
+
+
+def _page(answer: Any, name: str, parse: Callable[[Any], T]) -> PagedList[T]:
+    try:
+        items = [parse(item) for item in answer.get(name) or ()]
+        token = answer.get("next_page_token") or None
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _malformed(f"list of {name}", answer, exc) from exc
+    return PagedList(items, token)

@@ -1,0 +1,115 @@
+"""MLflow REST JSON <-> trackflow entities, by hand (no pydantic on the client's hot path).
+
+The server writes MLflow's JSON: runs as ``{"info": {...}, "data": {"metrics":
+[...], "params": [...], "tags": [...]}}``, key/value lists for tags, and
+numbers that may be the bare tokens ``NaN``/``Infinity``/``-Infinity``. The
+readers here also accept what protobuf's JSON printer writes (64-bit integers
+as strings, ``"NaN"`` as a string), so an MLflow-flavoured server works too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from tracking.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+)
+
+__all__ = [
+    "experiment_from_json",
+    "key_values",
+    "metric_from_json",
+    "metrics_json",
+    "pairs_json",
+    "run_from_json",
+    "run_info_from_json",
+]
+
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def key_values(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    """``[{"key": k, "value": v}, ...]`` as a dict (later entries win)."""
+    return {item["key"]: str(item.get("value", "")) for item in items or ()}
+
+
+def pairs_json(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """Key/value pairs (params, tags) as MLflow's list of objects."""
+    return [{"key": key, "value": value} for key, value in pairs]
+
+
+def metrics_json(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
+    """Metric points as MLflow's list of objects."""
+    return [
+        {"key": key, "value": value, "timestamp": timestamp, "step": step}
+        for key, value, timestamp, step in metrics
+    ]
+
+
+def metric_from_json(item: Mapping[str, Any]) -> Metric:
+    """One metric point; ``float`` reads both ``NaN`` tokens and ``"NaN"`` strings."""
+    return Metric(
+        item["key"],
+        float(item["value"]),
+        int(item.get("timestamp", 0)),
+        int(item.get("step", 0)),
+    )
+
+
+def experiment_from_json(item: Mapping[str, Any]) -> Experiment:
+    """An :class:`~tracking.entities.Experiment` from MLflow's experiment object."""
+    return Experiment(
+        experiment_id=str(item["experiment_id"]),
+        name=item["name"],
+        artifact_location=item.get("artifact_location", ""),
+        lifecycle_stage=LifecycleStage(item.get("lifecycle_stage", "active")),
+        tags=MappingProxyType(key_values(item.get("tags"))),
+        creation_time=_int_or_none(item.get("creation_time")),
+        last_update_time=_int_or_none(item.get("last_update_time")),
+    )
+
+
+def run_info_from_json(info: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> RunInfo:
+    """A :class:`~tracking.entities.RunInfo`; ``tags`` fill in what MLflow keeps there."""
+    tags = tags or {}
+    parent = info.get("parent_run_id") or tags.get(PARENT_RUN_TAG)
+    return RunInfo(
+        run_id=info.get("run_id") or info["run_uuid"],
+        experiment_id=str(info["experiment_id"]),
+        run_name=info.get("run_name") or tags.get(RUN_NAME_TAG, ""),
+        user_id=info.get("user_id", ""),
+        status=RunStatus(info.get("status", "RUNNING")),
+        start_time=_int_or_none(info.get("start_time")),
+        end_time=_int_or_none(info.get("end_time")),
+        artifact_uri=info.get("artifact_uri", ""),
+        lifecycle_stage=LifecycleStage(info.get("lifecycle_stage", "active")),
+        parent_run_id=parent or None,
+    )
+
+
+def run_from_json(item: Mapping[str, Any]) -> Run:
+    """A :class:`~tracking.entities.Run` with its params, latest metrics and tags."""
+    data = item.get("data") or {}
+    tags = key_values(data.get("tags"))
+    metrics = {m["key"]: float(m["value"]) for m in data.get("metrics") or ()}
+    return Run(
+        run_info_from_json(item["info"], tags),
+        RunData(
+            params=MappingProxyType(key_values(data.get("params"))),
+            metrics=MappingProxyType(metrics),
+            tags=MappingProxyType(tags),
+        ),
+    )
