@@ -131,10 +131,11 @@ class RestSession:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self._token = token
         self._timeout = httpx.Timeout(timeout)
         self._transport = transport
         self._sleep = sleep
@@ -301,14 +302,14 @@ class RestSession:
         if status == 401:
             hint = (
                 "the token in TRACKFLOW_TRACKING_TOKEN was refused"
-                if self._token
+                if self.token
                 else "set TRACKFLOW_TRACKING_TOKEN to a token it accepts"
             )
             return UnauthenticatedError(
                 f"the tracking server at {self.base_url} requires authentication: {hint}"
                 + (f" ({message})" if message else "")
             )
-        if cls is None and status == 404:
+        if cls is None and status == 404 and message in (None, "Not Found"):
             # A route the server does not know: the wrong address, or an older server.
             return StoreError(
                 f"{method} {url}: 404 {message or 'Not Found'}; is {self.base_url} a trackflow "

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tracking.entities import LifecycleStage, Metric, Param, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, InvalidStateError, RunNotFoundError
+from tracking.store.sql.engine import write_lock_for
 from tracking.store.sql.models import (
     SPECIAL_FINITE,
     SPECIAL_NAN,
@@ -135,6 +136,7 @@ class HotPath:
         self._engine = engine
         dialect = engine.dialect.name
         self._sqlite = dialect == "sqlite"
+        self._write_lock = write_lock_for(engine)
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         newer = or_(
             bindparam("b_step") > _latest.c.step,
@@ -222,7 +224,10 @@ class HotPath:
     def transaction(self, *, write: bool = True) -> Iterator[Any]:
         """A DBAPI cursor in a transaction; driver errors come out as SQLAlchemy's."""
         engine = self._engine
+        lock = self._write_lock if write else None
         raw = engine.raw_connection()
+        if lock is not None:
+            lock.acquire()
         try:
             cursor = raw.cursor()
             try:
@@ -235,6 +240,9 @@ class HotPath:
                 raise
             finally:
                 cursor.close()
+                if lock is not None:
+                    lock.release()
+                    lock = None
         except self._dbapi_error as exc:
             invalidated = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
             if invalidated:

@@ -14,8 +14,9 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracking.errors import SchemaOutOfDateError, StoreError
+from tracking.store.sql.engine import WRITE
 
-__all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "upgrade"]
+__all__ = ["HEAD_REVISION", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
 #: The newest migration; a test checks that it is Alembic's head.
 HEAD_REVISION = "0001"
@@ -40,12 +41,31 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind ``engine`` to ``revision``."""
+    """Migrate the database behind ``engine`` to ``revision``.
+
+    The check and the migration share one write transaction (``BEGIN
+    IMMEDIATE`` on SQLite), so processes opening a new database file at the
+    same moment migrate it once, one after the other.
+    """
+    from alembic import command
+
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**{WRITE: True})
+            with connection.begin():
+                if revision != "head" or current_revision(connection) != HEAD_REVISION:
+                    command.upgrade(_alembic_config(connection), revision)  # type: ignore[arg-type]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"migrating the tracking database failed: {exc}") from exc
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate the database behind ``engine`` back to ``revision`` (``"base"``: empty)."""
     from alembic import command
 
     try:
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), revision)  # type: ignore[arg-type]
+            command.downgrade(_alembic_config(connection), revision)  # type: ignore[arg-type]
     except SQLAlchemyError as exc:
         raise StoreError(f"migrating the tracking database failed: {exc}") from exc
 
