@@ -25,9 +25,13 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--backend-store-uri", envvar="TRACKFLOW_TRACKING_URI",
-              default="sqlite:///trackflow.db", show_default=True,
-              help="SQLAlchemy URL of the tracking database.")
+@click.option(
+    "--backend-store-uri",
+    envvar="TRACKFLOW_TRACKING_URI",
+    default="sqlite:///trackflow.db",
+    show_default=True,
+    help="SQLAlchemy URL of the tracking database.",
+)
 def db_upgrade(backend_store_uri: str) -> None:
     """Migrate the database to the schema this trackflow needs."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -63,10 +67,19 @@ def _train(lr: float, depth: int, epochs: int, rng: random.Random) -> list[float
 
 
 @cli.command()
-@click.option("--experiment", default="demo-sweep", show_default=True,
-              help="Experiment to log the sweep into.")
-@click.option("--trials", default=6, show_default=True, type=click.IntRange(1, 200),
-              help="Number of hyperparameter trials (child runs).")
+@click.option(
+    "--experiment",
+    default="demo-sweep",
+    show_default=True,
+    help="Experiment to log the sweep into.",
+)
+@click.option(
+    "--trials",
+    default=6,
+    show_default=True,
+    type=click.IntRange(1, 200),
+    help="Number of hyperparameter trials (child runs).",
+)
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--seed", default=7, show_default=True, type=int)
 def demo(experiment: str, trials: int, epochs: int, seed: int) -> None:
@@ -121,8 +134,10 @@ def _label(run: Any, best_id: str) -> str:
     acc = run.data.metrics.get("acc", run.data.metrics.get("best_acc"))
     score = f" acc={acc:.4f}" if acc is not None else ""
     star = " [bold yellow]<- best[/]" if run.info.run_id == best_id else ""
-    return (f"{run.info.run_name} [{colour}]{run.info.status}[/]{score} "
-            f"[dim]{run.info.run_id[:8]}[/]{star}")
+    return (
+        f"{run.info.run_name} [{colour}]{run.info.status}[/]{score} "
+        f"[dim]{run.info.run_id[:8]}[/]{star}"
+    )
 
 
 def main() -> None:

@@ -146,9 +146,7 @@ def validate_tag(tag: RunTag) -> RunTag:
 
 def _check_count(items: Sequence[object], limit: int, kind: str) -> None:
     if len(items) > limit:
-        raise InvalidParameterError(
-            f"a batch may hold at most {limit} {kind}; got {len(items)}"
-        )
+        raise InvalidParameterError(f"a batch may hold at most {limit} {kind}; got {len(items)}")
 
 
 def validate_batch(
@@ -177,7 +175,7 @@ def validate_batch(
 def _as(item: object, cls: type[_NT], kind: str) -> _NT:
     if isinstance(item, cls):
         return item
-    fields: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+    fields: tuple[str, ...] = cls._fields
     try:
         if isinstance(item, dict):
             return cls(*(item[f] for f in fields))
@@ -231,8 +229,5 @@ def validate_max_results(max_results: object, limit: int = MAX_SEARCH_RESULTS) -
     if isinstance(max_results, bool) or not isinstance(max_results, int):
         raise InvalidParameterError(f"max_results must be an integer, got {max_results!r}")
     if not 1 <= max_results <= limit:
-        raise InvalidParameterError(
-            f"max_results must be between 1 and {limit}, got {max_results}"
-        )
+        raise InvalidParameterError(f"max_results must be between 1 and {limit}, got {max_results}")
     return max_results
-

@@ -42,10 +42,10 @@ def _rest_store(uri: str, artifact_root: str | None) -> TrackingStore:
     return RestTrackingStore(uri, artifact_root)
 
 
-for _scheme in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-    register_store(_scheme, _sql_store)
-for _scheme in ("http", "https"):
-    register_store(_scheme, _rest_store)
+for _name in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+    register_store(_name, _sql_store)
+for _name in ("http", "https"):
+    register_store(_name, _rest_store)
 
 
 def _scheme(uri: str) -> str:

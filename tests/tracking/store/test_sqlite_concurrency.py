@@ -48,8 +48,13 @@ def test_eight_writers_one_sqlite_file(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     procs = [
-        subprocess.Popen([sys.executable, str(script), url, str(w)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        subprocess.Popen(
+            [sys.executable, str(script), url, str(w)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         for w in range(PROCESSES)
     ]
     outputs = [p.communicate(timeout=240) for p in procs]
@@ -61,8 +66,7 @@ def test_eight_writers_one_sqlite_file(tmp_path: Path) -> None:
     client = TrackingClient(url, str(tmp_path / "artifacts"))
     experiment = client.get_experiment_by_name("concurrency")
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], "params.worker != ''",
-                              max_results=100)
+    runs = client.search_runs([experiment.experiment_id], "params.worker != ''", max_results=100)
     assert sorted(r.data.params["worker"] for r in runs) == [str(w) for w in range(PROCESSES)]
     for run in runs:
         assert run.info.status.value == "FINISHED"
@@ -70,8 +74,7 @@ def test_eight_writers_one_sqlite_file(tmp_path: Path) -> None:
         assert [m.value for m in singles] == [float(i) for i in range(SINGLES)]
         batch = client.get_metric_history(run.info.run_id, "batch")
         assert len(batch) == BATCHES * BATCH_SIZE
-        assert run.data.metrics == {"single": SINGLES - 1.0,
-                                    "batch": BATCHES * BATCH_SIZE - 1.0}
+        assert run.data.metrics == {"single": SINGLES - 1.0, "batch": BATCHES * BATCH_SIZE - 1.0}
     shared_id = run_id_for("shared-run")
     shared = client.get_metric_history(shared_id, "shared")
     assert len(shared) == PROCESSES * BATCHES

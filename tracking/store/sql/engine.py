@@ -57,13 +57,25 @@ T = TypeVar("T")
 WRITE = "trackflow_write"
 
 _SQLITE_BUSY_TIMEOUT_S = 120.0
-_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
-                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
 _RETRY_ATTEMPTS = 30
 # Lock errors (SQLite), deadlocks (MySQL 1213, PostgreSQL 40P01) and
 # serialization failures: the transaction did nothing and can simply run again.
-_RETRYABLE_MARKERS = ("database is locked", "database table is locked", "deadlock",
-                      "could not serialize", "lock wait timeout", "1213", "40p01", "40001")
+_RETRYABLE_MARKERS = (
+    "database is locked",
+    "database table is locked",
+    "deadlock",
+    "could not serialize",
+    "lock wait timeout",
+    "1213",
+    "40p01",
+    "40001",
+)
 
 
 def normalize_db_url(uri: str) -> URL:
@@ -87,8 +99,9 @@ def create_tracking_engine(uri: str) -> Engine:
     try:
         if url.get_backend_name() == "sqlite":
             return _sqlite_engine(url)
-        return create_engine(url, pool_pre_ping=True, pool_recycle=1800, pool_size=5,
-                             max_overflow=10)
+        return create_engine(
+            url, pool_pre_ping=True, pool_recycle=1800, pool_size=5, max_overflow=10
+        )
     except NoSuchModuleError as exc:
         raise InvalidParameterError(
             f"no SQLAlchemy dialect for {url.drivername!r} in tracking URI "
@@ -157,12 +170,13 @@ def write_lock_for(engine: Engine) -> SqliteWriteLock | None:
 def _sqlite_engine(url: URL) -> Engine:
     memory = url.database in (None, "", ":memory:")
     if memory:
-        engine = create_engine(url, poolclass=StaticPool,
-                               connect_args={"check_same_thread": False})
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         engine = create_engine(
-            url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-            pool_size=4, max_overflow=16,
+            url,
+            connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            pool_size=4,
+            max_overflow=16,
         )
 
     @event.listens_for(engine, "connect")
@@ -207,8 +221,10 @@ def _is_retryable(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None) or ""
     args = getattr(exc.orig, "args", ())
     mysql_code = str(args[0]) if args else ""
-    return any(m in text for m in _RETRYABLE_MARKERS) or code in ("40P01", "40001") or (
-        mysql_code in ("1213", "1205")
+    return (
+        any(m in text for m in _RETRYABLE_MARKERS)
+        or code in ("40P01", "40001")
+        or (mysql_code in ("1213", "1205"))
     )
 
 

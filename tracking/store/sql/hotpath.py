@@ -18,11 +18,12 @@ import gc
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ClauseElement, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from tracking.entities import LifecycleStage, Metric, Param, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, InvalidStateError, RunNotFoundError
@@ -37,24 +38,38 @@ from tracking.store.sql.models import (
     ParamModel,
     RunModel,
     TagModel,
+    table_of,
 )
 
-__all__ = ["RUN_COLUMNS", "HotPath", "RetryTransactionError", "decode_value", "encode_value",
-           "run_info"]
+__all__ = [
+    "RUN_COLUMNS",
+    "HotPath",
+    "RetryTransactionError",
+    "decode_value",
+    "encode_value",
+    "run_info",
+]
 
 _MAX_FLOAT = 1.7976931348623157e308
 _DECODE = {SPECIAL_NAN: math.nan, SPECIAL_POS_INF: math.inf, SPECIAL_NEG_INF: -math.inf}
 
-_metrics = MetricModel.__table__
-_latest = LatestMetricModel.__table__
-_params = ParamModel.__table__
-_tags = TagModel.__table__
-_runs = RunModel.__table__
+_metrics = table_of(MetricModel)
+_latest = table_of(LatestMetricModel)
+_params = table_of(ParamModel)
+_tags = table_of(TagModel)
+_runs = table_of(RunModel)
 
 #: The run columns in the order :func:`run_info` reads them.
 RUN_COLUMNS = (
-    _runs.c.run_uuid, _runs.c.experiment_id, _runs.c.name, _runs.c.user_id, _runs.c.status,
-    _runs.c.start_time, _runs.c.end_time, _runs.c.artifact_uri, _runs.c.lifecycle_stage,
+    _runs.c.run_uuid,
+    _runs.c.experiment_id,
+    _runs.c.name,
+    _runs.c.user_id,
+    _runs.c.status,
+    _runs.c.start_time,
+    _runs.c.end_time,
+    _runs.c.artifact_uri,
+    _runs.c.lifecycle_stage,
     _runs.c.parent_run_uuid,
 )
 
@@ -84,9 +99,16 @@ def decode_value(value: float, special: int) -> float:
 def run_info(row: Sequence[Any]) -> RunInfo:
     """A RunInfo from a row of :data:`RUN_COLUMNS`."""
     return RunInfo(
-        run_id=row[0], experiment_id=str(row[1]), run_name=row[2], user_id=row[3],
-        status=RunStatus(row[4]), start_time=row[5], end_time=row[6], artifact_uri=row[7],
-        lifecycle_stage=LifecycleStage(row[8]), parent_run_id=row[9],
+        run_id=row[0],
+        experiment_id=str(row[1]),
+        run_name=row[2],
+        user_id=row[3],
+        status=RunStatus(row[4]),
+        start_time=row[5],
+        end_time=row[6],
+        artifact_uri=row[7],
+        lifecycle_stage=LifecycleStage(row[8]),
+        parent_run_id=row[9],
     )
 
 
@@ -100,7 +122,9 @@ class _Statement:
     __slots__ = ("names", "pairs", "positional", "sql")
 
     def __init__(self, statement: ClauseElement, engine: Engine, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=engine.dialect, column_keys=list(keys))
+        compiled = cast(
+            SQLCompiler, statement.compile(dialect=engine.dialect, column_keys=list(keys))
+        )
         self.sql = compiled.string
         self.positional = engine.dialect.positional
         self.names = tuple(_source(n) for n in compiled.positiontup or ())
@@ -140,10 +164,16 @@ class HotPath:
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         newer = or_(
             bindparam("b_step") > _latest.c.step,
-            and_(bindparam("b_step") == _latest.c.step,
-                 or_(bindparam("b_timestamp") > _latest.c.timestamp,
-                     and_(bindparam("b_timestamp") == _latest.c.timestamp,
-                          bindparam("b_value") > _latest.c.value))),
+            and_(
+                bindparam("b_step") == _latest.c.step,
+                or_(
+                    bindparam("b_timestamp") > _latest.c.timestamp,
+                    and_(
+                        bindparam("b_timestamp") == _latest.c.timestamp,
+                        bindparam("b_value") > _latest.c.value,
+                    ),
+                ),
+            ),
         )
         latest_steps: list[ClauseElement]
         if dialect in ("sqlite", "postgresql"):
@@ -151,21 +181,33 @@ class HotPath:
             insert_metrics = ins(_metrics).on_conflict_do_nothing()
             latest = ins(_latest)
             ex = latest.excluded
-            latest_steps = [latest.on_conflict_do_update(
-                index_elements=["run_uuid", "key"],
-                set_={"value": ex.value, "special": ex.special, "timestamp": ex.timestamp,
-                      "step": ex.step},
-                where=or_(
-                    ex.step > _latest.c.step,
-                    and_(ex.step == _latest.c.step,
-                         or_(ex.timestamp > _latest.c.timestamp,
-                             and_(ex.timestamp == _latest.c.timestamp,
-                                  ex.value > _latest.c.value))),
-                ),
-            )]
+            latest_steps = [
+                latest.on_conflict_do_update(
+                    index_elements=["run_uuid", "key"],
+                    set_={
+                        "value": ex.value,
+                        "special": ex.special,
+                        "timestamp": ex.timestamp,
+                        "step": ex.step,
+                    },
+                    where=or_(
+                        ex.step > _latest.c.step,
+                        and_(
+                            ex.step == _latest.c.step,
+                            or_(
+                                ex.timestamp > _latest.c.timestamp,
+                                and_(
+                                    ex.timestamp == _latest.c.timestamp, ex.value > _latest.c.value
+                                ),
+                            ),
+                        ),
+                    ),
+                )
+            ]
             tags = ins(_tags)
             upsert_tags = tags.on_conflict_do_update(
-                index_elements=["run_uuid", "key"], set_={"value": tags.excluded.value})
+                index_elements=["run_uuid", "key"], set_={"value": tags.excluded.value}
+            )
             insert_params = ins(_params).on_conflict_do_nothing()
         elif dialect in ("mysql", "mariadb"):
             insert_metrics = mysql.insert(_metrics).prefix_with("IGNORE")
@@ -175,10 +217,17 @@ class HotPath:
             latest_steps = [
                 mysql.insert(_latest).prefix_with("IGNORE"),
                 update(_latest)
-                .where(_latest.c.run_uuid == bindparam("b_run_uuid"),
-                       _latest.c.key == bindparam("b_key"), newer)
-                .values(value=bindparam("b_value"), special=bindparam("b_special"),
-                        timestamp=bindparam("b_timestamp"), step=bindparam("b_step")),
+                .where(
+                    _latest.c.run_uuid == bindparam("b_run_uuid"),
+                    _latest.c.key == bindparam("b_key"),
+                    newer,
+                )
+                .values(
+                    value=bindparam("b_value"),
+                    special=bindparam("b_special"),
+                    timestamp=bindparam("b_timestamp"),
+                    step=bindparam("b_step"),
+                ),
             ]
             tags = mysql.insert(_tags)
             upsert_tags = tags.on_duplicate_key_update(value=tags.inserted.value)
@@ -194,31 +243,42 @@ class HotPath:
         self._upsert_tags = compile_(upsert_tags, ("run_uuid", "key", "value"))
         self._insert_params = compile_(insert_params, ("run_uuid", "key", "value"))
         self._run_stage = compile_(
-            select(_runs.c.lifecycle_stage).where(_runs.c.run_uuid == bindparam("run_uuid")),
-            ())
+            select(_runs.c.lifecycle_stage).where(_runs.c.run_uuid == bindparam("run_uuid")), ()
+        )
         self._param_values = compile_(
-            select(_params.c.key, _params.c.value)
-            .where(_params.c.run_uuid == bindparam("run_uuid")), ())
+            select(_params.c.key, _params.c.value).where(
+                _params.c.run_uuid == bindparam("run_uuid")
+            ),
+            (),
+        )
         self._update_run = compile_(
-            update(_runs).where(_runs.c.run_uuid == bindparam("b_run_uuid")).values(
+            update(_runs)
+            .where(_runs.c.run_uuid == bindparam("b_run_uuid"))
+            .values(
                 status=func.coalesce(bindparam("b_status"), _runs.c.status),
                 end_time=func.coalesce(bindparam("b_end_time"), _runs.c.end_time),
                 name=func.coalesce(bindparam("b_name"), _runs.c.name),
-                heartbeat_time=func.coalesce(bindparam("b_heartbeat_time"),
-                                             _runs.c.heartbeat_time),
-            ), ())
+                heartbeat_time=func.coalesce(bindparam("b_heartbeat_time"), _runs.c.heartbeat_time),
+            ),
+            (),
+        )
         self._select_run = compile_(
-            select(*RUN_COLUMNS).where(_runs.c.run_uuid == bindparam("run_uuid")), ())
+            select(*RUN_COLUMNS).where(_runs.c.run_uuid == bindparam("run_uuid")), ()
+        )
         self._history = compile_(
             select(_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, _metrics.c.step)
-            .where(_metrics.c.run_uuid == bindparam("run_uuid"),
-                   _metrics.c.key == bindparam("key"))
-            .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value,
-                      _metrics.c.special)
-            .limit(bindparam("limit")).offset(bindparam("offset")), ())
+            .where(_metrics.c.run_uuid == bindparam("run_uuid"), _metrics.c.key == bindparam("key"))
+            .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value, _metrics.c.special)
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset")),
+            (),
+        )
         self._rename_run = compile_(
-            update(_runs).where(_runs.c.run_uuid == bindparam("b_run_uuid"))
-            .values(name=bindparam("b_name")), ())
+            update(_runs)
+            .where(_runs.c.run_uuid == bindparam("b_run_uuid"))
+            .values(name=bindparam("b_name")),
+            (),
+        )
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Any]:
@@ -244,12 +304,20 @@ class HotPath:
                     lock.release()
                     lock = None
         except self._dbapi_error as exc:
-            invalidated = engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
+            invalidated = engine.dialect.is_disconnect(
+                exc,  # type: ignore[arg-type]
+                raw.dbapi_connection,
+                None,
+            )
             if invalidated:
                 raw.invalidate(exc)
             raise DBAPIError.instance(
-                None, None, exc, self._dbapi_error,  # type: ignore[arg-type]
-                connection_invalidated=invalidated, dialect=engine.dialect,
+                None,
+                None,
+                exc,
+                self._dbapi_error,
+                connection_invalidated=invalidated,
+                dialect=engine.dialect,
             ) from exc
         finally:
             raw.close()
@@ -264,8 +332,13 @@ class HotPath:
                 f"The run {run_id} must be in the 'active' state. Current state is {row[0]}."
             )
 
-    def log_batch(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
-                  tags: Sequence[RunTag]) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        tags: Sequence[RunTag],
+    ) -> None:
         """One transaction: check the run, then params, tags and metrics (all or nothing)."""
         with self.transaction() as cursor:
             self.check_active(cursor, run_id)
@@ -276,39 +349,53 @@ class HotPath:
             if metrics:
                 self.write_metrics(cursor, run_id, metrics)
 
-    def update_run(self, run_id: str, status: RunStatus | None, end_time: int | None,
-                   run_name: str | None, now: int) -> RunInfo:
+    def update_run(
+        self,
+        run_id: str,
+        status: RunStatus | None,
+        end_time: int | None,
+        run_name: str | None,
+        now: int,
+    ) -> RunInfo:
         """Change status, end time or name of an active run; returns the new RunInfo."""
         if status is not None and status.is_terminated and end_time is None:
             end_time = now
         with self.transaction() as cursor:
             self.check_active(cursor, run_id)
-            self._update_run.execute(cursor, {
-                "run_uuid": run_id, "status": status.value if status is not None else None,
-                "end_time": end_time, "name": run_name,
-                "heartbeat_time": now if status is RunStatus.RUNNING else None,
-            })
+            self._update_run.execute(
+                cursor,
+                {
+                    "run_uuid": run_id,
+                    "status": status.value if status is not None else None,
+                    "end_time": end_time,
+                    "name": run_name,
+                    "heartbeat_time": now if status is RunStatus.RUNNING else None,
+                },
+            )
             if run_name is not None:
                 self._upsert_tags.execute(
-                    cursor, {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name})
+                    cursor, {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name}
+                )
             return run_info(self._select_run.execute(cursor, {"run_uuid": run_id}).fetchone())
 
-    def metric_history(self, run_id: str, key: str, offset: int, limit: int
-                       ) -> list[Metric]:
+    def metric_history(self, run_id: str, key: str, offset: int, limit: int) -> list[Metric]:
         """Points of one series in (step, timestamp) order, built as fast as Python allows."""
         with self.transaction(write=False) as cursor:
             if self._run_stage.execute(cursor, {"run_uuid": run_id}).fetchone() is None:
                 raise RunNotFoundError(f"Run {run_id!r} not found")
-            rows = self._history.execute(cursor, {"run_uuid": run_id, "key": key,
-                                                  "limit": limit, "offset": offset}).fetchall()
+            rows = self._history.execute(
+                cursor, {"run_uuid": run_id, "key": key, "limit": limit, "offset": offset}
+            ).fetchall()
         new = Metric._make
         # A million short-lived tuples would set off the cyclic GC again and
         # again for nothing: none of them can be part of a cycle.
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return [new((key, v, t, s)) if not sp else new((key, decode_value(v, sp), t, s))
-                    for v, sp, t, s in rows]
+            return [
+                new((key, v, t, s)) if not sp else new((key, decode_value(v, sp), t, s))
+                for v, sp, t, s in rows
+            ]
         finally:
             if enabled:
                 gc.enable()
@@ -322,12 +409,20 @@ class HotPath:
                 stored, special = value, SPECIAL_FINITE
             else:
                 stored, special = encode_value(value)
-            row = {"run_uuid": run_id, "key": key, "step": step, "timestamp": timestamp,
-                   "value": stored, "special": special}
+            row = {
+                "run_uuid": run_id,
+                "key": key,
+                "step": step,
+                "timestamp": timestamp,
+                "value": stored,
+                "special": special,
+            }
             rows.append(row)
             best = latest.get(key)
             if best is None or (step, timestamp, stored) > (
-                best["step"], best["timestamp"], best["value"]
+                best["step"],
+                best["timestamp"],
+                best["value"],
             ):
                 latest[key] = row
         self._insert_metrics.executemany(cursor, rows)
@@ -356,7 +451,7 @@ class HotPath:
         """Set tags (the last value of a key wins); ``mlflow.runName`` renames the run."""
         latest = dict(tags)
         self._upsert_tags.executemany(
-            cursor, [{"run_uuid": run_id, "key": k, "value": v} for k, v in latest.items()])
+            cursor, [{"run_uuid": run_id, "key": k, "value": v} for k, v in latest.items()]
+        )
         if "mlflow.runName" in latest:
-            self._rename_run.execute(cursor, {"run_uuid": run_id,
-                                              "name": latest["mlflow.runName"]})
+            self._rename_run.execute(cursor, {"run_uuid": run_id, "name": latest["mlflow.runName"]})

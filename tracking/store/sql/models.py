@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,6 +44,7 @@ __all__ = [
     "ParamModel",
     "RunModel",
     "TagModel",
+    "table_of",
 ]
 
 SPECIAL_FINITE = 0
@@ -99,8 +101,9 @@ class RunModel(Base):
 
     __tablename__ = "runs"
     __table_args__ = (
-        Index("ix_runs_experiment_lifecycle_start", "experiment_id", "lifecycle_stage",
-              "start_time"),
+        Index(
+            "ix_runs_experiment_lifecycle_start", "experiment_id", "lifecycle_stage", "start_time"
+        ),
         Index("ix_runs_parent_run_uuid", "parent_run_uuid"),
         Index("ix_runs_status_heartbeat", "status", "heartbeat_time"),
         _MYSQL,
@@ -181,3 +184,10 @@ class LatestMetricModel(Base):
     special: Mapped[int] = mapped_column(SmallInteger, default=0)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     step: Mapped[int] = mapped_column(BigInteger)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The ``Table`` of a model, typed as such (``__table__`` is typed as a FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -40,8 +40,12 @@ def _experiment_ids(experiment_ids: Sequence[str]) -> list[int]:
 
 
 def search_runs(
-    store: SqlTrackingStore, experiment_ids: Sequence[str], filter_string: str,
-    view: ViewType, max_results: int, order_by: Sequence[str] | None,
+    store: SqlTrackingStore,
+    experiment_ids: Sequence[str],
+    filter_string: str,
+    view: ViewType,
+    max_results: int,
+    order_by: Sequence[str] | None,
     page_token: str | None,
 ) -> PagedList[Run]:
     """One page of runs; the query returns ids only, then one load for the page."""
@@ -52,11 +56,18 @@ def search_runs(
     offset = decode_page_token(page_token, fingerprint)
     if not ids:
         return PagedList([], None)
-    query = select_runs(ids, tree, [s.value for s in view.stages], order, offset,
-                        max_results + 1, dialect=store.dialect)
+    query = select_runs(
+        ids,
+        tree,
+        [s.value for s in view.stages],
+        order,
+        offset,
+        max_results + 1,
+        dialect=store.dialect,
+    )
 
     def work(conn: Connection) -> PagedList[Run]:
-        run_ids = list(conn.execute(query).scalars())
+        run_ids = [str(r) for r in conn.execute(query).scalars()]
         token = None
         if len(run_ids) > max_results:
             run_ids.pop()
@@ -67,16 +78,21 @@ def search_runs(
 
 
 def search_experiments(
-    store: SqlTrackingStore, view: ViewType, max_results: int, filter_string: str,
-    order_by: Sequence[str] | None, page_token: str | None,
+    store: SqlTrackingStore,
+    view: ViewType,
+    max_results: int,
+    filter_string: str,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
 ) -> PagedList[Experiment]:
     """One page of experiments."""
     tree = parse_experiment_filter(filter_string)
     order = parse_experiment_order_by(order_by)
     fingerprint = search_fingerprint(["experiments"], filter_string, int(view), order_by)
     offset = decode_page_token(page_token, fingerprint)
-    query = select_experiments(tree, [s.value for s in view.stages], order, offset,
-                               max_results + 1, dialect=store.dialect)
+    query = select_experiments(
+        tree, [s.value for s in view.stages], order, offset, max_results + 1, dialect=store.dialect
+    )
 
     def work(conn: Connection) -> PagedList[Experiment]:
         exp_ids = list(conn.execute(query).scalars())

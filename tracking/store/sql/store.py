@@ -34,6 +34,13 @@ from tracking.errors import (
 from tracking.store.base import TrackingStore
 from tracking.store.sql import engine as sql_engine
 from tracking.store.sql.engine import create_tracking_engine, transaction
+from tracking.store.sql.hotpath import (
+    RUN_COLUMNS,
+    HotPath,
+    RetryTransactionError,
+    decode_value,
+    run_info,
+)
 from tracking.store.sql.migrate import ensure_schema
 from tracking.store.sql.models import (
     ExperimentModel,
@@ -43,26 +50,20 @@ from tracking.store.sql.models import (
     ParamModel,
     RunModel,
     TagModel,
-)
-from tracking.store.sql.hotpath import (
-    RUN_COLUMNS,
-    HotPath,
-    RetryTransactionError,
-    decode_value,
-    run_info,
+    table_of,
 )
 
 __all__ = ["SqlTrackingStore"]
 
 T = TypeVar("T")
 
-_exp = ExperimentModel.__table__
-_exp_tags = ExperimentTagModel.__table__
-_runs = RunModel.__table__
-_params = ParamModel.__table__
-_tags = TagModel.__table__
-_metrics = MetricModel.__table__
-_latest = LatestMetricModel.__table__
+_exp = table_of(ExperimentModel)
+_exp_tags = table_of(ExperimentTagModel)
+_runs = table_of(RunModel)
+_params = table_of(ParamModel)
+_tags = table_of(TagModel)
+_metrics = table_of(MetricModel)
+_latest = table_of(LatestMetricModel)
 
 _IN_CHUNK = 500
 _NO_LIMIT = 2**62
@@ -156,8 +157,10 @@ class SqlTrackingStore(TrackingStore):
 
     def _ensure_default_experiment(self) -> None:
         def exists(conn: Connection) -> bool:
-            return conn.execute(select(_exp.c.experiment_id)
-                                .where(_exp.c.experiment_id == 0)).first() is not None
+            return (
+                conn.execute(select(_exp.c.experiment_id).where(_exp.c.experiment_id == 0)).first()
+                is not None
+            )
 
         if self.read(exists):
             return
@@ -166,15 +169,20 @@ class SqlTrackingStore(TrackingStore):
             if exists(conn):
                 return
             if self.dialect in ("mysql", "mariadb"):
-                conn.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, "
-                                     "',NO_AUTO_VALUE_ON_ZERO')")
+                conn.exec_driver_sql(
+                    "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"
+                )
             now = _now()
-            conn.execute(_exp.insert().values(
-                experiment_id=0, name=DEFAULT_EXPERIMENT_NAME,
-                artifact_location=_join(self.artifact_root, DEFAULT_EXPERIMENT_ID),
-                lifecycle_stage=LifecycleStage.ACTIVE.value, creation_time=now,
-                last_update_time=now,
-            ))
+            conn.execute(
+                _exp.insert().values(
+                    experiment_id=0,
+                    name=DEFAULT_EXPERIMENT_NAME,
+                    artifact_location=_join(self.artifact_root, DEFAULT_EXPERIMENT_ID),
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    creation_time=now,
+                    last_update_time=now,
+                )
+            )
 
         try:
             self._write(create)
@@ -185,31 +193,45 @@ class SqlTrackingStore(TrackingStore):
     # -- experiments ----------------------------------------------------------
 
     def create_experiment(
-        self, name: str, artifact_location: str | None = None,
+        self,
+        name: str,
+        artifact_location: str | None = None,
         tags: Sequence[tuple[str, str]] = (),
     ) -> str:
         def work(conn: Connection) -> str:
-            taken = conn.execute(select(_exp.c.experiment_id, _exp.c.lifecycle_stage)
-                                 .where(_exp.c.name == name)).first()
+            taken = conn.execute(
+                select(_exp.c.experiment_id, _exp.c.lifecycle_stage).where(_exp.c.name == name)
+            ).first()
             if taken is not None:
                 where = " (in the deleted state)" if taken[1] == "deleted" else ""
                 raise AlreadyExistsError(
                     f"experiment {name!r} already exists{where} with id {taken[0]}"
                 )
             now = _now()
-            result = conn.execute(_exp.insert().values(
-                name=name, artifact_location=artifact_location or "",
-                lifecycle_stage=LifecycleStage.ACTIVE.value, creation_time=now,
-                last_update_time=now,
-            ))
+            result = conn.execute(
+                _exp.insert().values(
+                    name=name,
+                    artifact_location=artifact_location or "",
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    creation_time=now,
+                    last_update_time=now,
+                )
+            )
             new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             if not artifact_location:
-                conn.execute(update(_exp).where(_exp.c.experiment_id == new_id).values(
-                    artifact_location=_join(self.artifact_root, str(new_id))))
+                conn.execute(
+                    update(_exp)
+                    .where(_exp.c.experiment_id == new_id)
+                    .values(artifact_location=_join(self.artifact_root, str(new_id)))
+                )
             if tags:
-                conn.execute(_exp_tags.insert(), [
-                    {"experiment_id": new_id, "key": k, "value": v} for k, v in dict(tags).items()
-                ])
+                conn.execute(
+                    _exp_tags.insert(),
+                    [
+                        {"experiment_id": new_id, "key": k, "value": v}
+                        for k, v in dict(tags).items()
+                    ],
+                )
             return str(new_id)
 
         try:
@@ -226,16 +248,20 @@ class SqlTrackingStore(TrackingStore):
         ids = [r.experiment_id for r in rows]
         tags: dict[int, dict[str, str]] = {i: {} for i in ids}
         for eid, key, value in conn.execute(
-            select(_exp_tags.c.experiment_id, _exp_tags.c.key, _exp_tags.c.value)
-            .where(_exp_tags.c.experiment_id.in_(ids))
+            select(_exp_tags.c.experiment_id, _exp_tags.c.key, _exp_tags.c.value).where(
+                _exp_tags.c.experiment_id.in_(ids)
+            )
         ):
             tags[eid][key] = value
         return [
             Experiment(
-                experiment_id=str(r.experiment_id), name=r.name,
+                experiment_id=str(r.experiment_id),
+                name=r.name,
                 artifact_location=r.artifact_location,
-                lifecycle_stage=LifecycleStage(r.lifecycle_stage), tags=tags[r.experiment_id],
-                creation_time=r.creation_time, last_update_time=r.last_update_time,
+                lifecycle_stage=LifecycleStage(r.lifecycle_stage),
+                tags=tags[r.experiment_id],
+                creation_time=r.creation_time,
+                last_update_time=r.last_update_time,
             )
             for r in rows
         ]
@@ -252,18 +278,25 @@ class SqlTrackingStore(TrackingStore):
         return found[0] if found else None
 
     def search_experiments(
-        self, view_type: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-        filter_string: str = "", order_by: Sequence[str] | None = None,
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
         from tracking.store.sql import searching
 
-        return searching.search_experiments(self, view_type, max_results, filter_string,
-                                            order_by, page_token)
+        return searching.search_experiments(
+            self, view_type, max_results, filter_string, order_by, page_token
+        )
 
     def _experiment_row(self, conn: Connection, eid: int) -> Any:
-        row = conn.execute(select(_exp.c.lifecycle_stage, _exp.c.last_update_time)
-                           .where(_exp.c.experiment_id == eid)).first()
+        row = conn.execute(
+            select(_exp.c.lifecycle_stage, _exp.c.last_update_time).where(
+                _exp.c.experiment_id == eid
+            )
+        ).first()
         if row is None:
             raise ExperimentNotFoundError(f"No experiment with id '{eid}' exists")
         return row
@@ -276,12 +309,16 @@ class SqlTrackingStore(TrackingStore):
                 raise InvalidStateError(
                     f"cannot rename experiment {experiment_id}: it is deleted; restore it first"
                 )
-            taken = conn.execute(select(_exp.c.experiment_id).where(_exp.c.name == new_name)
-                                 ).scalar()
+            taken = conn.execute(
+                select(_exp.c.experiment_id).where(_exp.c.name == new_name)
+            ).scalar()
             if taken is not None and taken != eid:
                 raise AlreadyExistsError(f"experiment {new_name!r} already exists with id {taken}")
-            conn.execute(update(_exp).where(_exp.c.experiment_id == eid)
-                         .values(name=new_name, last_update_time=_now()))
+            conn.execute(
+                update(_exp)
+                .where(_exp.c.experiment_id == eid)
+                .values(name=new_name, last_update_time=_now())
+            )
 
         self._write(work)
 
@@ -295,14 +332,20 @@ class SqlTrackingStore(TrackingStore):
                 return
             # Restore brings back the runs whose deleted_time is the experiment's,
             # so it must differ from that of any run deleted on its own before.
-            last = conn.execute(select(func.max(_runs.c.deleted_time))
-                                .where(_runs.c.experiment_id == eid)).scalar()
+            last = conn.execute(
+                select(func.max(_runs.c.deleted_time)).where(_runs.c.experiment_id == eid)
+            ).scalar()
             now = max(_now(), (last or 0) + 1)
-            conn.execute(update(_exp).where(_exp.c.experiment_id == eid)
-                         .values(lifecycle_stage="deleted", last_update_time=now))
-            conn.execute(update(_runs).where(_runs.c.experiment_id == eid,
-                                             _runs.c.lifecycle_stage == "active")
-                         .values(lifecycle_stage="deleted", deleted_time=now))
+            conn.execute(
+                update(_exp)
+                .where(_exp.c.experiment_id == eid)
+                .values(lifecycle_stage="deleted", last_update_time=now)
+            )
+            conn.execute(
+                update(_runs)
+                .where(_runs.c.experiment_id == eid, _runs.c.lifecycle_stage == "active")
+                .values(lifecycle_stage="deleted", deleted_time=now)
+            )
 
         self._write(work)
 
@@ -315,11 +358,16 @@ class SqlTrackingStore(TrackingStore):
                 return
             # Runs deleted together with the experiment come back; runs deleted
             # one by one before stay in the bin.
-            conn.execute(update(_runs).where(_runs.c.experiment_id == eid,
-                                             _runs.c.deleted_time == row.last_update_time)
-                         .values(lifecycle_stage="active", deleted_time=None))
-            conn.execute(update(_exp).where(_exp.c.experiment_id == eid)
-                         .values(lifecycle_stage="active", last_update_time=_now()))
+            conn.execute(
+                update(_runs)
+                .where(_runs.c.experiment_id == eid, _runs.c.deleted_time == row.last_update_time)
+                .values(lifecycle_stage="active", deleted_time=None)
+            )
+            conn.execute(
+                update(_exp)
+                .where(_exp.c.experiment_id == eid)
+                .values(lifecycle_stage="active", last_update_time=_now())
+            )
 
         self._write(work)
 
@@ -331,8 +379,9 @@ class SqlTrackingStore(TrackingStore):
                 raise InvalidStateError(
                     f"cannot set a tag on experiment {experiment_id}: it is deleted"
                 )
-            conn.execute(delete(_exp_tags).where(_exp_tags.c.experiment_id == eid,
-                                                 _exp_tags.c.key == key))
+            conn.execute(
+                delete(_exp_tags).where(_exp_tags.c.experiment_id == eid, _exp_tags.c.key == key)
+            )
             conn.execute(_exp_tags.insert().values(experiment_id=eid, key=key, value=value))
 
         self._write(work)
@@ -340,8 +389,14 @@ class SqlTrackingStore(TrackingStore):
     # -- runs -----------------------------------------------------------------
 
     def create_run(
-        self, experiment_id: str, user_id: str, start_time: int, tags: Sequence[RunTag],
-        run_name: str | None, parent_run_id: str | None = None, run_id: str | None = None,
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: Sequence[RunTag],
+        run_name: str | None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
         status: RunStatus = RunStatus.RUNNING,
     ) -> Run:
         eid = _experiment_id(experiment_id)
@@ -352,8 +407,11 @@ class SqlTrackingStore(TrackingStore):
                 existing = self._existing_run(conn, run_id, eid)
                 if existing is not None:
                     return existing
-            exp = conn.execute(select(_exp.c.lifecycle_stage, _exp.c.artifact_location)
-                               .where(_exp.c.experiment_id == eid)).first()
+            exp = conn.execute(
+                select(_exp.c.lifecycle_stage, _exp.c.artifact_location).where(
+                    _exp.c.experiment_id == eid
+                )
+            ).first()
             if exp is None:
                 raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r} exists")
             if exp.lifecycle_stage != "active":
@@ -361,8 +419,9 @@ class SqlTrackingStore(TrackingStore):
                     f"cannot create a run in experiment {experiment_id}: it is deleted"
                 )
             if parent_run_id is not None:
-                parent = conn.execute(select(_runs.c.experiment_id)
-                                      .where(_runs.c.run_uuid == parent_run_id)).first()
+                parent = conn.execute(
+                    select(_runs.c.experiment_id).where(_runs.c.run_uuid == parent_run_id)
+                ).first()
                 if parent is None:
                     raise RunNotFoundError(f"parent run {parent_run_id!r} not found")
             all_tags = dict(tags)
@@ -376,22 +435,40 @@ class SqlTrackingStore(TrackingStore):
                 all_tags[PARENT_RUN_TAG] = parent_run_id
             artifact_uri = _join(exp.artifact_location, new_id, "artifacts")
             try:
-                conn.execute(_runs.insert().values(
-                    run_uuid=new_id, name=name, experiment_id=eid, user_id=user_id,
-                    status=status.value, start_time=start_time, end_time=None,
-                    artifact_uri=artifact_uri, lifecycle_stage="active",
-                    parent_run_uuid=parent_run_id, heartbeat_time=start_time,
-                ))
+                conn.execute(
+                    _runs.insert().values(
+                        run_uuid=new_id,
+                        name=name,
+                        experiment_id=eid,
+                        user_id=user_id,
+                        status=status.value,
+                        start_time=start_time,
+                        end_time=None,
+                        artifact_uri=artifact_uri,
+                        lifecycle_stage="active",
+                        parent_run_uuid=parent_run_id,
+                        heartbeat_time=start_time,
+                    )
+                )
             except IntegrityError as exc:
                 if run_id is None:
                     raise
                 raise RetryTransactionError from exc  # created meanwhile: read it next time
-            conn.execute(_tags.insert(), [{"run_uuid": new_id, "key": k, "value": v}
-                                          for k, v in all_tags.items()])
+            conn.execute(
+                _tags.insert(),
+                [{"run_uuid": new_id, "key": k, "value": v} for k, v in all_tags.items()],
+            )
             info = RunInfo(
-                run_id=new_id, experiment_id=str(eid), run_name=name, user_id=user_id,
-                status=status, start_time=start_time, end_time=None, artifact_uri=artifact_uri,
-                lifecycle_stage=LifecycleStage.ACTIVE, parent_run_id=parent_run_id,
+                run_id=new_id,
+                experiment_id=str(eid),
+                run_name=name,
+                user_id=user_id,
+                status=status,
+                start_time=start_time,
+                end_time=None,
+                artifact_uri=artifact_uri,
+                lifecycle_stage=LifecycleStage.ACTIVE,
+                parent_run_id=parent_run_id,
             )
             return Run(info, RunData(tags=all_tags))
 
@@ -422,23 +499,27 @@ class SqlTrackingStore(TrackingStore):
             if not infos:
                 continue
             for rid, key, value in conn.execute(
-                select(_params.c.run_uuid, _params.c.key, _params.c.value)
-                .where(_params.c.run_uuid.in_(chunk))
+                select(_params.c.run_uuid, _params.c.key, _params.c.value).where(
+                    _params.c.run_uuid.in_(chunk)
+                )
             ):
                 params[rid][key] = value
             for rid, key, value in conn.execute(
-                select(_tags.c.run_uuid, _tags.c.key, _tags.c.value)
-                .where(_tags.c.run_uuid.in_(chunk))
+                select(_tags.c.run_uuid, _tags.c.key, _tags.c.value).where(
+                    _tags.c.run_uuid.in_(chunk)
+                )
             ):
                 tags[rid][key] = value
             for rid, key, value, special in conn.execute(
-                select(_latest.c.run_uuid, _latest.c.key, _latest.c.value, _latest.c.special)
-                .where(_latest.c.run_uuid.in_(chunk))
+                select(_latest.c.run_uuid, _latest.c.key, _latest.c.value, _latest.c.special).where(
+                    _latest.c.run_uuid.in_(chunk)
+                )
             ):
                 metrics[rid][key] = decode_value(value, special)
         return [
             Run(infos[rid], RunData(params=params[rid], metrics=metrics[rid], tags=tags[rid]))
-            for rid in run_ids if rid in infos
+            for rid in run_ids
+            if rid in infos
         ]
 
     def get_run(self, run_id: str) -> Run:
@@ -448,8 +529,9 @@ class SqlTrackingStore(TrackingStore):
         return runs[0]
 
     def _run_stage(self, conn: Connection, run_id: str) -> str:
-        stage = conn.execute(select(_runs.c.lifecycle_stage)
-                             .where(_runs.c.run_uuid == run_id)).scalar()
+        stage = conn.execute(
+            select(_runs.c.lifecycle_stage).where(_runs.c.run_uuid == run_id)
+        ).scalar()
         if stage is None:
             raise RunNotFoundError(f"Run {run_id!r} not found")
         return str(stage)
@@ -461,17 +543,22 @@ class SqlTrackingStore(TrackingStore):
             )
 
     def update_run_info(
-        self, run_id: str, status: RunStatus | None, end_time: int | None,
+        self,
+        run_id: str,
+        status: RunStatus | None,
+        end_time: int | None,
         run_name: str | None,
     ) -> RunInfo:
-        return self._retry(lambda: self._hot.update_run(run_id, status, end_time, run_name,
-                                                           _now()))
+        return self._retry(lambda: self._hot.update_run(run_id, status, end_time, run_name, _now()))
 
     def _set_stage(self, run_id: str, stage: str) -> None:
         def work(conn: Connection) -> None:
             self._run_stage(conn, run_id)
-            conn.execute(update(_runs).where(_runs.c.run_uuid == run_id).values(
-                lifecycle_stage=stage, deleted_time=_now() if stage == "deleted" else None))
+            conn.execute(
+                update(_runs)
+                .where(_runs.c.run_uuid == run_id)
+                .values(lifecycle_stage=stage, deleted_time=_now() if stage == "deleted" else None)
+            )
 
         self._write(work)
 
@@ -482,7 +569,10 @@ class SqlTrackingStore(TrackingStore):
         self._set_stage(run_id, "active")
 
     def log_batch(
-        self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
         self._retry(lambda: self._hot.log_batch(run_id, metrics, params, tags))
@@ -490,15 +580,19 @@ class SqlTrackingStore(TrackingStore):
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: Connection) -> None:
             self._check_active(conn, run_id)
-            deleted = conn.execute(delete(_tags).where(_tags.c.run_uuid == run_id,
-                                                       _tags.c.key == key))
+            deleted = conn.execute(
+                delete(_tags).where(_tags.c.run_uuid == run_id, _tags.c.key == key)
+            )
             if not deleted.rowcount:
                 raise NotFoundError(f"No tag with name {key!r} in run with id {run_id!r}")
 
         self._write(work)
 
     def get_metric_history(
-        self, run_id: str, key: str, max_results: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        max_results: int | None = None,
         page_token: str | None = None,
     ) -> PagedList[Metric]:
         from tracking.search.paging import decode_page_token, encode_page_token
@@ -515,14 +609,19 @@ class SqlTrackingStore(TrackingStore):
         return PagedList(points, token)
 
     def search_runs(
-        self, experiment_ids: Sequence[str], filter_string: str = "",
-        run_view_type: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-        order_by: Sequence[str] | None = None, page_token: str | None = None,
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
     ) -> PagedList[Run]:
         from tracking.store.sql import searching
 
-        return searching.search_runs(self, experiment_ids, filter_string, run_view_type,
-                                     max_results, order_by, page_token)
+        return searching.search_runs(
+            self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
 
     # -- trackflow additions ------------------------------------------------------
 
@@ -530,19 +629,27 @@ class SqlTrackingStore(TrackingStore):
         def work(conn: Connection) -> list[Run]:
             self._run_stage(conn, run_id)
             if recursive:
-                tree = (select(_runs.c.run_uuid, literal(1).label("depth"))
-                        .where(_runs.c.parent_run_uuid == run_id)
-                        .cte("subtree", recursive=True))
-                tree = tree.union_all(
-                    select(_runs.c.run_uuid, (tree.c.depth + 1).label("depth"))
-                    .join(tree, _runs.c.parent_run_uuid == tree.c.run_uuid)
+                tree = (
+                    select(_runs.c.run_uuid, literal(1).label("depth"))
+                    .where(_runs.c.parent_run_uuid == run_id)
+                    .cte("subtree", recursive=True)
                 )
-                ids_query = (select(tree.c.run_uuid)
-                             .join(_runs, _runs.c.run_uuid == tree.c.run_uuid)
-                             .order_by(tree.c.depth, _runs.c.start_time, _runs.c.run_uuid))
+                tree = tree.union_all(
+                    select(_runs.c.run_uuid, (tree.c.depth + 1).label("depth")).join(
+                        tree, _runs.c.parent_run_uuid == tree.c.run_uuid
+                    )
+                )
+                ids_query = (
+                    select(tree.c.run_uuid)
+                    .join(_runs, _runs.c.run_uuid == tree.c.run_uuid)
+                    .order_by(tree.c.depth, _runs.c.start_time, _runs.c.run_uuid)
+                )
             else:
-                ids_query = (select(_runs.c.run_uuid).where(_runs.c.parent_run_uuid == run_id)
-                             .order_by(_runs.c.start_time, _runs.c.run_uuid))
+                ids_query = (
+                    select(_runs.c.run_uuid)
+                    .where(_runs.c.parent_run_uuid == run_id)
+                    .order_by(_runs.c.start_time, _runs.c.run_uuid)
+                )
             return self.load_runs(conn, list(conn.execute(ids_query).scalars()))
 
         return self.read(work)
@@ -552,9 +659,13 @@ class SqlTrackingStore(TrackingStore):
             return
 
         def work(conn: Connection) -> None:
-            conn.execute(update(_runs).where(_runs.c.run_uuid.in_(list(run_ids)),
-                                             _runs.c.status == RunStatus.RUNNING.value)
-                         .values(heartbeat_time=timestamp))
+            conn.execute(
+                update(_runs)
+                .where(
+                    _runs.c.run_uuid.in_(list(run_ids)), _runs.c.status == RunStatus.RUNNING.value
+                )
+                .values(heartbeat_time=timestamp)
+            )
 
         self._write(work)
 
@@ -562,23 +673,34 @@ class SqlTrackingStore(TrackingStore):
         cutoff = now - older_than_ms
 
         def work(conn: Connection) -> list[str]:
-            stale = list(conn.execute(
-                select(_runs.c.run_uuid).where(
-                    _runs.c.status == RunStatus.RUNNING.value,
-                    _runs.c.lifecycle_stage == "active",
-                    func.coalesce(_runs.c.heartbeat_time, _runs.c.start_time) < cutoff,
-                )
-            ).scalars())
+            stale = list(
+                conn.execute(
+                    select(_runs.c.run_uuid).where(
+                        _runs.c.status == RunStatus.RUNNING.value,
+                        _runs.c.lifecycle_stage == "active",
+                        func.coalesce(_runs.c.heartbeat_time, _runs.c.start_time) < cutoff,
+                    )
+                ).scalars()
+            )
             for chunk in _chunks(stale):
-                conn.execute(update(_runs).where(_runs.c.run_uuid.in_(chunk)).values(
-                    status=RunStatus.FAILED.value, end_time=now))
-                conn.execute(delete(_tags).where(
-                    _tags.c.run_uuid.in_(chunk), _tags.c.key.in_(list(REAPED_TAGS))))
-                conn.execute(_tags.insert(), [
-                    {"run_uuid": rid, "key": key, "value": value}
-                    for rid in chunk
-                    for key, value in zip(REAPED_TAGS, (reason, str(now)), strict=True)
-                ])
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.run_uuid.in_(chunk))
+                    .values(status=RunStatus.FAILED.value, end_time=now)
+                )
+                conn.execute(
+                    delete(_tags).where(
+                        _tags.c.run_uuid.in_(chunk), _tags.c.key.in_(list(REAPED_TAGS))
+                    )
+                )
+                conn.execute(
+                    _tags.insert(),
+                    [
+                        {"run_uuid": rid, "key": key, "value": value}
+                        for rid in chunk
+                        for key, value in zip(REAPED_TAGS, (reason, str(now)), strict=True)
+                    ],
+                )
             return stale
 
         return self._write(work)

@@ -52,8 +52,10 @@ class LoggingSuite:
         before = _snapshot(client, run_id)
         with pytest.raises(InvalidParameterError, match="lr"):
             client.log_batch(
-                run_id, metrics=[Metric("m", 1.0, 1, 0)],
-                params=[Param("new", "x"), Param("lr", "0.5")], tags=[RunTag("t", "v")],
+                run_id,
+                metrics=[Metric("m", 1.0, 1, 0)],
+                params=[Param("new", "x"), Param("lr", "0.5")],
+                tags=[RunTag("t", "v")],
             )
         assert _snapshot(client, run_id) == before
 
@@ -86,10 +88,14 @@ class LoggingSuite:
 
     @pytest.mark.parametrize(
         ("value", "check"),
-        [(math.nan, math.isnan), (math.inf, lambda v: v == math.inf),
-         (-math.inf, lambda v: v == -math.inf),
-         (1.7976931348623157e308, lambda v: v == 1.7976931348623157e308),
-         (-0.0, lambda v: v == 0.0), (5e-324, lambda v: v == 5e-324)],
+        [
+            (math.nan, math.isnan),
+            (math.inf, lambda v: v == math.inf),
+            (-math.inf, lambda v: v == -math.inf),
+            (1.7976931348623157e308, lambda v: v == 1.7976931348623157e308),
+            (-0.0, lambda v: v == 0.0),
+            (5e-324, lambda v: v == 5e-324),
+        ],
         ids=["nan", "inf", "-inf", "max-float", "neg-zero", "denormal"],
     )
     def test_special_values_round_trip(
@@ -103,11 +109,18 @@ class LoggingSuite:
 
     def test_int64_steps_and_timestamps(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
-        client.log_batch(run_id, metrics=[Metric("m", 1.0, INT64_MAX, INT64_MIN),
-                                          Metric("m", 2.0, INT64_MIN, INT64_MAX)])
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric("m", 1.0, INT64_MAX, INT64_MIN),
+                Metric("m", 2.0, INT64_MIN, INT64_MAX),
+            ],
+        )
         history = client.get_metric_history(run_id, "m")
-        assert [(m.step, m.timestamp) for m in history] == [(INT64_MIN, INT64_MAX),
-                                                            (INT64_MAX, INT64_MIN)]
+        assert [(m.step, m.timestamp) for m in history] == [
+            (INT64_MIN, INT64_MAX),
+            (INT64_MAX, INT64_MIN),
+        ]
         assert client.get_run(run_id).data.metrics["m"] == 2.0
 
     def test_resent_point_is_not_duplicated(self, client: TrackingClient) -> None:
@@ -158,7 +171,10 @@ class LoggingSuite:
         client.set_tag(run_id, "stage", "prod")
         client.set_tag(run_id, "n", 3)
         assert {k: v for k, v in client.get_run(run_id).data.tags.items()} == {
-            "stage": "prod", "n": "3", "mlflow.runName": "r"}
+            "stage": "prod",
+            "n": "3",
+            "mlflow.runName": "r",
+        }
         client.delete_tag(run_id, "stage")
         assert "stage" not in client.get_run(run_id).data.tags
         with pytest.raises(NotFoundError, match="stage"):
@@ -193,21 +209,38 @@ _BAD_CALLS: list[tuple[str, Callable[[TrackingClient, str], object], str]] = [
     ("metric-huge-int", lambda c, r: c.log_metric(r, "m", 10**400), "too large"),
     ("step-float", lambda c, r: c.log_metric(r, "m", 1.0, step=1.5), "step"),  # type: ignore[arg-type]
     ("step-overflow", lambda c, r: c.log_metric(r, "m", 1.0, step=2**63), "64-bit"),
-    ("timestamp-underflow", lambda c, r: c.log_metric(r, "m", 1.0, timestamp=-(2**63) - 1),
-     "64-bit"),
+    (
+        "timestamp-underflow",
+        lambda c, r: c.log_metric(r, "m", 1.0, timestamp=-(2**63) - 1),
+        "64-bit",
+    ),
     ("timestamp-bool", lambda c, r: c.log_metric(r, "m", 1.0, timestamp=True), "timestamp"),
-    ("batch-1001-metrics",
-     lambda c, r: c.log_batch(r, metrics=[Metric("m", 1.0, 1, i) for i in range(1001)]), "1000"),
-    ("batch-101-params",
-     lambda c, r: c.log_batch(r, params=[Param(f"p{i}", "v") for i in range(101)]), "100"),
-    ("batch-101-tags",
-     lambda c, r: c.log_batch(r, tags=[RunTag(f"t{i}", "v") for i in range(101)]), "100"),
-    ("batch-duplicate-param",
-     lambda c, r: c.log_batch(r, params=[Param("p", "1"), Param("p", "2")]), "twice"),
+    (
+        "batch-1001-metrics",
+        lambda c, r: c.log_batch(r, metrics=[Metric("m", 1.0, 1, i) for i in range(1001)]),
+        "1000",
+    ),
+    (
+        "batch-101-params",
+        lambda c, r: c.log_batch(r, params=[Param(f"p{i}", "v") for i in range(101)]),
+        "100",
+    ),
+    (
+        "batch-101-tags",
+        lambda c, r: c.log_batch(r, tags=[RunTag(f"t{i}", "v") for i in range(101)]),
+        "100",
+    ),
+    (
+        "batch-duplicate-param",
+        lambda c, r: c.log_batch(r, params=[Param("p", "1"), Param("p", "2")]),
+        "twice",
+    ),
     ("batch-bad-item", lambda c, r: c.log_batch(r, metrics=["oops"]), "Metric"),  # type: ignore[list-item]
-    ("batch-one-bad-metric",
-     lambda c, r: c.log_batch(r, metrics=[Metric("ok", 1.0, 1, 0), Metric("bad", "x", 1, 0)]),  # type: ignore[arg-type]
-     "number"),
+    (
+        "batch-one-bad-metric",
+        lambda c, r: c.log_batch(r, metrics=[Metric("ok", 1.0, 1, 0), Metric("bad", "x", 1, 0)]),  # type: ignore[arg-type]
+        "number",
+    ),
     ("run-name-too-long", lambda c, r: c.update_run(r, name="n" * 251), "250"),
     ("bad-run-id", lambda c, r: c.log_metric("not a run id!", "m", 1.0), "run_id"),
 ]
@@ -216,10 +249,13 @@ _BAD_CALLS: list[tuple[str, Callable[[TrackingClient, str], object], str]] = [
 class ValidationSuite:
     """Every limit and bad input: a clear error, and nothing written."""
 
-    @pytest.mark.parametrize(("call", "message"), [(c, m) for _, c, m in _BAD_CALLS],
-                             ids=[i for i, _, _ in _BAD_CALLS])
+    @pytest.mark.parametrize(
+        ("call", "message"), [(c, m) for _, c, m in _BAD_CALLS], ids=[i for i, _, _ in _BAD_CALLS]
+    )
     def test_refused_and_nothing_written(
-        self, client: TrackingClient, call: Callable[[TrackingClient, str], object],
+        self,
+        client: TrackingClient,
+        call: Callable[[TrackingClient, str], object],
         message: str,
     ) -> None:
         run_id = client.create_run("0", run_name="v").info.run_id
@@ -247,5 +283,8 @@ class ValidationSuite:
 
     def test_unicode_values(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
-        client.log_param(run_id, "name", "naïve – 日本語 🚀")
-        assert client.get_run(run_id).data.params["name"] == "naïve – 日本語 🚀"
+        client.log_param(run_id, "name", "na\u00efve \u2013 \u65e5\u672c\u8a9e \U0001f680")
+        assert (
+            client.get_run(run_id).data.params["name"]
+            == "na\u00efve \u2013 \u65e5\u672c\u8a9e \U0001f680"
+        )

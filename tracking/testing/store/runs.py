@@ -63,7 +63,8 @@ class RunLifecycleSuite:
             client.get_run("0" * 32)
 
     @pytest.mark.parametrize(
-        "status", [RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED],
+        "status",
+        [RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED],
         ids=["finished", "failed", "killed"],
     )
     def test_set_terminated(self, client: TrackingClient, status: RunStatus) -> None:
@@ -132,7 +133,8 @@ class RunLifecycleSuite:
             client.create_run(b, run_id=run_id)
 
     @pytest.mark.parametrize(
-        "run_id", ["", "a" * 33, "../etc", "has space", "semi;colon"],
+        "run_id",
+        ["", "a" * 33, "../etc", "has space", "semi;colon"],
         ids=["empty", "too-long", "dots-slash", "space", "semicolon"],
     )
     def test_bad_caller_chosen_id(self, client: TrackingClient, run_id: str) -> None:
@@ -157,8 +159,10 @@ class NestingSuite:
 
     def test_children_and_subtree(self, client: TrackingClient) -> None:
         root = client.create_run("0", run_name="root").info.run_id
-        kids = [client.create_run("0", run_name=f"k{i}", parent_run_id=root, start_time=10 + i)
-                for i in range(3)]
+        kids = [
+            client.create_run("0", run_name=f"k{i}", parent_run_id=root, start_time=10 + i)
+            for i in range(3)
+        ]
         grandkid = client.create_run("0", run_name="g", parent_run_id=kids[1].info.run_id)
         great = client.create_run("0", run_name="gg", parent_run_id=grandkid.info.run_id)
         client.create_run("0", run_name="unrelated")
@@ -190,7 +194,9 @@ class NestingSuite:
         assert client.get_run(done).info.status is RunStatus.FINISHED
         assert client.reap_stale_runs(older_than=600) == []
 
-    @pytest.mark.parametrize("older_than", [0, -5, "soon", True], ids=["zero", "neg", "str", "bool"])
+    @pytest.mark.parametrize(
+        "older_than", [0, -5, "soon", True], ids=["zero", "neg", "str", "bool"]
+    )
     def test_reap_bad_argument(self, client: TrackingClient, older_than: object) -> None:
         with pytest.raises(InvalidParameterError, match="older_than"):
             client.reap_stale_runs(older_than)
