@@ -8,9 +8,10 @@ Usage (from the repository root)::
 
 MLflow runs in an environment of its own, ``.bench/mlflow-env``, which this
 script creates with uv on first use (its dependencies clash with ours) and
-reuses afterwards. Every (tool, workload) pair runs in a fresh process on a
-fresh SQLite file in a fresh temporary directory, through the same timing code
-(``workloads.py``); only the figure's operation is timed, after a warm-up.
+reuses afterwards (see ``mlflow_env.py``). Every (tool, workload) pair runs
+in a fresh process on a fresh SQLite file in a fresh temporary directory,
+through the same timing code (``workloads.py``); only the figure's operation
+is timed, after a warm-up.
 
 Workloads and targets (trackflow against MLflow):
 
@@ -50,7 +51,6 @@ from workloads import FULL, QUICK
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORKER = HERE / "workloads.py"
-MLFLOW_SPEC = "mlflow>=3.17,<4"
 DEFAULT_ENV = REPO / ".bench" / "mlflow-env"
 
 # Wide enough for the table when the output goes to a file or a pipe.
@@ -101,47 +101,22 @@ def workloads(quick: bool) -> list[Workload]:
     ]
 
 
-# -- the MLflow environment ---------------------------------------------------------
-
-
-def _uv() -> list[str]:
-    uv = shutil.which("uv")
-    return [uv] if uv else [sys.executable, "-m", "uv"]
-
-
-def ensure_mlflow_env(env: Path, spec: str) -> Path:
-    """The python of an environment with ``spec`` installed, created with uv if need be."""
-    python = env / "bin" / "python"
-    stamp = env / ".bench-spec"
-    if python.exists() and stamp.exists() and stamp.read_text() == spec:
-        return python
-    console.print(f"[dim]creating {env} with {spec} (once; reused afterwards)[/dim]")
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    subprocess.run(
-        [*_uv(), "venv", "--quiet", "--clear", "--python", version, str(env)], check=True
-    )
-    subprocess.run([*_uv(), "pip", "install", "--quiet", "--python", str(python), spec], check=True)
-    stamp.write_text(spec)
-    return python
-
-
 # -- running the workers ------------------------------------------------------------
 
 
-def _worker_env(side: str) -> dict[str, str]:
+def _trackflow_env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TRACKFLOW_", "MLFLOW_")) and k not in {"VIRTUAL_ENV", "PYTHONPATH"}
+        if not k.startswith(("TRACKFLOW_", "MLFLOW_")) and k != "PYTHONPATH"
     }
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    if side == "mlflow":
-        # No telemetry, no git probing: neither is what is being measured.
-        env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", GIT_PYTHON_REFRESH="quiet")
     return env
 
 
-def run_worker(python: str, side: str, workload: str, quick: bool, keep: bool) -> dict[str, Any]:
+def run_worker(
+    python: str, env: dict[str, str], side: str, workload: str, quick: bool, keep: bool
+) -> dict[str, Any]:
     """One workload on one tool in a fresh process and directory; its result or an error."""
     workdir = Path(tempfile.mkdtemp(prefix=f"trackflow-bench-{side}-{workload}-"))
     out = workdir / "result.json"
@@ -162,7 +137,7 @@ def run_worker(python: str, side: str, workload: str, quick: bool, keep: bool) -
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            cmd, env=_worker_env(side), cwd=workdir, capture_output=True, text=True, check=False
+            cmd, env=env, cwd=workdir, capture_output=True, text=True, check=False
         )
         if proc.returncode != 0 or not out.exists():
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
@@ -295,17 +270,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
         chosen = [w for w in chosen if w.key in wanted]
 
-    mlflow_python = None if args.no_mlflow else str(ensure_mlflow_env(args.mlflow_env, MLFLOW_SPEC))
+    sides = [("trackflow", sys.executable, _trackflow_env())]
+    if not args.no_mlflow:
+        # Imported here: a trackflow-only run needs nothing of MLflow's.
+        from mlflow_env import ensure_mlflow_env, mlflow_subprocess_env
+
+        python = ensure_mlflow_env(args.mlflow_env, log=lambda msg: console.print(f"[dim]{msg}"))
+        sides.insert(0, ("mlflow", str(python), mlflow_subprocess_env()))
+
     rows: list[tuple[Workload, dict[str, Any] | None, dict[str, Any] | None]] = []
     versions: dict[str, str] = {}
     for wl in chosen:
         results: dict[str, dict[str, Any] | None] = {"mlflow": None, "trackflow": None}
-        sides = [("trackflow", sys.executable)]
-        if mlflow_python:
-            sides.insert(0, ("mlflow", mlflow_python))
-        for side, python in sides:
+        for side, python, env in sides:
             console.print(f"[dim]{wl.key}: {side} ...[/dim]", end=" ")
-            result = run_worker(python, side, wl.key, args.quick, args.keep)
+            result = run_worker(python, env, side, wl.key, args.quick, args.keep)
             results[side] = result
             if "error" in result:
                 console.print("[red]error[/red]")

@@ -1,0 +1,80 @@
+"""The benchmark script runs end to end on trackflow (a smoke run: nothing is timed here).
+
+MLflow is left out (``--no-mlflow``): installing it is the benchmark's business,
+not the test suite's. What is checked is that every workload runs, that the
+bulk loader still fits trackflow's schema (the searches and histories find
+what was loaded) and that the table is printed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+SCRIPT = HERE / "bench_tracking.py"
+
+
+def _quick_sizes() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_workloads", HERE / "workloads.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module.QUICK
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    raw = tmp_path_factory.mktemp("bench") / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--no-mlflow", "--json", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = {entry["workload"]: entry["trackflow"] for entry in json.loads(raw.read_text())}
+    return proc.stdout, results
+
+
+@pytest.mark.slow
+class TestBenchmarkSmoke:
+    def test_prints_the_table(self, run: tuple[str, dict[str, Any]]) -> None:
+        stdout, _ = run
+        for column in ("workload", "MLflow", "trackflow", "ratio", "target", "result"):
+            assert column in stdout
+        titles = ("log_metric", "log_batch", "fluent runs", "search_runs", "get_metric_history")
+        for title in titles:
+            assert title in stdout
+
+    def test_every_workload_has_a_figure(self, run: tuple[str, dict[str, Any]]) -> None:
+        _, results = run
+        assert sorted(results) == ["a", "b", "c", "d1", "d2", "e1", "e2"]
+        for result in results.values():
+            assert "error" not in result
+            assert result["value"] > 0
+
+    def test_answers_match_what_was_logged(self, run: tuple[str, dict[str, Any]]) -> None:
+        _, results = run
+        quick = _quick_sizes()
+        assert results["a"]["check"] == {"points": quick.log_metric_calls}
+        assert results["b"]["check"] == {"points_k0": quick.batches * quick.batch_steps}
+        assert results["d2"]["check"]["count"] == 100
+        assert len(results["d2"]["check"]["top_ids"]) == 3
+        assert results["e1"]["check"]["points"] == quick.history_small
+        assert results["e2"]["check"] == {
+            "points": quick.history_large,
+            "first_last_step": [0, quick.history_large - 1],
+        }
