@@ -77,7 +77,9 @@ class TrackingClient:
     # -- experiments ------------------------------------------------------
 
     def create_experiment(
-        self, name: str, artifact_location: str | None = None,
+        self,
+        name: str,
+        artifact_location: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> str:
         """Create an experiment and return its id."""
@@ -94,8 +96,11 @@ class TrackingClient:
         return self._store.get_experiment_by_name(name)
 
     def search_experiments(
-        self, view_type: ViewType | int | str = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-        filter_string: str = "", order_by: Sequence[str] | None = None,
+        self,
+        view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
         """Experiments matching an MLflow-style filter such as ``"name LIKE 'churn%'"``."""
@@ -125,9 +130,13 @@ class TrackingClient:
     # -- runs ---------------------------------------------------------------
 
     def create_run(
-        self, experiment_id: str, run_name: str | None = None,
-        tags: Mapping[str, Any] | None = None, start_time: int | None = None,
-        parent_run_id: str | None = None, run_id: str | None = None,
+        self,
+        experiment_id: str,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        start_time: int | None = None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
         status: RunStatus | str = RunStatus.RUNNING,
     ) -> Run:
         """Create a run (RUNNING unless ``status`` says SCHEDULED).
@@ -155,8 +164,13 @@ class TrackingClient:
                 f"a run is created RUNNING or SCHEDULED, not {parsed.value}"
             )
         return self._store.create_run(
-            str(experiment_id), user_id=_user(), start_time=start_time or _now_ms(),
-            tags=tag_list, run_name=run_name, parent_run_id=parent_run_id, run_id=run_id,
+            str(experiment_id),
+            user_id=_user(),
+            start_time=start_time or _now_ms(),
+            tags=tag_list,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            run_id=run_id,
             status=parsed,
         )
 
@@ -165,18 +179,24 @@ class TrackingClient:
         return self._store.get_run(validation.validate_run_id(run_id))
 
     def update_run(
-        self, run_id: str, status: RunStatus | str | None = None, name: str | None = None,
+        self,
+        run_id: str,
+        status: RunStatus | str | None = None,
+        name: str | None = None,
         end_time: int | None = None,
     ) -> RunInfo:
         """Change a run's status or name; returns the updated info."""
         if name is not None:
             validation.validate_run_name(name)
         parsed = _status(status) if status is not None else None
-        return self._store.update_run_info(validation.validate_run_id(run_id), parsed,
-                                           end_time, name)
+        return self._store.update_run_info(
+            validation.validate_run_id(run_id), parsed, end_time, name
+        )
 
     def set_terminated(
-        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED,
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
         end_time: int | None = None,
     ) -> RunInfo:
         """End a run: FINISHED, FAILED or KILLED, at ``end_time`` (default now)."""
@@ -185,8 +205,12 @@ class TrackingClient:
             raise InvalidParameterError(
                 f"set_terminated takes FINISHED, FAILED or KILLED, not {parsed.value}"
             )
-        return self._store.update_run_info(validation.validate_run_id(run_id), parsed,
-                                           end_time if end_time is not None else _now_ms(), None)
+        return self._store.update_run_info(
+            validation.validate_run_id(run_id),
+            parsed,
+            end_time if end_time is not None else _now_ms(),
+            None,
+        )
 
     def delete_run(self, run_id: str) -> None:
         """Move a run to the deleted stage."""
@@ -203,13 +227,17 @@ class TrackingClient:
         return value
 
     def log_metric(
-        self, run_id: str, key: str, value: float, timestamp: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
         step: int | None = None,
     ) -> None:
         """Append a metric point (``timestamp`` in ms, default now; ``step`` default 0)."""
-        metric = validation.validate_metric(Metric(
-            key, value, _now_ms() if timestamp is None else timestamp, step or 0
-        ))
+        metric = validation.validate_metric(
+            Metric(key, value, _now_ms() if timestamp is None else timestamp, step or 0)
+        )
         self._store.log_metric(validation.validate_run_id(run_id), metric)
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
@@ -223,7 +251,10 @@ class TrackingClient:
         self._store.delete_tag(validation.validate_run_id(run_id), key)
 
     def log_batch(
-        self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
         """Log up to 1000 metrics, 100 params and 100 tags at once: all or nothing."""
@@ -236,17 +267,25 @@ class TrackingClient:
         return list(self._store.get_metric_history(validation.validate_run_id(run_id), key))
 
     def search_runs(
-        self, experiment_ids: Sequence[str] | str, filter_string: str = "",
-        run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-        order_by: Sequence[str] | None = None, page_token: str | None = None,
+        self,
+        experiment_ids: Sequence[str] | str,
+        filter_string: str = "",
+        run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
     ) -> PagedList[Run]:
         """Runs matching an MLflow filter (with OR and parentheses); ``.token`` pages on."""
         if isinstance(experiment_ids, str):
             experiment_ids = [experiment_ids]
         validation.validate_max_results(max_results)
         return self._store.search_runs(
-            [str(e) for e in experiment_ids], filter_string or "", _view(run_view_type),
-            max_results, list(order_by) if order_by else None, page_token,
+            [str(e) for e in experiment_ids],
+            filter_string or "",
+            _view(run_view_type),
+            max_results,
+            list(order_by) if order_by else None,
+            page_token,
         )
 
     # -- nesting, heartbeats --------------------------------------------------
@@ -282,25 +321,41 @@ class TrackingClient:
     # -- artifacts --------------------------------------------------------------
 
     def _artifacts(self, run_id: str) -> Any:
-        from tracking.artifacts import artifact_repository_for
+        from tracking.artifacts import artifact_repository_for, uri_scheme
 
         run = self.get_run(run_id)
-        return artifact_repository_for(run.info.artifact_uri, run.info.run_id)
+        uri = run.info.artifact_uri
+        if uri_scheme(uri) == "mlflow-artifacts":
+            # Served by the tracking server's artifact proxy: reach it through the
+            # store's HTTP session (same pool, token and retries).
+            from tracking.artifacts.http_repo import HttpArtifactRepository
+            from tracking.store.rest import RestTrackingStore
+
+            if not isinstance(self._store, RestTrackingStore):
+                raise InvalidParameterError(
+                    f"the artifacts of run {run.info.run_id} ({uri}) are served by a tracking "
+                    f"server; set the tracking URI to the server (http://host:port), not "
+                    f"{self.tracking_uri!r}"
+                )
+            return HttpArtifactRepository(uri, run.info.run_id, self._store.http)
+        return artifact_repository_for(uri, run.info.run_id)
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> ArtifactRef:
         """Copy a local file into the run's artifacts; returns where it went and its sha256."""
-        ref: ArtifactRef = self._artifacts(run_id).log_artifact(os.fspath(local_path),
-                                                                artifact_path)
+        ref: ArtifactRef = self._artifacts(run_id).log_artifact(
+            os.fspath(local_path), artifact_path
+        )
         return ref
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
     ) -> list[ArtifactRef]:
         """Copy a local directory tree into the run's artifacts."""
-        refs: list[ArtifactRef] = self._artifacts(run_id).log_artifacts(os.fspath(local_dir),
-                                                                         artifact_path)
+        refs: list[ArtifactRef] = self._artifacts(run_id).log_artifacts(
+            os.fspath(local_dir), artifact_path
+        )
         return refs
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> ArtifactRef:
@@ -308,8 +363,9 @@ class TrackingClient:
         ref: ArtifactRef = self._artifacts(run_id).log_bytes(text.encode("utf-8"), artifact_file)
         return ref
 
-    def log_dict(self, run_id: str, dictionary: Mapping[str, Any], artifact_file: str
-                 ) -> ArtifactRef:
+    def log_dict(
+        self, run_id: str, dictionary: Mapping[str, Any], artifact_file: str
+    ) -> ArtifactRef:
         """Save a dict as JSON (or YAML for ``.yaml``/``.yml`` names) at ``artifact_file``."""
         if artifact_file.endswith((".yaml", ".yml")):
             try:

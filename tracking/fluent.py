@@ -42,6 +42,15 @@ daemon thread refreshes their heartbeat meanwhile (:mod:`tracking._heartbeat`).
 
 Like MLflow, the ``log_*`` functions start a run when none is active; it stays
 active until :func:`end_run` or the end of the process.
+
+Buffered logging
+----------------
+With ``start_run(buffered=True)`` (or ``TRACKFLOW_BUFFERED_LOGGING=true``)
+``log_metric``, ``log_param``, ``set_tag`` and their plural forms validate
+their arguments and return at once; a background thread sends the records in
+batches (see :mod:`tracking.buffering`). :func:`flush` waits for them and
+raises what failed; ending the run flushes it, and ends it FAILED (and raises)
+if some of its records could not be written.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from tracking import _heartbeat, _run_registry, _shutdown
+from tracking import _heartbeat, _run_registry, _shutdown, buffering, validation
 from tracking.client import TrackingClient
 from tracking.entities import (
     ArtifactRef,
@@ -75,6 +84,7 @@ from tracking.errors import (
     InvalidParameterError,
     InvalidStateError,
     RunNotFoundError,
+    TrackingError,
 )
 from tracking.settings import get_settings
 from tracking.validation import (
@@ -89,6 +99,7 @@ __all__ = [
     "active_run",
     "delete_tag",
     "end_run",
+    "flush",
     "get_artifact_uri",
     "get_run",
     "get_tracking_uri",
@@ -151,20 +162,29 @@ class ActiveRun(Run):
             print(run.info.run_id)
     """
 
-    __slots__ = ("_client", "_token")
+    __slots__ = ("_buffered", "_client", "_token")
     _client: TrackingClient
     _token: int
+    _buffered: bool
 
-    def __init__(self, run: Run, client: TrackingClient, token: int) -> None:
+    def __init__(
+        self, run: Run, client: TrackingClient, token: int, buffered: bool = False
+    ) -> None:
         super().__init__(run.info, run.data)
-        # Run is frozen; these two are private and set once.
+        # Run is frozen; these are private and set once.
         object.__setattr__(self, "_client", client)
         object.__setattr__(self, "_token", token)
+        object.__setattr__(self, "_buffered", buffered)
 
     @property
     def client(self) -> TrackingClient:
         """The client this run writes through."""
         return self._client
+
+    @property
+    def buffered(self) -> bool:
+        """Whether the fluent ``log_*`` calls of this run are buffered."""
+        return self._buffered
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -175,7 +195,7 @@ class ActiveRun(Run):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _finish(self, _exit_status(exc))
+        _finish(self, _exit_status(exc), propagating=exc)
 
 
 def _exit_status(exc: BaseException | None) -> RunStatus:
@@ -307,6 +327,7 @@ def start_run(
     parent_run_id: str | None = None,
     tags: Mapping[str, Any] | None = None,
     description: str | None = None,
+    buffered: bool | None = None,
 ) -> ActiveRun:
     """Start a run, or resume one, and make it the active run of this thread or task.
 
@@ -320,6 +341,9 @@ def start_run(
       it is created with it in the current experiment (or ``experiment_id``),
       so ``start_run(run_id=tracking.run_id_for(dag, run, task))`` is
       idempotent across retries.
+    * ``buffered=True`` makes the run's fluent ``log_*`` calls return at once
+      and a background thread send them (see :mod:`tracking.buffering`);
+      ``None`` inherits the parent run's choice, else ``TRACKFLOW_BUFFERED_LOGGING``.
 
     Example::
 
@@ -358,8 +382,10 @@ def start_run(
         run = _resume_or_create(
             client, run_id, experiment_id, run_name, parent_run_id, tags, description
         )
+    if buffered is None:
+        buffered = stack[-1].buffered if stack else get_settings().buffered_logging
     token = _run_registry.add(run.info.run_id, client)
-    active_run = ActiveRun(run, client, token)
+    active_run = ActiveRun(run, client, token, buffered)
     _heartbeat.ensure_running()
     _shutdown.install()
     _stack.set((*stack, active_run))
@@ -430,11 +456,24 @@ def last_active_run() -> Run | None:
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
-    """End the innermost active run of this thread or task; a no-op if there is none."""
+    """End the innermost active run of this thread or task; a no-op if there is none.
+
+    A buffered run is flushed first; if some of its records could not be
+    written it ends FAILED (unless ``status`` is KILLED) and the error is raised.
+    """
     parsed = _terminal_status(status)
     stack = _stack.get()
     if stack:
         _finish(stack[-1], parsed)
+
+
+def flush() -> None:
+    """Wait until every buffered ``log_*`` call of this process reached its store.
+
+    Raises the first failure since the last flush (the others are added to it
+    as notes); a no-op when nothing is buffered. See :mod:`tracking.buffering`.
+    """
+    buffering.flush()
 
 
 def _terminal_status(status: RunStatus | str) -> RunStatus:
@@ -447,25 +486,57 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     return parsed
 
 
-def _finish(run: ActiveRun, status: RunStatus) -> None:
-    """End ``run``, and before it the runs nested in it still active in this context."""
+def _finish(run: ActiveRun, status: RunStatus, propagating: BaseException | None = None) -> None:
+    """End ``run``, and before it the runs nested in it still active in this context.
+
+    Failures of buffered records are raised after every run is ended, unless
+    an exception is already ``propagating``: it then carries them as notes.
+    """
     stack = _stack.get()
+    failures: list[TrackingError] = []
     for depth, candidate in enumerate(stack):
         if candidate is run:
             inner = stack[depth + 1 :]
             _stack.set(stack[:depth])
             for child in reversed(inner):
-                _terminate(child, status)
+                failures.extend(_terminate(child, status))
             break
-    _terminate(run, status)
+    failures.extend(_terminate(run, status))
     _last_run_id.set(run.info.run_id)
+    if not failures:
+        return
+    if propagating is None:
+        for other in failures[1:]:
+            failures[0].add_note(f"trackflow: {type(other).__name__}: {other}")
+        raise failures[0]
+    for failure in failures:
+        propagating.add_note(
+            f"trackflow: buffered records could not be written: {type(failure).__name__}: {failure}"
+        )
 
 
-def _terminate(run: ActiveRun, status: RunStatus) -> None:
+def _terminate(run: ActiveRun, status: RunStatus) -> list[TrackingError]:
+    """End one run; returns the failures of its buffered records."""
     # Claiming first: a run the SIGTERM handler (or another context) ended
     # already keeps the status it was given.
-    if _run_registry.claim(run._token):
+    if not _run_registry.claim(run._token):
+        return []
+    failures: list[TrackingError] = []
+    if run._buffered:
+        try:
+            buffering.flush_run(run.client, run.info.run_id, forget=True)
+        except TrackingError as exc:
+            failures.append(exc)
+            # Its data is incomplete: a FINISHED run would claim otherwise.
+            if status is RunStatus.FINISHED:
+                status = RunStatus.FAILED
+    try:
         run.client.set_terminated(run.info.run_id, status)
+    except TrackingError as exc:
+        if not failures:
+            raise
+        failures[0].add_note(f"trackflow: ending run {run.info.run_id} failed too: {exc}")
+    return failures
 
 
 def _run_for_logging() -> ActiveRun:
@@ -474,7 +545,8 @@ def _run_for_logging() -> ActiveRun:
 
 
 def get_run(run_id: str) -> Run:
-    """The run with that id, read from the store now."""
+    """The run with that id, read from the store now (after any buffered records)."""
+    buffering.wait()
     return _client().get_run(run_id)
 
 
@@ -495,6 +567,7 @@ def search_runs(
     client = _client()
     if experiment_ids is None:
         experiment_ids = [_current_experiment_id(client)]
+    buffering.wait()
     runs: list[Run] = []
     token: str | None = None
     while len(runs) < max_results:
@@ -519,6 +592,11 @@ def search_runs(
 def log_param(key: str, value: Any) -> Any:
     """Log a param of the active run (starting one if none is); returns ``value``."""
     run = _run_for_logging()
+    if run._buffered:
+        buffering.add(
+            run.client, run.info.run_id, params=(validation.validate_param(Param(key, value)),)
+        )
+        return value
     return run.client.log_param(run.info.run_id, key, value)
 
 
@@ -532,6 +610,11 @@ def log_metric(
 ) -> None:
     """Append a point to a metric of the active run (``timestamp`` in ms, default now)."""
     run = _run_for_logging()
+    if run._buffered:
+        now = time.time_ns() // 1_000_000 if timestamp is None else timestamp
+        metric = validation.validate_metric(Metric(key, value, now, step or 0))
+        buffering.add(run.client, run.info.run_id, metrics=(metric,))
+        return
     run.client.log_metric(run.info.run_id, key, value, timestamp=timestamp, step=step)
 
 
@@ -544,6 +627,11 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
 def set_tag(key: str, value: Any) -> None:
     """Set a tag of the active run."""
     run = _run_for_logging()
+    if run._buffered:
+        buffering.add(
+            run.client, run.info.run_id, tags=(validation.validate_tag(RunTag(key, value)),)
+        )
+        return
     run.client.set_tag(run.info.run_id, key, value)
 
 
@@ -553,8 +641,10 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 
 
 def delete_tag(key: str) -> None:
-    """Remove a tag of the active run."""
+    """Remove a tag of the active run (after its buffered records, if any)."""
     run = _run_for_logging()
+    if run._buffered:
+        buffering.wait(run.client, run.info.run_id)
     run.client.delete_tag(run.info.run_id, key)
 
 
@@ -564,6 +654,24 @@ def _log_batch(
     """One ``log_batch``; larger inputs go in several batches, each all or nothing."""
     run = _run_for_logging()
     run_id = run.info.run_id
+    if run._buffered:
+        # Checked here, item by item: the buffer cuts the batches itself.
+        checked_params = [validation.validate_param(p) for p in params]
+        seen: dict[str, str] = {}
+        for key, value in checked_params:
+            if seen.setdefault(key, value) != value:
+                raise InvalidParameterError(
+                    f"param {key!r} appears twice with different values "
+                    f"({seen[key]!r} and {value!r})"
+                )
+        buffering.add(
+            run.client,
+            run_id,
+            metrics=[validation.validate_metric(m) for m in metrics],
+            params=checked_params,
+            tags=[validation.validate_tag(t) for t in tags],
+        )
+        return
     if (
         len(metrics) <= MAX_BATCH_METRICS
         and len(params) <= MAX_BATCH_PARAMS
@@ -629,6 +737,7 @@ def _reset_for_tests() -> None:
     """Forget all fluent state of this process without ending any run (tests only)."""
     global _tracking_uri, _experiment
     _heartbeat.stop()
+    buffering._reset_for_tests()
     _run_registry.clear()
     _stack.set(())
     _last_run_id.set(None)
