@@ -6,13 +6,14 @@ checks the meaning against a :class:`~tracking.search.schema.SearchSchema`
 turns every problem, lark's included, into a
 :class:`~tracking.errors.SearchSyntaxError` that points at the spot::
 
-    >>> parse_run_filter("metrics.acc ~ 0.9")
-    Traceback (most recent call last):
-    ...
-    tracking.errors.SearchSyntaxError: invalid search filter at column 13: expected a
-    comparison operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN), got '~'
-        metrics.acc ~ 0.9
-                    ^
+    parse_run_filter("metrics.acc ~ 0.9")
+    # SearchSyntaxError: invalid search filter at column 13: unexpected character '~';
+    # expected a comparison operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN)
+    #     metrics.acc ~ 0.9
+    #                 ^
+
+The error's ``position`` is the 0-based offset of the spot in the text and
+``expected`` lists, in words, what would have been accepted there.
 
 Results are cached: the trees are immutable and searches repeat.
 """
@@ -81,6 +82,7 @@ _PLURAL = {
 
 _OPERATORS = "=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN"
 _OP_ORDER = tuple(Op)
+_SHOWN_WIDTH = 80
 _INT_RE = re.compile(r"[+-]?\d+")
 _ESCAPES = {quote: re.compile(r"\\([\\'\"`])|" + re.escape(quote * 2)) for quote in "'\""}
 
@@ -118,9 +120,18 @@ def _syntax_error(
     where = f"column {column + 1}"
     if "\n" in text:
         where = f"line {text.count(chr(10), 0, position) + 1}, {where}"
+    shown, caret_at = line, column
+    if len(line) > _SHOWN_WIDTH:  # show a window around the spot
+        start = max(0, min(column - _SHOWN_WIDTH // 2, len(line) - _SHOWN_WIDTH))
+        shown = line[start : start + _SHOWN_WIDTH]
+        caret_at = column - start
+        if start > 0:
+            shown, caret_at = "..." + shown, caret_at + 3
+        if start + _SHOWN_WIDTH < len(line):
+            shown += "..."
     # Keep tabs in the caret line so the caret lines up under tabbed text.
-    pad = "".join(ch if ch == "\t" else " " for ch in line[:column])
-    message = f"invalid {label} at {where}: {what}\n    {line}\n    {pad}^"
+    pad = "".join(ch if ch == "\t" else " " for ch in shown[:caret_at])
+    message = f"invalid {label} at {where}: {what}\n    {shown}\n    {pad}^"
     return SearchSyntaxError(message, text=text, position=position, expected=expected)
 
 
@@ -416,11 +427,15 @@ def parse_filter(text: str | None, schema: SearchSchema) -> Filter | None:
         return None
     try:
         tree = _lark().parse(text, start="filter")
+        if not tree.children:  # pragma: no cover - blank text is handled above
+            return None
+        return _build(tree.children[0], text, schema)
     except UnexpectedInput as exc:
         raise _translate(exc, text, schema, "search filter", "filter") from None
-    if not tree.children:  # pragma: no cover - blank text is handled above
-        return None
-    return _build(tree.children[0], text, schema)
+    except RecursionError:
+        raise _syntax_error(
+            "the filter nests AND/OR groups too deeply", text, 0, label="search filter"
+        ) from None
 
 
 @functools.lru_cache(maxsize=1024)

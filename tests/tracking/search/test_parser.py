@@ -417,6 +417,21 @@ class TestSyntaxErrors:
         assert lines[1] == "    metrics.acc ~ 0.9"
         assert lines[2] == "    " + " " * 12 + "^"
 
+    def test_long_filters_show_a_window_around_the_spot(self) -> None:
+        ids = ", ".join(f"'{i:032x}'" for i in range(40))
+        text = f"attributes.run_id IN ({ids}) and metrics.a ~ 1"
+        error = syntax_error(text)
+        assert error.position == text.index("~")
+        _, shown, caret = str(error).splitlines()
+        assert shown.startswith("    ...") and shown.endswith("metrics.a ~ 1")
+        assert len(shown) < 100
+        assert shown[caret.index("^")] == "~"
+
+    def test_deep_nesting_is_an_error_not_a_crash(self) -> None:
+        depth = 3000
+        text = "(metrics.a = 1 or (metrics.b = 2 and " * depth + "metrics.c = 3" + "))" * depth
+        assert "nests AND/OR groups too deeply" in str(syntax_error(text))
+
     def test_expected_lists_exactly_what_fits(self) -> None:
         # LALR merges states: a value followed by junk must not suggest ',' or ')'.
         error = syntax_error("metrics.a = 1 b")
