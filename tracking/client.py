@@ -69,6 +69,20 @@ class TrackingClient:
             self.tracking_uri, artifact_root or settings.artifact_root
         )
 
+    @classmethod
+    def from_store(cls, store: TrackingStore, tracking_uri: str = "") -> TrackingClient:
+        """A client around a store object the caller built (no URI registry, no cache).
+
+        The tracking server uses this to validate every request exactly as a
+        local client would before it reaches its own store::
+
+            client = TrackingClient.from_store(SqlTrackingStore("sqlite:///runs.db"))
+        """
+        client = cls.__new__(cls)
+        client.tracking_uri = tracking_uri or getattr(store, "db_uri", "")
+        client._store = store
+        return client
+
     @property
     def store(self) -> TrackingStore:
         """The store this client writes to."""
@@ -138,12 +152,18 @@ class TrackingClient:
         parent_run_id: str | None = None,
         run_id: str | None = None,
         status: RunStatus | str = RunStatus.RUNNING,
+        user_id: str | None = None,
     ) -> Run:
         """Create a run (RUNNING unless ``status`` says SCHEDULED).
 
         With ``run_id`` (see :func:`tracking.run_id_for`) the call is idempotent:
         if that run exists in the experiment it is returned unchanged.
+        ``user_id`` defaults to the user running this process.
         """
+        if user_id is not None and (not isinstance(user_id, str) or len(user_id) > 256):
+            raise InvalidParameterError(
+                f"user_id must be a string of at most 256 characters, got {user_id!r:.80}"
+            )
         if run_name is not None:
             validation.validate_run_name(run_name)
         if run_id is not None:
@@ -165,7 +185,7 @@ class TrackingClient:
             )
         return self._store.create_run(
             str(experiment_id),
-            user_id=_user(),
+            user_id=user_id if user_id is not None else _user(),
             start_time=start_time or _now_ms(),
             tags=tag_list,
             run_name=run_name,
