@@ -289,10 +289,11 @@ class RestSession:
             payload = None
         cls: type[TrackingError] | None = None
         message: str | None = None
+        code: object = None
         if isinstance(payload, dict):
-            cls = _error_class(payload.get("error_class"))
             code = payload.get("error_code")
-            if cls is None and isinstance(code, str) and code != "ENDPOINT_NOT_FOUND":
+            cls = _error_class(payload.get("error_class"))
+            if cls is None and isinstance(code, str):
                 found = error_class_for_code(code)
                 cls = found if found is not TrackingError else None
             if isinstance(payload.get("message"), str):
@@ -309,8 +310,11 @@ class RestSession:
                 f"the tracking server at {self.base_url} requires authentication: {hint}"
                 + (f" ({message})" if message else "")
             )
-        if cls is None and status == 404 and message in (None, "Not Found"):
+        if code == "ENDPOINT_NOT_FOUND" or (
+            status == 404 and cls is None and message in (None, "Not Found")
+        ):
             # A route the server does not know: the wrong address, or an older server.
+            # Never a NotFoundError, which callers read as "no such run".
             return StoreError(
                 f"{method} {url}: 404 {message or 'Not Found'}; is {self.base_url} a trackflow "
                 "server of this version?"

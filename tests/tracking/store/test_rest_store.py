@@ -1,0 +1,592 @@
+"""The REST store: its HTTP seam (retries, errors, JSON) and the conformance suite over HTTP.
+
+* ``TestRequests``, ``TestRetries``, ``TestErrorMapping`` drive
+  :class:`~tracking.store.rest.RestTrackingStore` through ``httpx.MockTransport``:
+  what goes on the wire and how every answer is read.
+* ``TestLoopback`` uses real sockets: a tiny HTTP server that fails twice,
+  a dead port, a server that wants a token.
+* ``TestRestStoreInProcess`` runs the whole store conformance suite (and the
+  search suite) against the server app in a uvicorn thread, with a fresh
+  SQLite database per test.
+* ``TestRestStoreServerProcess`` runs a subset against a real
+  ``trackflow server`` process shared by the module (see its docstring).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tracking.client import TrackingClient
+from tracking.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, ViewType
+from tracking.errors import (
+    AlreadyExistsError,
+    ExperimentNotFoundError,
+    InvalidParameterError,
+    InvalidStateError,
+    NotFoundError,
+    RequestLimitExceededError,
+    RunNotFoundError,
+    SearchSyntaxError,
+    StoreError,
+    StoreUnavailableError,
+    TrackingError,
+    UnauthenticatedError,
+)
+from tracking.settings import reset_settings
+from tracking.store.registry import clear_store_cache, get_store
+from tracking.store.rest import RestTrackingStore
+
+BASE = "http://tracking.test:5000"
+RUN_ID = "a" * 32
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _json(payload: Any, status: int = 200, **headers: str) -> httpx.Response:
+    body = json.dumps(payload, allow_nan=True).encode()
+    return httpx.Response(
+        status, content=body, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+def _error(status: int, error_class: str, message: str, code: str = "") -> httpx.Response:
+    return _json(
+        {"error_code": code or "X", "message": message, "error_class": error_class}, status
+    )
+
+
+def _run_json(run_id: str = RUN_ID, **info: Any) -> dict[str, Any]:
+    return {
+        "info": {
+            "run_id": run_id,
+            "run_uuid": run_id,
+            "experiment_id": "0",
+            "run_name": "r",
+            "user_id": "u",
+            "status": "RUNNING",
+            "start_time": 1,
+            "artifact_uri": f"mlflow-artifacts:/0/{run_id}/artifacts",
+            "lifecycle_stage": "active",
+            **info,
+        },
+        "data": {"metrics": [], "params": [], "tags": []},
+    }
+
+
+class Recorder:
+    """A MockTransport handler that answers from a script and keeps every request."""
+
+    def __init__(self, *answers: httpx.Response | Exception | Handler) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer) and not isinstance(answer, httpx.Response):
+            return answer(request)
+        return answer
+
+    def body(self, index: int = -1) -> Any:
+        return json.loads(self.requests[index].content)
+
+
+def _store(
+    recorder: Recorder, *, token: str | None = None, max_retries: int = 3
+) -> tuple[RestTrackingStore, list[float]]:
+    sleeps: list[float] = []
+    store = RestTrackingStore(
+        BASE, token=token, max_retries=max_retries, transport=httpx.MockTransport(recorder)
+    )
+    store.http._sleep = sleeps.append  # no waiting in unit tests
+    return store, sleeps
+
+
+class TestRequests:
+    """What the store puts on the wire, and how it reads the answers."""
+
+    def test_log_batch_body_and_url(self) -> None:
+        recorder = Recorder(_json({}))
+        store, _ = _store(recorder)
+        store.log_batch(
+            RUN_ID,
+            metrics=[Metric("loss", 0.5, 1000, 3)],
+            params=[Param("lr", "0.1")],
+            tags=[RunTag("t", "v")],
+        )
+        request = recorder.requests[0]
+        assert (request.method, str(request.url)) == (
+            "POST",
+            f"{BASE}/api/2.0/mlflow/runs/log-batch",
+        )
+        assert request.headers["Content-Type"] == "application/json"
+        assert recorder.body() == {
+            "run_id": RUN_ID,
+            "metrics": [{"key": "loss", "value": 0.5, "timestamp": 1000, "step": 3}],
+            "params": [{"key": "lr", "value": "0.1"}],
+            "tags": [{"key": "t", "value": "v"}],
+        }
+
+    def test_nan_and_infinities_go_as_bare_tokens(self) -> None:
+        recorder = Recorder(_json({}))
+        store, _ = _store(recorder)
+        store.log_batch(
+            RUN_ID,
+            metrics=[
+                Metric("m", math.nan, 1, 0),
+                Metric("m", math.inf, 2, 0),
+                Metric("m", -math.inf, 3, 0),
+            ],
+        )
+        raw = recorder.requests[0].content
+        assert b'"value":NaN' in raw and b'"value":Infinity' in raw
+        assert b'"value":-Infinity' in raw
+
+    @pytest.mark.parametrize(
+        ("value", "check"),
+        [
+            ("NaN", math.isnan),
+            ("Infinity", math.isinf),
+            ("-Infinity", lambda v: v < 0),
+            ("1.5", lambda v: v == 1.5),
+        ],
+        ids=["nan", "inf", "-inf", "plain"],
+    )
+    def test_special_values_are_read_as_tokens_or_strings(
+        self, value: str, check: Callable[[float], bool]
+    ) -> None:
+        raw = (
+            f'{{"metrics": [{{"key": "m", "value": {value}, "timestamp": "7", "step": "2"}},'
+            f' {{"key": "m", "value": "{value}", "timestamp": 8, "step": 3}}]}}'
+        )
+        recorder = Recorder(httpx.Response(200, content=raw.encode()))
+        store, _ = _store(recorder)
+        points = store.get_metric_history(RUN_ID, "m", max_results=10)
+        assert [(p.timestamp, p.step) for p in points] == [(7, 2), (8, 3)]
+        assert all(check(p.value) for p in points)
+
+    def test_create_run_chooses_the_run_id(self) -> None:
+        recorder = Recorder(lambda r: _json({"run": _run_json(json.loads(r.content)["run_id"])}))
+        store, _ = _store(recorder)
+        run = store.create_run("0", "me", 5, [RunTag("a", "1")], None)
+        body = recorder.body()
+        assert str(recorder.requests[0].url) == f"{BASE}/api/2.0/trackflow/runs/create"
+        assert len(body["run_id"]) == 32 and int(body["run_id"], 16) >= 0
+        assert run.info.run_id == body["run_id"]
+        assert body == {
+            "experiment_id": "0",
+            "run_id": body["run_id"],
+            "user_id": "me",
+            "start_time": 5,
+            "tags": [{"key": "a", "value": "1"}],
+            "status": "RUNNING",
+        }
+        store.create_run("0", "me", 5, [], None)
+        assert recorder.body()["run_id"] != body["run_id"]
+
+    def test_retried_create_resends_the_same_run_id(self) -> None:
+        recorder = Recorder(
+            httpx.ReadTimeout("lost"),
+            _error(503, "StoreUnavailableError", "busy"),
+            lambda r: _json({"run": _run_json(json.loads(r.content)["run_id"])}),
+        )
+        store, _ = _store(recorder)
+        run = store.create_run("0", "me", 5, [], "named", parent_run_id="p" * 32)
+        bodies = [json.loads(r.content) for r in recorder.requests]
+        assert len(bodies) == 3
+        assert bodies[0] == bodies[1] == bodies[2]
+        assert bodies[0]["run_name"] == "named" and bodies[0]["parent_run_id"] == "p" * 32
+        assert run.info.run_id == bodies[0]["run_id"]
+
+    def test_run_json_is_mapped_to_entities(self) -> None:
+        payload = _run_json(status="FINISHED", end_time="99", lifecycle_stage="deleted")
+        payload["data"] = {
+            "metrics": [{"key": "auc", "value": 0.9, "timestamp": 1, "step": 2}],
+            "params": [{"key": "lr", "value": "0.1"}],
+            "tags": [{"key": "mlflow.parentRunId", "value": "b" * 32}],
+        }
+        recorder = Recorder(_json({"run": payload}))
+        store, _ = _store(recorder)
+        run = store.get_run(RUN_ID)
+        assert str(recorder.requests[0].url) == f"{BASE}/api/2.0/mlflow/runs/get?run_id={RUN_ID}"
+        assert run.info.status is RunStatus.FINISHED
+        assert run.info.lifecycle_stage is LifecycleStage.DELETED
+        assert run.info.end_time == 99
+        assert run.info.parent_run_id == "b" * 32  # MLflow keeps it in a tag
+        assert run.data.metrics == {"auc": 0.9}
+        assert run.data.params == {"lr": "0.1"}
+        with pytest.raises(TypeError):
+            run.data.params["x"] = "y"  # type: ignore[index]
+
+    def test_search_runs_body_and_token(self) -> None:
+        recorder = Recorder(_json({"runs": [_run_json()], "next_page_token": "tok"}))
+        store, _ = _store(recorder)
+        page = store.search_runs(["1", "2"], "metrics.a > 1", ViewType.ALL, 10, ["name"], "p1")
+        assert recorder.body() == {
+            "experiment_ids": ["1", "2"],
+            "filter": "metrics.a > 1",
+            "run_view_type": "ALL",
+            "max_results": 10,
+            "order_by": ["name"],
+            "page_token": "p1",
+        }
+        assert [r.info.run_id for r in page] == [RUN_ID] and page.token == "tok"
+
+    def test_history_without_max_results_follows_pages(self) -> None:
+        def page(request: httpx.Request) -> httpx.Response:
+            token = request.url.params.get("page_token")
+            start = int(token or 0)
+            points = [
+                {"key": "m", "value": i, "timestamp": i, "step": i}
+                for i in range(start, min(start + 2, 5))
+            ]
+            nxt = str(start + 2) if start + 2 < 5 else None
+            return _json({"metrics": points, "next_page_token": nxt})
+
+        recorder = Recorder(page)
+        store, _ = _store(recorder)
+        assert [m.step for m in store.get_metric_history(RUN_ID, "m")] == [0, 1, 2, 3, 4]
+        assert len(recorder.requests) == 3
+        assert "max_results" not in recorder.requests[0].url.params
+
+    def test_trackflow_endpoints(self) -> None:
+        recorder = Recorder(
+            _json({"runs": [_run_json("c" * 32)]}), _json({}), _json({"run_ids": ["d" * 32]})
+        )
+        store, _ = _store(recorder)
+        assert [r.info.run_id for r in store.get_children(RUN_ID, recursive=True)] == ["c" * 32]
+        store.heartbeat([RUN_ID], 123)
+        assert store.reap_stale_runs(600_000, 0, "ignored") == ["d" * 32]
+        children, beat, reap = recorder.requests
+        assert children.url.path == "/api/2.0/trackflow/runs/children"
+        assert dict(children.url.params) == {"run_id": RUN_ID, "recursive": "true"}
+        assert json.loads(beat.content) == {"run_ids": [RUN_ID], "timestamp": 123}
+        assert json.loads(reap.content) == {"older_than_ms": 600_000}
+
+    def test_malformed_answer_is_a_store_error(self) -> None:
+        store, _ = _store(Recorder(_json({"something": "else"})))
+        with pytest.raises(StoreError, match="malformed"):
+            store.get_run(RUN_ID)
+
+    def test_non_json_answer_is_a_store_error(self) -> None:
+        store, _ = _store(Recorder(httpx.Response(200, content=b"<html>hello</html>")))
+        with pytest.raises(StoreError, match="not JSON"):
+            store.get_experiment("1")
+
+    def test_bearer_token_from_the_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TRACKFLOW_TRACKING_TOKEN", "s3cret")
+        reset_settings()
+        recorder = Recorder(_json({"experiment": {"experiment_id": "1", "name": "e"}}))
+        store = RestTrackingStore(BASE, transport=httpx.MockTransport(recorder))
+        store.get_experiment("1")
+        assert recorder.requests[0].headers["Authorization"] == "Bearer s3cret"
+
+    def test_no_authorization_header_without_a_token(self) -> None:
+        recorder = Recorder(_json({"experiment": {"experiment_id": "1", "name": "e"}}))
+        store, _ = _store(recorder)
+        store.get_experiment("1")
+        assert "Authorization" not in recorder.requests[0].headers
+
+    @pytest.mark.parametrize("scheme", ["http", "https"])
+    def test_registry_opens_a_rest_store(self, scheme: str) -> None:
+        clear_store_cache()
+        try:
+            store = get_store(f"{scheme}://127.0.0.1:1/prefix/")
+            assert isinstance(store, RestTrackingStore)
+            assert store.http.base_url == f"{scheme}://127.0.0.1:1/prefix"
+        finally:
+            clear_store_cache()
+
+
+class TestRetries:
+    """Connection errors, timeouts, 429 and 502-504 are retried with backoff; nothing else."""
+
+    @pytest.mark.parametrize("status", [429, 502, 503, 504])
+    def test_busy_twice_then_ok(self, status: int) -> None:
+        recorder = Recorder(_json({}, status), _json({}, status), _json({}))
+        store, sleeps = _store(recorder)
+        store.log_batch(RUN_ID, metrics=[Metric("m", 1.0, 1, 0)])
+        assert len(recorder.requests) == 3
+        assert len(sleeps) == 2
+        # Exponential with jitter: half the step at least, the full step at most.
+        assert 0.125 <= sleeps[0] <= 0.25 and 0.25 <= sleeps[1] <= 0.5
+
+    @pytest.mark.parametrize(
+        "exc",
+        [
+            httpx.ConnectError("refused"),
+            httpx.ReadTimeout("slow"),
+            httpx.RemoteProtocolError("closed"),
+        ],
+        ids=["connect", "read-timeout", "disconnect"],
+    )
+    def test_transport_errors_are_retried(self, exc: Exception) -> None:
+        recorder = Recorder(exc, _json({}))
+        store, sleeps = _store(recorder)
+        store.set_tag(RUN_ID, RunTag("k", "v"))
+        assert len(recorder.requests) == 2 and len(sleeps) == 1
+
+    def test_retry_after_is_honoured(self) -> None:
+        recorder = Recorder(_json({}, 503, **{"Retry-After": "2"}), _json({}))
+        store, sleeps = _store(recorder)
+        store.delete_run(RUN_ID)
+        assert sleeps == [2.0]
+
+    def test_retry_after_is_capped(self) -> None:
+        recorder = Recorder(_json({}, 429, **{"Retry-After": "86400"}), _json({}))
+        store, sleeps = _store(recorder)
+        store.delete_run(RUN_ID)
+        assert sleeps == [60.0]
+
+    def test_unreachable_after_the_last_retry(self) -> None:
+        recorder = Recorder(httpx.ConnectError("connection refused"))
+        store, sleeps = _store(recorder, max_retries=4)
+        with pytest.raises(StoreUnavailableError, match=r"tracking\.test:5000") as caught:
+            store.get_run(RUN_ID)
+        assert len(recorder.requests) == 5 and len(sleeps) == 4
+        assert "failed 5 times" in str(caught.value)
+        assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+    def test_still_busy_after_the_last_retry(self) -> None:
+        recorder = Recorder(_error(429, "RequestLimitExceededError", "slow down"))
+        store, _ = _store(recorder, max_retries=2)
+        with pytest.raises(RequestLimitExceededError, match="slow down"):
+            store.delete_run(RUN_ID)
+        assert len(recorder.requests) == 3
+
+    def test_a_proxy_error_page_after_the_last_retry(self) -> None:
+        recorder = Recorder(httpx.Response(502, content=b"<h1>Bad Gateway</h1>"))
+        store, _ = _store(recorder, max_retries=1)
+        with pytest.raises(StoreError, match=r"502.*Bad Gateway"):
+            store.delete_run(RUN_ID)
+
+    @pytest.mark.parametrize("status", [400, 404, 500])
+    def test_other_failures_are_not_retried(self, status: int) -> None:
+        recorder = Recorder(_error(status, "TrackingError", "no"))
+        store, sleeps = _store(recorder)
+        with pytest.raises(TrackingError):
+            store.delete_run(RUN_ID)
+        assert len(recorder.requests) == 1 and sleeps == []
+
+    def test_no_retries(self) -> None:
+        recorder = Recorder(_json({}, 503))
+        store, _ = _store(recorder, max_retries=0)
+        with pytest.raises(StoreUnavailableError):
+            store.delete_run(RUN_ID)
+        assert len(recorder.requests) == 1
+
+
+class TestErrorMapping:
+    """The server's error JSON becomes the very class the store raised there."""
+
+    @pytest.mark.parametrize(
+        ("status", "cls"),
+        [
+            (404, RunNotFoundError),
+            (404, ExperimentNotFoundError),
+            (400, AlreadyExistsError),
+            (400, InvalidStateError),
+            (400, SearchSyntaxError),
+            (400, InvalidParameterError),
+            (500, StoreError),
+            (503, StoreUnavailableError),
+            (404, NotFoundError),
+        ],
+        ids=lambda v: v.__name__ if isinstance(v, type) else str(v),
+    )
+    def test_error_class_by_name(self, status: int, cls: type[TrackingError]) -> None:
+        store, _ = _store(
+            Recorder(_error(status, cls.__name__, "the server's words")), max_retries=0
+        )
+        with pytest.raises(cls, match="the server's words") as caught:
+            store.get_run(RUN_ID)
+        assert type(caught.value) is cls
+
+    @pytest.mark.parametrize(
+        ("code", "cls"),
+        [
+            ("RESOURCE_ALREADY_EXISTS", AlreadyExistsError),
+            ("RESOURCE_DOES_NOT_EXIST", NotFoundError),
+            ("INVALID_PARAMETER_VALUE", InvalidParameterError),
+            ("INVALID_STATE", InvalidStateError),
+        ],
+    )
+    def test_error_code_when_the_class_is_unknown(
+        self, code: str, cls: type[TrackingError]
+    ) -> None:
+        for error_class in ("SomethingNew", "TrackingClient", "__class__", None):
+            payload = {"error_code": code, "message": "m", "error_class": error_class}
+            store, _ = _store(Recorder(_json(payload, 400)))
+            with pytest.raises(cls) as caught:
+                store.get_run(RUN_ID)
+            assert type(caught.value) is cls
+
+    def test_unauthenticated_without_a_token(self) -> None:
+        recorder = Recorder(
+            _error(401, "UnauthenticatedError", "missing header", "UNAUTHENTICATED")
+        )
+        store, _ = _store(recorder)
+        with pytest.raises(UnauthenticatedError, match="set TRACKFLOW_TRACKING_TOKEN"):
+            store.get_run(RUN_ID)
+        assert len(recorder.requests) == 1
+
+    def test_unauthenticated_with_a_wrong_token(self) -> None:
+        store, _ = _store(Recorder(httpx.Response(401)), token="nope")
+        with pytest.raises(UnauthenticatedError, match="TRACKFLOW_TRACKING_TOKEN was refused"):
+            store.get_run(RUN_ID)
+
+    def test_unknown_endpoint_is_not_a_missing_object(self) -> None:
+        payload = {
+            "error_code": "ENDPOINT_NOT_FOUND",
+            "message": "No API endpoint",
+            "error_class": "NotFoundError",
+        }
+        store, _ = _store(Recorder(_json(payload, 404)))
+        with pytest.raises(StoreError, match="trackflow server") as caught:
+            store.get_experiment_by_name("x")
+        assert not isinstance(caught.value, NotFoundError)
+
+    def test_missing_experiment_by_name_is_none(self) -> None:
+        store, _ = _store(
+            Recorder(_error(404, "ExperimentNotFoundError", "no", "RESOURCE_DOES_NOT_EXIST"))
+        )
+        assert store.get_experiment_by_name("x") is None
+
+    def test_fastapi_validation_detail(self) -> None:
+        payload = {"detail": [{"loc": ["query", "run_id"], "msg": "Field required"}]}
+        store, _ = _store(Recorder(_json(payload, 422)))
+        with pytest.raises(InvalidParameterError, match=r"query\.run_id: Field required"):
+            store.get_run(RUN_ID)
+
+    def test_a_bare_404_page(self) -> None:
+        store, _ = _store(Recorder(httpx.Response(404, content=b"Not Found")))
+        with pytest.raises(StoreError, match="trackflow server"):
+            store.get_run(RUN_ID)
+
+    def test_invalid_url_is_a_store_error(self) -> None:
+        store = RestTrackingStore("http://", max_retries=0)
+        with pytest.raises(TrackingError):
+            store.get_run(RUN_ID)
+
+
+# -- real sockets -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next (status, body) of the server's script."""
+
+    server: _ScriptedServer
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.server.seen.append((self.command, self.path, dict(self.headers)))
+        status, body = (
+            self.server.script.pop(0) if len(self.server.script) > 1 else (self.server.script[0])
+        )
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ScriptedServer(http.server.ThreadingHTTPServer):
+    script: list[tuple[int, Any]]
+    seen: list[tuple[str, str, dict[str, str]]]
+
+
+@pytest.fixture
+def scripted() -> Iterator[_ScriptedServer]:
+    server = _ScriptedServer(("127.0.0.1", 0), _Scripted)
+    server.script, server.seen = [(200, {})], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+class TestLoopback:
+    """Retries and errors over real sockets, through TrackingClient."""
+
+    @pytest.fixture(autouse=True)
+    def _fresh(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        monkeypatch.setenv("TRACKFLOW_HTTP_MAX_RETRIES", "3")
+        reset_settings()
+        clear_store_cache()
+        yield
+        clear_store_cache()
+
+    def test_503_twice_then_success(self, scripted: _ScriptedServer) -> None:
+        busy = {
+            "error_code": "TEMPORARILY_UNAVAILABLE",
+            "message": "restarting",
+            "error_class": "StoreUnavailableError",
+        }
+        scripted.script = [(503, busy), (503, busy), (200, {})]
+        port = scripted.server_address[1]
+        client = TrackingClient(f"http://127.0.0.1:{port}")
+        client.log_metric(RUN_ID, "m", 1.0, step=1)
+        assert [(m, p) for m, p, _ in scripted.seen] == [
+            ("POST", "/api/2.0/mlflow/runs/log-metric")
+        ] * 3
+
+    def test_dead_port(self) -> None:
+        port = _free_port()
+        client = TrackingClient(f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}") as caught:
+            client.get_run(RUN_ID)
+        # 4 attempts with 0.25 s, 0.5 s and 1 s steps (jittered) between them.
+        assert time.monotonic() - started < 5
+        assert "failed 4 times" in str(caught.value)
+
+    def test_token_required(
+        self, scripted: _ScriptedServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        scripted.script = [
+            (
+                401,
+                {
+                    "error_code": "UNAUTHENTICATED",
+                    "message": "missing header",
+                    "error_class": "UnauthenticatedError",
+                },
+            )
+        ]
+        port = scripted.server_address[1]
+        with pytest.raises(UnauthenticatedError, match="TRACKFLOW_TRACKING_TOKEN"):
+            TrackingClient(f"http://127.0.0.1:{port}").get_run(RUN_ID)
+        monkeypatch.setenv("TRACKFLOW_TRACKING_TOKEN", "tok")
+        reset_settings()
+        clear_store_cache()
+        scripted.script = [(200, {"run": _run_json()})]
+        assert TrackingClient(f"http://127.0.0.1:{port}").get_run(RUN_ID).info.run_id == RUN_ID
+        assert scripted.seen[-1][2]["Authorization"] == "Bearer tok"
