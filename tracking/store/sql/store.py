@@ -608,6 +608,23 @@ class SqlTrackingStore(TrackingStore):
             token = encode_page_token(offset + max_results, fingerprint)
         return PagedList(points, token)
 
+    def get_metric_history_sampled(
+        self, run_id: str, key: str, max_points: int = 1000
+    ) -> list[Metric]:
+        """At most ``max_points`` points of a series, each bucket's extremes kept (for charts).
+
+        Sampled in the database; see :mod:`tracking.store.sql.sampling`.
+        """
+        from tracking.store.sql import sampling
+
+        return sampling.sampled_history(self, run_id, key, max_points)
+
+    def latest_metric_points(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        """The latest point of every metric of these runs, with its step and timestamp."""
+        from tracking.store.sql import sampling
+
+        return sampling.latest_points(self, run_ids)
+
     def search_runs(
         self,
         experiment_ids: Sequence[str],

@@ -1,0 +1,177 @@
+"""Metric reads for charts: a long series sampled down in the database, latest points.
+
+:func:`sampled_history` returns at most ``max_points`` points of a series
+whose shape survives: the series is cut into ``max_points // 2`` buckets of
+equal step width (of equal timestamp width when every point has the same
+step) and each bucket gives its lowest and its highest point, so spikes and
+dips are never lost. The buckets and their picks are computed by one SQL
+statement: a recursive CTE lists the bucket bounds and, per bucket, two
+correlated subqueries walk the primary-key range ``(run_uuid, key, step)``
+and keep the point with the lowest and the highest value; the database sorts
+nothing bigger than one bucket and returns only the picks. A second
+statement reads the picked points. A series no longer than ``max_points``
+comes back whole from its first read.
+
+The stored ``value`` orders the points: +inf and -inf are stored as the
+largest and smallest doubles and so count as extremes, NaN is stored as 0.0.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, Connection, Integer, case, func, literal, select
+
+from tracking.entities import Metric
+from tracking.errors import InvalidParameterError, RunNotFoundError
+from tracking.store.sql.hotpath import decode_value
+from tracking.store.sql.models import LatestMetricModel, MetricModel, RunModel, table_of
+
+if TYPE_CHECKING:
+    from tracking.store.sql.store import SqlTrackingStore
+
+__all__ = ["MAX_SAMPLED_POINTS", "latest_points", "sampled_history"]
+
+#: The largest ``max_points`` a sampled read accepts.
+MAX_SAMPLED_POINTS = 100_000
+
+_metrics = table_of(MetricModel)
+_latest = table_of(LatestMetricModel)
+_runs = table_of(RunModel)
+_IN_CHUNK = 500
+_Row = tuple[float, int, int, int]  # value, special, timestamp, step
+
+
+def _points(key: str, rows: Sequence[Any]) -> list[Metric]:
+    return [Metric(key, decode_value(v, sp), t, s) for v, sp, t, s in rows]
+
+
+def sampled_history(
+    store: SqlTrackingStore, run_id: str, key: str, max_points: int
+) -> list[Metric]:
+    """At most ``max_points`` points of the series ``key`` of ``run_id``, by step.
+
+    RunNotFoundError if the run does not exist; a run without that metric
+    gives ``[]``. ``max_points`` must be between 2 and :data:`MAX_SAMPLED_POINTS`.
+    """
+    if (
+        isinstance(max_points, bool)
+        or not isinstance(max_points, int)
+        or not (2 <= max_points <= MAX_SAMPLED_POINTS)
+    ):
+        raise InvalidParameterError(
+            f"max_points must be an integer from 2 to {MAX_SAMPLED_POINTS}, got {max_points!r}"
+        )
+
+    def work(conn: Connection) -> list[Metric]:
+        found = conn.execute(select(_runs.c.run_uuid).where(_runs.c.run_uuid == run_id)).first()
+        if found is None:
+            raise RunNotFoundError(f"Run {run_id!r} not found")
+        series = (_metrics.c.run_uuid == run_id, _metrics.c.key == key)
+        columns = (_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, _metrics.c.step)
+        head = conn.execute(
+            select(*columns)
+            .where(*series)
+            .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value)
+            .limit(max_points + 1)
+        ).all()
+        if len(head) <= max_points:
+            return _points(key, head)
+        return _points(key, _sample(conn, series, max_points // 2))
+
+    return store.read(work)
+
+
+def _sample(conn: Connection, series: tuple[Any, ...], buckets: int) -> list[_Row]:
+    """The lowest and highest point of each of ``buckets`` equal-width buckets."""
+    step = _metrics.c.step
+    # min() and max() of a primary-key column are two index seeks, not a scan.
+    lo = conn.execute(select(func.min(step)).where(*series)).scalar_one()
+    hi = conn.execute(select(func.max(step)).where(*series)).scalar_one()
+    dimension = step
+    if lo == hi:
+        # Every point has the same step: spread the buckets over time instead.
+        series = (*series, step == lo)
+        dimension = _metrics.c.timestamp
+        lo = conn.execute(select(func.min(dimension)).where(*series)).scalar_one()
+        hi = conn.execute(select(func.max(dimension)).where(*series)).scalar_one()
+    buckets = max(1, min(buckets, hi - lo + 1))
+    width = (hi - lo + 1) // buckets  # >= 1; the last bucket takes the remainder
+    # Bucket i holds lo + i*width .. lo + (i+1)*width - 1 (the last one up to hi).
+    seed = select(literal(0, Integer).label("i"), literal(lo, BigInteger).label("lo"))
+    bounds = seed.cte("bounds", recursive=True)
+    bounds = bounds.union_all(
+        select((bounds.c.i + 1).label("i"), (bounds.c.lo + width).label("lo")).where(
+            bounds.c.i + 1 < buckets
+        )
+    )
+    upper = case(
+        (bounds.c.i == buckets - 1, literal(hi, BigInteger)), else_=bounds.c.lo + (width - 1)
+    )
+    in_bucket = (*series, dimension >= bounds.c.lo, dimension <= upper)
+    lowest = (
+        select(dimension)
+        .where(*in_bucket)
+        .order_by(_metrics.c.value, step, _metrics.c.timestamp)
+        .limit(1)
+    )
+    highest = (
+        select(dimension)
+        .where(*in_bucket)
+        .order_by(_metrics.c.value.desc(), step, _metrics.c.timestamp)
+        .limit(1)
+    )
+    picks = conn.execute(
+        select(bounds.c.lo, lowest.scalar_subquery(), highest.scalar_subquery()).order_by(
+            bounds.c.lo
+        )
+    ).all()
+    starts = [row[0] for row in picks]
+    wanted = sorted({p for row in picks for p in row[1:] if p is not None})
+    columns = (_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, step)
+    low: dict[int, _Row] = {}
+    high: dict[int, _Row] = {}
+    at = 2 if dimension is _metrics.c.timestamp else 3
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i : i + _IN_CHUNK]
+        for row in conn.execute(select(*columns).where(*series, dimension.in_(chunk))):
+            point: _Row = (row[0], row[1], row[2], row[3])
+            bucket = bisect.bisect_right(starts, point[at]) - 1
+            # Several points may share a picked step: keep the extremes among them.
+            best = low.get(bucket)
+            if best is None or (point[0], point[3], point[2]) < (best[0], best[3], best[2]):
+                low[bucket] = point
+            best = high.get(bucket)
+            if best is None or (-point[0], point[3], point[2]) < (-best[0], best[3], best[2]):
+                high[bucket] = point
+    chosen = set(low.values()) | set(high.values())
+    return sorted(chosen, key=lambda p: (p[3], p[2], p[0]))
+
+
+def latest_points(store: SqlTrackingStore, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+    """The latest point (value, step, timestamp) of every metric of these runs."""
+    if not run_ids:
+        return {}
+
+    def work(conn: Connection) -> dict[str, list[Metric]]:
+        out: dict[str, list[Metric]] = {}
+        for i in range(0, len(run_ids), _IN_CHUNK):
+            chunk = list(run_ids[i : i + _IN_CHUNK])
+            for rid, key, value, special, timestamp, step in conn.execute(
+                select(
+                    _latest.c.run_uuid,
+                    _latest.c.key,
+                    _latest.c.value,
+                    _latest.c.special,
+                    _latest.c.timestamp,
+                    _latest.c.step,
+                ).where(_latest.c.run_uuid.in_(chunk))
+            ):
+                out.setdefault(rid, []).append(
+                    Metric(key, decode_value(value, special), timestamp, step)
+                )
+        return out
+
+    return store.read(work)
