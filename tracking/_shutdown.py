@@ -5,10 +5,12 @@ SIGKILL (or ``os._exit``, or a crash of the interpreter itself); those runs
 stop heartbeating, and :meth:`TrackingClient.reap_stale_runs` fails them.
 
 * **Interpreter exit** (the script ends, ``sys.exit``, an uncaught exception):
-  an ``atexit`` handler ends every run still open, FINISHED like MLflow,
-  unless the interpreter is exiting because of an uncaught exception, which a
+  an ``atexit`` handler ends every run still open, FINISHED like MLflow (also
+  after ``sys.exit(1)``: an atexit handler cannot see the exit code), unless
+  the interpreter is exiting because of an uncaught exception, which a
   ``sys.excepthook`` wrapper remembers: then FAILED (KILLED for an uncaught
-  ``KeyboardInterrupt``).
+  ``KeyboardInterrupt``). Runs in ``with`` blocks have ended by then with
+  their own status (see :mod:`tracking.fluent`).
 * **SIGTERM**: a handler ends every open run KILLED, then hands the signal on.
   If a Python handler was installed before ours, it is called. If the
   disposition was the default, the default is restored and the signal sent
@@ -126,7 +128,11 @@ def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
     global _exit_status
-    _exit_status = RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED
+    # In an interactive session an uncaught exception does not end the process.
+    if not hasattr(sys, "ps1"):
+        _exit_status = (
+            RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED
+        )
     hook = _previous_excepthook or sys.__excepthook__
     hook(exc_type, exc, tb)
 

@@ -28,44 +28,47 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 SCRIPT = textwrap.dedent(
     """
-    import json, signal, sys, time
+    import json, os, signal, sys, time
     import tracking
 
     uri, mode = sys.argv[1], sys.argv[2]
+    action, style = mode.rsplit("-", 1)  # style: "with" blocks, or "bare" runs left open
     tracking.set_tracking_uri(uri)
 
 
-    def ready(*runs):
-        print("ready", json.dumps([r.info.run_id for r in runs]), flush=True)
+    def previous_handler(signum, frame):
+        print("previous handler", flush=True)
+        sys.exit(3)
 
 
-    if mode == "chained-handler":
-        def previous(signum, frame):
-            print("previous handler", flush=True)
-            sys.exit(3)
-        signal.signal(signal.SIGTERM, previous)
-    if mode == "ignored-sigterm":
+    if action == "chained":
+        signal.signal(signal.SIGTERM, previous_handler)
+    if action == "ignored":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    if mode in ("sleep-in-with", "raise-in-with", "normal-exit"):
-        with tracking.start_run() as parent, tracking.start_run(nested=True) as child:
-            ready(parent, child)
-            if mode == "raise-in-with":
-                raise RuntimeError("boom")
-            if mode == "sleep-in-with":
-                time.sleep(120)
-    else:  # runs left open: only the exit hooks can end them
-        parent = tracking.start_run()
-        child = tracking.start_run(nested=True)
-        ready(parent, child)
-        if mode == "raise-bare":
+
+    def ready_then_act(*runs):
+        print("ready", json.dumps([r.info.run_id for r in runs]), flush=True)
+        if action == "raise":
             raise RuntimeError("boom")
-        if mode == "exit-0-bare":
-            sys.exit(0)
-        if mode == "exit-1-bare":
-            sys.exit(1)
-        if mode != "end-bare":
+        if action.startswith("exit"):
+            sys.exit(int(action.split("_")[1]))
+        if action == "fork":
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)  # the child's exit hooks must leave the parent's runs alone
+            os.waitpid(pid, 0)
+            status = tracking.TrackingClient(uri).get_run(runs[0].info.run_id).info.status
+            print("after fork", status.value, flush=True)
+        if action in ("sleep", "chained", "ignored"):
             time.sleep(120)
+
+
+    if style == "with":
+        with tracking.start_run() as parent, tracking.start_run(nested=True) as child:
+            ready_then_act(parent, child)
+    else:
+        ready_then_act(tracking.start_run(), tracking.start_run(nested=True))
     """
 )
 
@@ -146,7 +149,7 @@ def _statuses(client: TrackingClient, child: Child) -> list[RunStatus]:
 
 
 class TestSignals:
-    @pytest.mark.parametrize("mode", ["sleep-in-with", "sleep-bare"])
+    @pytest.mark.parametrize("mode", ["sleep-with", "sleep-bare"])
     def test_sigterm_kills_runs_and_the_process(
         self, spawn: Spawn, client: TrackingClient, mode: str
     ) -> None:
@@ -155,23 +158,24 @@ class TestSignals:
         assert child.wait() == -signal.SIGTERM  # still dies by the signal
         assert _statuses(client, child) == [RunStatus.KILLED, RunStatus.KILLED]
 
+    @pytest.mark.parametrize("mode", ["chained-with", "chained-bare"])
     def test_sigterm_chains_to_the_previous_handler(
-        self, spawn: Spawn, client: TrackingClient
+        self, spawn: Spawn, client: TrackingClient, mode: str
     ) -> None:
-        child = spawn("chained-handler")
+        child = spawn(mode)
         child.proc.send_signal(signal.SIGTERM)
         assert child.wait() == 3
         assert "previous handler" in child.output()
         assert _statuses(client, child) == [RunStatus.KILLED, RunStatus.KILLED]
 
     def test_ignored_sigterm_stays_ignored(self, spawn: Spawn, client: TrackingClient) -> None:
-        child = spawn("ignored-sigterm")
+        child = spawn("ignored-bare")
         child.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         assert child.proc.poll() is None
         assert _statuses(client, child) == [RunStatus.RUNNING, RunStatus.RUNNING]
 
-    @pytest.mark.parametrize("mode", ["sleep-in-with", "sleep-bare"])
+    @pytest.mark.parametrize("mode", ["sleep-with", "sleep-bare"])
     def test_sigint_kills_runs(self, spawn: Spawn, client: TrackingClient, mode: str) -> None:
         child = spawn(mode)
         child.proc.send_signal(signal.SIGINT)
@@ -179,7 +183,7 @@ class TestSignals:
         assert _statuses(client, child) == [RunStatus.KILLED, RunStatus.KILLED]
 
     def test_sigkill_leaves_runs_running(self, spawn: Spawn, client: TrackingClient) -> None:
-        child = spawn("sleep-in-with")
+        child = spawn("sleep-with")
         child.proc.send_signal(signal.SIGKILL)
         assert child.wait() == -signal.SIGKILL
         # Nothing can run on SIGKILL: the heartbeat stops and the reaper ends these.
@@ -190,12 +194,14 @@ class TestExits:
     @pytest.mark.parametrize(
         ("mode", "code", "status"),
         [
-            pytest.param("normal-exit", 0, RunStatus.FINISHED, id="with-normal-exit"),
-            pytest.param("raise-in-with", 1, RunStatus.FAILED, id="with-uncaught-exception"),
+            pytest.param("normal-with", 0, RunStatus.FINISHED, id="with-normal-exit"),
+            pytest.param("raise-with", 1, RunStatus.FAILED, id="with-uncaught-exception"),
             pytest.param("end-bare", 0, RunStatus.FINISHED, id="atexit-script-end"),
-            pytest.param("exit-0-bare", 0, RunStatus.FINISHED, id="atexit-sys-exit-0"),
-            pytest.param("exit-1-bare", 1, RunStatus.FINISHED, id="atexit-sys-exit-1"),
+            pytest.param("exit_0-bare", 0, RunStatus.FINISHED, id="atexit-sys-exit-0"),
+            pytest.param("exit_1-bare", 1, RunStatus.FINISHED, id="atexit-sys-exit-1"),
             pytest.param("raise-bare", 1, RunStatus.FAILED, id="atexit-uncaught-exception"),
+            pytest.param("exit_0-with", 0, RunStatus.FINISHED, id="with-sys-exit-0"),
+            pytest.param("exit_1-with", 1, RunStatus.FAILED, id="with-sys-exit-1"),
         ],
     )
     def test_exit(
@@ -204,3 +210,13 @@ class TestExits:
         child = spawn(mode)
         assert child.wait() == code
         assert _statuses(client, child) == [status, status]
+
+
+class TestFork:
+    def test_forked_child_leaves_the_parent_runs_open(
+        self, spawn: Spawn, client: TrackingClient
+    ) -> None:
+        child = spawn("fork-bare")
+        assert child.wait() == 0
+        assert "after fork RUNNING" in child.output()
+        assert _statuses(client, child) == [RunStatus.FINISHED, RunStatus.FINISHED]
