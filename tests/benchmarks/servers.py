@@ -1,0 +1,270 @@
+"""Tracking servers as child processes: ``trackflow server`` and ``mlflow server``.
+
+Shared by the benchmark's server section and the MLflow compatibility tests.
+Each server gets a free loopback port, logs to a file and runs in a process
+group of its own, so stopping it also stops the workers it forked::
+
+    with trackflow_server("sqlite:////tmp/x/server.db", Path("/tmp/x/artifacts"),
+                          workdir=Path("/tmp/x")) as server:
+        print(server.url)  # http://127.0.0.1:PORT
+
+A server counts as up once it answers HTTP on ``/health`` (any status: the
+route may be missing or need auth); if its process exits first, the log's tail
+is in the error.
+
+This module imports neither MLflow nor trackflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ServerError",
+    "ServerProcess",
+    "free_port",
+    "mlflow_server",
+    "postgres_database",
+    "start_server",
+    "trackflow_command",
+    "trackflow_server",
+]
+
+
+class ServerError(RuntimeError):
+    """A server did not come up (or its database could not be prepared)."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its URL, process (a group leader) and log file."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the server's process group, SIGKILL after ``timeout`` seconds."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def _answers_http(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an HTTP answer, even 401 or 404, means the server is listening
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_server(
+    name: str,
+    cmd: Sequence[str],
+    port: int,
+    *,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90.0,
+) -> ServerProcess:
+    """Start ``cmd`` (which must listen on ``port``) and wait until it answers HTTP."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"{name}-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            list(cmd),
+            cwd=workdir,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ServerProcess(name, f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise ServerError(
+                f"{name} exited with {process.returncode} before answering on {server.url}; "
+                f"command: {' '.join(cmd)}\n{server.log_tail()}"
+            )
+        if _answers_http(server.url):
+            return server
+        time.sleep(0.2)
+    server.stop()
+    raise ServerError(
+        f"{name} did not answer on {server.url} within {timeout:.0f}s\n{server.log_tail()}"
+    )
+
+
+def trackflow_command() -> list[str]:
+    """How to run the ``trackflow`` console script of the running interpreter's environment."""
+    script = Path(sys.executable).with_name("trackflow")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from tracking.cli import main; sys.exit(main())"]
+
+
+def _server_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TRACKFLOW_", "MLFLOW_")) or k.startswith("TRACKFLOW_TEST_")
+    }
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@contextlib.contextmanager
+def trackflow_server(
+    backend_store_uri: str,
+    artifacts_destination: Path,
+    *,
+    workdir: Path,
+    auth_token: str | None = None,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[ServerProcess]:
+    """``trackflow server`` on a free loopback port, stopped on exit."""
+    port = free_port()
+    cmd = [
+        *trackflow_command(),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(artifacts_destination),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *(["--auth-token", auth_token] if auth_token else []),
+        *extra_args,
+    ]
+    server = start_server(
+        "trackflow-server", cmd, port, workdir=workdir, env=_server_env(env), timeout=timeout
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    python: Path,
+    backend_store_uri: str,
+    artifacts_destination: Path,
+    *,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 120.0,
+) -> Iterator[ServerProcess]:
+    """``mlflow server`` from MLflow's environment (its default workers), stopped on exit.
+
+    ``env`` should come from :func:`mlflow_env.mlflow_subprocess_env`.
+    """
+    port = free_port()
+    cmd = [
+        str(python.with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(artifacts_destination),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra_args,
+    ]
+    server = start_server("mlflow-server", cmd, port, workdir=workdir, env=env, timeout=timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str, name: str) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database ``name``, dropped on exit.
+
+    Yields its URL for each driver: ``psycopg`` (``postgresql+psycopg://``, for
+    trackflow) and ``psycopg2`` (``postgresql://``, for MLflow).
+    """
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+
+    def connect() -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=admin.host or "127.0.0.1",
+            port=admin.port or 5432,
+            user=admin.username or "postgres",
+            password=admin.password,
+            dbname=admin.database or "postgres",
+            connect_timeout=5,
+            autocommit=True,
+        )
+
+    try:
+        with connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        raise ServerError(f"cannot create database {name} on {admin.host}: {exc}") from exc
+    try:
+        yield {
+            "psycopg": admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
+                hide_password=False
+            ),
+            "psycopg2": admin.set(drivername="postgresql", database=name).render_as_string(
+                hide_password=False
+            ),
+        }
+    finally:
+        with contextlib.suppress(psycopg.Error), connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
