@@ -1,0 +1,119 @@
+"""The FastAPI application: routes, error mapping, auth and body limits around one store.
+
+Routes are served under ``/api/2.0/mlflow/`` and again under
+``/ajax-api/2.0/mlflow/`` (the prefix MLflow's web UI uses); the artifact
+proxy lives under ``/api/2.0/mlflow-artifacts/artifacts``, trackflow's own
+endpoints under ``/api/2.0/trackflow/``, and ``/health`` at the root.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from tracking.client import TrackingClient
+from tracking.server.artifacts import PROXY_ROOT, ArtifactProxy
+from tracking.server.errors import install_error_handlers
+from tracking.server.middleware import BearerAuthMiddleware, BodyLimitMiddleware
+from tracking.server.responses import MlflowJSONResponse
+from tracking.server.routes import artifacts, experiments, runs, trackflow
+from tracking.server.settings import ServerSettings
+from tracking.server.state import ServerState
+from tracking.store.sql.store import SqlTrackingStore
+
+__all__ = ["API_PREFIXES", "create_app", "create_app_from_env", "open_store"]
+
+#: Where MLflow's tracking API is served (the second is what MLflow's UI calls).
+API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+
+_log = logging.getLogger("tracking.server")
+
+
+def open_store(settings: ServerSettings) -> SqlTrackingStore:
+    """The server's store: new experiments get ``mlflow-artifacts:/<experiment_id>``.
+
+    A SQLite database is migrated on open; a server database at an older
+    schema raises :class:`~tracking.errors.SchemaOutOfDateError`.
+    """
+    return SqlTrackingStore(settings.backend_store_uri, artifact_root=PROXY_ROOT)
+
+
+def _mlflow_router() -> APIRouter:
+    router = APIRouter()
+    router.include_router(experiments.router)
+    router.include_router(runs.router)
+    router.include_router(runs.metrics_router)
+    router.include_router(artifacts.router)
+    return router
+
+
+def create_app(
+    settings: ServerSettings | None = None, *, store: SqlTrackingStore | None = None
+) -> FastAPI:
+    """The tracking server's ASGI app.
+
+    ``settings`` default to the ``TRACKFLOW_SERVER_*`` environment; ``store``
+    (if given) is used instead of opening ``settings.backend_store_uri``, and
+    closed with the app either way. Example::
+
+        app = create_app(ServerSettings(backend_store_uri="sqlite:///runs.db",
+                                        artifacts_destination="s3://bucket/artifacts"))
+        # uvicorn.run(app, port=5000)
+    """
+    settings = settings or ServerSettings()
+    store = store or open_store(settings)
+    inline = settings.inline_writes
+    if inline is None:
+        inline = store.dialect == "sqlite"
+    state = ServerState(
+        settings=settings,
+        store=store,
+        client=TrackingClient.from_store(store, settings.backend_store_uri),
+        proxy=ArtifactProxy(settings.artifacts_destination),
+        inline_writes=inline,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="trackflow tracking server",
+        version="2.0",
+        description="MLflow's tracking REST API 2.0, its artifact proxy, and trackflow's "
+        "own endpoints (run trees, heartbeats, sampled metric history).",
+        default_response_class=MlflowJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.trackflow = state
+    mlflow_api = _mlflow_router()
+    app.include_router(mlflow_api, prefix=API_PREFIXES[0])
+    app.include_router(mlflow_api, prefix=API_PREFIXES[1], include_in_schema=False)
+    app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
+    app.include_router(trackflow.router, prefix="/api/2.0/trackflow")
+    app.include_router(trackflow.health_router)
+    install_error_handlers(app)
+    # Added last = outermost: refuse unauthenticated requests before reading any body.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_request_bytes,
+        artifact_limit=settings.max_artifact_bytes,
+    )
+    if settings.auth_token is not None:
+        app.add_middleware(BearerAuthMiddleware, token=settings.auth_token.get_secret_value())
+    _log.info(
+        "trackflow server on %s, artifacts in %s%s",
+        store.engine.url.render_as_string(hide_password=True),
+        state.proxy.destination,
+        " (bearer token required)" if settings.auth_token is not None else "",
+    )
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: settings from ``TRACKFLOW_SERVER_*``."""
+    return create_app(ServerSettings())

@@ -1,0 +1,113 @@
+"""Entities as MLflow's JSON: int64 as numbers, unset fields left out.
+
+Example::
+
+    run_json(run)
+    # {"info": {"run_id": ..., "run_uuid": ..., ...}, "data": {...}, "inputs": {}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo
+
+__all__ = [
+    "experiment_json",
+    "file_info_json",
+    "metric_json",
+    "metrics_json",
+    "run_info_json",
+    "run_json",
+]
+
+
+def run_info_json(info: RunInfo) -> dict[str, Any]:
+    """MLflow's RunInfo; ``start_time``/``end_time`` are left out while unset."""
+    out: dict[str, Any] = {
+        "run_id": info.run_id,
+        "run_uuid": info.run_id,
+        "experiment_id": info.experiment_id,
+        "run_name": info.run_name,
+        "user_id": info.user_id,
+        "status": info.status.value,
+    }
+    if info.start_time is not None:
+        out["start_time"] = info.start_time
+    if info.end_time is not None:
+        out["end_time"] = info.end_time
+    out["artifact_uri"] = info.artifact_uri
+    out["lifecycle_stage"] = info.lifecycle_stage.value
+    return out
+
+
+def _pairs(mapping: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in mapping.items()]
+
+
+def run_json(run: Run, latest: Sequence[Metric] | None = None) -> dict[str, Any]:
+    """A run with its data; ``latest`` gives the metrics' steps and timestamps.
+
+    A run's data holds only the latest *value* of each metric; the points
+    given in ``latest`` (the store's latest-metric rows) add their step and
+    timestamp. Without them step and timestamp are 0.
+    """
+    points = {m.key: m for m in latest} if latest else {}
+    metrics = []
+    for key, value in run.data.metrics.items():
+        point = points.get(key)
+        if point is None:
+            metrics.append({"key": key, "value": value, "timestamp": 0, "step": 0})
+        else:
+            metrics.append(
+                {"key": key, "value": value, "timestamp": point.timestamp, "step": point.step}
+            )
+    return {
+        "info": run_info_json(run.info),
+        "data": {
+            "metrics": metrics,
+            "params": _pairs(run.data.params),
+            "tags": _pairs(run.data.tags),
+        },
+        "inputs": {},
+    }
+
+
+def metric_json(metric: Metric) -> dict[str, Any]:
+    """``{"key", "value", "timestamp", "step"}``."""
+    return {
+        "key": metric.key,
+        "value": metric.value,
+        "timestamp": metric.timestamp,
+        "step": metric.step,
+    }
+
+
+def metrics_json(metrics: Iterable[Metric]) -> list[dict[str, Any]]:
+    """A list of :func:`metric_json` (a series can hold a million points: kept lean)."""
+    return [{"key": k, "value": v, "timestamp": t, "step": s} for k, v, t, s in metrics]
+
+
+def experiment_json(experiment: Experiment) -> dict[str, Any]:
+    """MLflow's Experiment, its tags as a list of pairs."""
+    out: dict[str, Any] = {
+        "experiment_id": experiment.experiment_id,
+        "name": experiment.name,
+        "artifact_location": experiment.artifact_location,
+        "lifecycle_stage": experiment.lifecycle_stage.value,
+    }
+    if experiment.last_update_time is not None:
+        out["last_update_time"] = experiment.last_update_time
+    if experiment.creation_time is not None:
+        out["creation_time"] = experiment.creation_time
+    out["tags"] = _pairs(experiment.tags)
+    return out
+
+
+def file_info_json(info: FileInfo, path: str | None = None) -> dict[str, Any]:
+    """An artifact listing entry; ``file_size`` left out for directories."""
+    out: dict[str, Any] = {"path": info.path if path is None else path, "is_dir": info.is_dir}
+    if not info.is_dir and info.file_size is not None:
+        out["file_size"] = info.file_size
+    return out

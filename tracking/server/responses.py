@@ -1,0 +1,47 @@
+"""JSON responses rendered the way MLflow's server renders them.
+
+Metric values may be NaN or infinite; MLflow's clients read the bare JSON
+tokens ``NaN``, ``Infinity`` and ``-Infinity`` (Python's ``json`` writes and
+reads them), which Starlette's ``JSONResponse`` refuses to produce.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+__all__ = ["EMPTY_BODY", "MlflowJSONResponse", "dumps", "empty_response"]
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+
+#: The body of the many MLflow calls that answer with an empty message.
+EMPTY_BODY = b"{}"
+
+
+def dumps(content: Any) -> bytes:
+    """Compact UTF-8 JSON with NaN and infinities as bare tokens."""
+    return _encoder.encode(content).encode("utf-8")
+
+
+class MlflowJSONResponse(Response):
+    """A JSON response that keeps NaN and infinities (``allow_nan``).
+
+    Example::
+
+        return MlflowJSONResponse({"metrics": [{"key": "loss", "value": math.nan}]})
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """Serialize ``content``; bytes are sent as they are."""
+        if isinstance(content, bytes):
+            return content
+        return dumps(content)
+
+
+def empty_response() -> MlflowJSONResponse:
+    """``{}`` with status 200: the answer of MLflow's write calls."""
+    return MlflowJSONResponse(EMPTY_BODY)

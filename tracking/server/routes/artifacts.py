@@ -1,0 +1,138 @@
+"""Artifacts: ``artifacts/list`` of the tracking API and the ``mlflow-artifacts`` proxy.
+
+The proxy's paths are relative to the artifacts destination
+(``1/<run_id>/artifacts/model.pkl``). Every path goes through
+:func:`~tracking.artifacts.normalize_artifact_path` first, so traversal
+(``..``, absolute paths, URLs, backslashes) is refused with 400 before any
+I/O. Uploads are streamed to a temporary file, then copied to the
+destination; downloads are streamed from it.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+from starlette.responses import Response, StreamingResponse
+
+from tracking.artifacts import normalize_artifact_path
+from tracking.server.render import file_info_json
+from tracking.server.responses import MlflowJSONResponse, empty_response
+from tracking.server.routes.common import ERRORS
+from tracking.server.schemas.mlflow import ListArtifactsResponse, ProxyListResponse, RunRef
+from tracking.server.state import ServerState, StateDep
+
+__all__ = ["proxy_router", "router"]
+
+router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERRORS)
+proxy_router = APIRouter(prefix="/artifacts", tags=["artifact proxy"], responses=ERRORS)
+
+_CHUNK = 1024 * 1024
+
+
+class _ListQuery(RunRef):
+    """``artifacts/list`` query parameters."""
+
+    path: str | None = Field(None, description="Directory under the run's artifact root.")
+    page_token: str | None = Field(None, description="Accepted and ignored: one page.")
+
+
+@router.get("/list", response_model=ListArtifactsResponse)
+async def list_artifacts(query: Annotated[_ListQuery, Query()], state: StateDep) -> Response:
+    """The files and directories directly under ``path`` of a run's artifacts."""
+    run = await state.run(state.client.get_run, query.resolved_run_id())
+    files = await state.run(state.proxy.list_run_artifacts, run, query.path)
+    return MlflowJSONResponse(
+        {"root_uri": run.info.artifact_uri, "files": [file_info_json(f) for f in files]}
+    )
+
+
+# -- the proxy -------------------------------------------------------------------
+
+
+@proxy_router.get("", response_model=ProxyListResponse)
+async def proxy_list(
+    state: StateDep,
+    path: Annotated[str | None, Query(description="Directory under the destination.")] = None,
+) -> Response:
+    """The entries of a directory of the artifacts destination, by name."""
+    rel = normalize_artifact_path(path, field="path")
+    infos = await state.run(state.proxy.repository.list_artifacts, rel or None)
+    return MlflowJSONResponse(
+        {"files": [file_info_json(i, posixpath.basename(i.path)) for i in infos]}
+    )
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(_CHUNK):
+            yield chunk
+    finally:
+        stream.close()
+
+
+@proxy_router.get(
+    "/{artifact_path:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def proxy_download(artifact_path: str, state: StateDep) -> Response:
+    """Download a file, streamed."""
+    rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+    stream = await state.run(state.proxy.repository.open, rel)
+    name = posixpath.basename(rel)
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    quoted = name.replace('"', "")
+    headers = {
+        "Content-Disposition": f'attachment; filename="{quoted}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
+
+
+def _store_upload(state: ServerState, local: str, directory: str) -> None:
+    state.proxy.repository.log_artifact(local, directory or None)
+
+
+@proxy_router.put(
+    "/{artifact_path:path}",
+    response_model=dict[str, str],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def proxy_upload(artifact_path: str, request: Request, state: StateDep) -> Response:
+    """Upload a file: the body is its content, streamed to the destination."""
+    rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+    directory, name = posixpath.split(rel)
+    scratch = tempfile.mkdtemp(prefix="trackflow-upload-")
+    try:
+        local = os.path.join(scratch, name)
+        with open(local, "wb") as out:
+            async for chunk in request.stream():
+                if chunk:
+                    out.write(chunk)
+        await state.run(_store_upload, state, local, directory)
+    finally:
+        await state.run(shutil.rmtree, scratch, True)
+    return empty_response()
+
+
+@proxy_router.delete("/{artifact_path:path}", response_model=dict[str, str])
+async def proxy_delete(artifact_path: str, state: StateDep) -> Response:
+    """Delete a file or a directory tree (a missing path is no error)."""
+    rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+    await state.run(state.proxy.repository.delete_artifacts, rel)
+    return empty_response()

@@ -1,0 +1,120 @@
+"""MLflow's experiment endpoints: ``experiments/create``, ``get``, ``search`` ..."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from tracking.entities import Experiment, PagedList
+from tracking.errors import ExperimentNotFoundError
+from tracking.server import params
+from tracking.server.render import experiment_json
+from tracking.server.responses import MlflowJSONResponse, empty_response
+from tracking.server.routes.common import ERRORS
+from tracking.server.schemas.mlflow import (
+    CreateExperiment,
+    CreateExperimentResponse,
+    ExperimentRef,
+    ExperimentResponse,
+    SearchExperiments,
+    SearchExperimentsResponse,
+    SetExperimentTag,
+    UpdateExperiment,
+)
+from tracking.server.state import StateDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/experiments", tags=["experiments"], responses=ERRORS)
+
+
+@router.post("/create", response_model=CreateExperimentResponse)
+async def create_experiment(body: CreateExperiment, state: StateDep) -> Response:
+    """Create an experiment; RESOURCE_ALREADY_EXISTS if the name is taken."""
+    tags = {tag.key: tag.value for tag in body.tags}
+    new_id = await state.run(
+        state.client.create_experiment, body.name, body.artifact_location or None, tags
+    )
+    return MlflowJSONResponse({"experiment_id": new_id})
+
+
+@router.get("/get", response_model=ExperimentResponse)
+async def get_experiment(state: StateDep, experiment_id: str) -> Response:
+    """An experiment by id (deleted ones too)."""
+    found = await state.run(state.client.get_experiment, params.experiment_id(experiment_id))
+    return MlflowJSONResponse({"experiment": experiment_json(found)})
+
+
+@router.get("/get-by-name", response_model=ExperimentResponse)
+async def get_experiment_by_name(state: StateDep, experiment_name: str) -> Response:
+    """An experiment by name; RESOURCE_DOES_NOT_EXIST if there is none."""
+    found = await state.run(state.client.get_experiment_by_name, experiment_name)
+    if found is None:
+        raise ExperimentNotFoundError(f"Could not find experiment with name '{experiment_name}'")
+    return MlflowJSONResponse({"experiment": experiment_json(found)})
+
+
+async def _search(state: StateDep, request: SearchExperiments) -> Response:
+    page: PagedList[Experiment] = await state.run(
+        state.client.search_experiments,
+        request.view_type,
+        request.max_results,
+        request.filter or "",
+        request.order_by or None,
+        request.page_token or None,
+    )
+    body: dict[str, object] = {"experiments": [experiment_json(e) for e in page]}
+    if page.token:
+        body["next_page_token"] = page.token
+    return MlflowJSONResponse(body)
+
+
+@router.post("/search", response_model=SearchExperimentsResponse)
+async def search_experiments(body: SearchExperiments, state: StateDep) -> Response:
+    """Experiments matching a filter such as ``name LIKE 'churn%'``, a page at a time."""
+    return await _search(state, body)
+
+
+@router.get("/search", response_model=SearchExperimentsResponse)
+async def search_experiments_get(
+    query: Annotated[SearchExperiments, Query()], state: StateDep
+) -> Response:
+    """The same search with its fields as query parameters."""
+    return await _search(state, query)
+
+
+@router.post("/update", response_model=dict[str, str])
+async def update_experiment(body: UpdateExperiment, state: StateDep) -> Response:
+    """Rename an experiment."""
+    await state.run(
+        state.client.rename_experiment, params.experiment_id(body.experiment_id), body.new_name
+    )
+    return empty_response()
+
+
+@router.post("/delete", response_model=dict[str, str])
+async def delete_experiment(body: ExperimentRef, state: StateDep) -> Response:
+    """Move an experiment and its runs to the deleted stage."""
+    await state.run(state.client.delete_experiment, params.experiment_id(body.experiment_id))
+    return empty_response()
+
+
+@router.post("/restore", response_model=dict[str, str])
+async def restore_experiment(body: ExperimentRef, state: StateDep) -> Response:
+    """Bring a deleted experiment back, with the runs deleted along with it."""
+    await state.run(state.client.restore_experiment, params.experiment_id(body.experiment_id))
+    return empty_response()
+
+
+@router.post("/set-experiment-tag", response_model=dict[str, str])
+async def set_experiment_tag(body: SetExperimentTag, state: StateDep) -> Response:
+    """Set (or overwrite) an experiment tag."""
+    await state.run(
+        state.client.set_experiment_tag,
+        params.experiment_id(body.experiment_id),
+        body.key,
+        body.value,
+    )
+    return empty_response()

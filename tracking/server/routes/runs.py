@@ -1,0 +1,221 @@
+"""MLflow's run endpoints: ``runs/create``, ``get``, ``update``, ``search``, the log calls.
+
+The log calls (``log-metric``, ``log-batch``, ``log-parameter``, ``set-tag``)
+are the hot path: a client sends hundreds a second. They validate through the
+server's :class:`~tracking.client.TrackingClient` like every write and run
+through :meth:`ServerState.write`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+from starlette.responses import Response
+
+from tracking import validation
+from tracking.entities import Metric, PagedList, Param, Run, RunTag
+from tracking.errors import InvalidParameterError
+from tracking.server import params
+from tracking.server.render import metrics_json, run_info_json
+from tracking.server.responses import MlflowJSONResponse, empty_response
+from tracking.server.routes.common import ERRORS, render_runs
+from tracking.server.schemas.mlflow import (
+    CreateRun,
+    DeleteTag,
+    LogBatch,
+    LogMetric,
+    LogModel,
+    LogParam,
+    MetricHistoryResponse,
+    RunInfoResponse,
+    RunRef,
+    RunResponse,
+    SearchRuns,
+    SearchRunsResponse,
+    SetTag,
+    UpdateRun,
+)
+from tracking.server.state import ServerState, StateDep
+
+__all__ = ["metrics_router", "router"]
+
+router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
+metrics_router = APIRouter(prefix="/metrics", tags=["runs"], responses=ERRORS)
+
+PARENT_RUN_TAG = "mlflow.parentRunId"
+LOGGED_MODELS_TAG = "mlflow.log-model.history"
+
+
+async def run_response(state: ServerState, run: Run) -> Response:
+    """``{"run": <run json>}``."""
+    (rendered,) = await render_runs(state, [run])
+    return MlflowJSONResponse({"run": rendered})
+
+
+@router.post("/create", response_model=RunResponse)
+async def create_run(body: CreateRun, state: StateDep) -> Response:
+    """Create a RUNNING run; the tag ``mlflow.parentRunId`` makes it a child run."""
+    tags = {tag.key: tag.value for tag in body.tags}
+    run = await state.run(
+        state.client.create_run,
+        params.experiment_id(body.experiment_id),
+        run_name=body.run_name,
+        tags=tags,
+        start_time=body.start_time,
+        parent_run_id=tags.get(PARENT_RUN_TAG) or None,
+        user_id=body.user_id,
+    )
+    return await run_response(state, run)
+
+
+@router.get("/get", response_model=RunResponse)
+async def get_run(query: Annotated[RunRef, Query()], state: StateDep) -> Response:
+    """A run with its params, tags and latest metrics."""
+    run = await state.run(state.client.get_run, query.resolved_run_id())
+    return await run_response(state, run)
+
+
+@router.post("/update", response_model=RunInfoResponse)
+async def update_run(body: UpdateRun, state: StateDep) -> Response:
+    """Change a run's status, end time or name."""
+    info = await state.write(
+        state.client.update_run,
+        body.resolved_run_id(),
+        status=body.status,
+        name=body.run_name,
+        end_time=body.end_time,
+    )
+    return MlflowJSONResponse({"run_info": run_info_json(info)})
+
+
+@router.post("/delete", response_model=dict[str, str])
+async def delete_run(body: RunRef, state: StateDep) -> Response:
+    """Move a run to the deleted stage."""
+    await state.run(state.client.delete_run, body.resolved_run_id())
+    return empty_response()
+
+
+@router.post("/restore", response_model=dict[str, str])
+async def restore_run(body: RunRef, state: StateDep) -> Response:
+    """Bring a deleted run back."""
+    await state.run(state.client.restore_run, body.resolved_run_id())
+    return empty_response()
+
+
+@router.post("/log-metric", response_model=dict[str, str])
+async def log_metric(body: LogMetric, state: StateDep) -> Response:
+    """Append one metric point (NaN and infinities allowed)."""
+    await state.write(
+        state.client.log_metric,
+        body.resolved_run_id(),
+        body.key,
+        body.value,
+        body.timestamp,
+        body.step,
+    )
+    return empty_response()
+
+
+@router.post("/log-parameter", response_model=dict[str, str])
+async def log_param(body: LogParam, state: StateDep) -> Response:
+    """Log a param; logging another value for the key later is refused."""
+    await state.write(state.client.log_param, body.resolved_run_id(), body.key, body.value)
+    return empty_response()
+
+
+@router.post("/set-tag", response_model=dict[str, str])
+async def set_tag(body: SetTag, state: StateDep) -> Response:
+    """Set (or overwrite) a run tag."""
+    await state.write(state.client.set_tag, body.resolved_run_id(), body.key, body.value)
+    return empty_response()
+
+
+@router.post("/delete-tag", response_model=dict[str, str])
+async def delete_tag(body: DeleteTag, state: StateDep) -> Response:
+    """Remove a run tag."""
+    await state.run(state.client.delete_tag, body.resolved_run_id(), body.key)
+    return empty_response()
+
+
+@router.post("/log-batch", response_model=dict[str, str])
+async def log_batch(body: LogBatch, state: StateDep) -> Response:
+    """Up to 1000 metrics, 100 params and 100 tags in one transaction: all or nothing."""
+    metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in body.metrics]
+    params_ = [Param(p.key, p.value) for p in body.params]
+    tags = [RunTag(t.key, t.value) for t in body.tags]
+    await state.write(state.client.log_batch, body.resolved_run_id(), metrics, params_, tags)
+    return empty_response()
+
+
+def _record_logged_model(state: ServerState, run_id: str, model_json: str) -> None:
+    try:
+        model = json.loads(model_json)
+    except ValueError:
+        raise InvalidParameterError(
+            "Invalid value for parameter 'model_json': it is not valid JSON"
+        ) from None
+    if not isinstance(model, dict):
+        raise InvalidParameterError(
+            "Invalid value for parameter 'model_json': expected a JSON object"
+        )
+    run = state.client.get_run(run_id)
+    history: list[Any] = []
+    if LOGGED_MODELS_TAG in run.data.tags:
+        try:
+            history = list(json.loads(run.data.tags[LOGGED_MODELS_TAG]))
+        except (ValueError, TypeError):
+            history = []
+    history.append(model)
+    state.client.set_tag(run_id, LOGGED_MODELS_TAG, json.dumps(history))
+
+
+@router.post("/log-model", response_model=dict[str, str])
+async def log_model(body: LogModel, state: StateDep) -> Response:
+    """Record a logged model in the run's ``mlflow.log-model.history`` tag, as MLflow does."""
+    await state.run(_record_logged_model, state, body.resolved_run_id(), body.model_json)
+    return empty_response()
+
+
+@router.post("/search", response_model=SearchRunsResponse)
+async def search_runs(body: SearchRuns, state: StateDep) -> Response:
+    """Runs of some experiments matching an MLflow filter (``OR`` and parentheses too)."""
+    page: PagedList[Run] = await state.run(
+        state.client.search_runs,
+        params.experiment_ids(body.experiment_ids),
+        body.filter or "",
+        body.run_view_type,
+        body.max_results,
+        body.order_by or None,
+        body.page_token or None,
+    )
+    out: dict[str, Any] = {"runs": await render_runs(state, page)}
+    if page.token:
+        out["next_page_token"] = page.token
+    return MlflowJSONResponse(out)
+
+
+class _HistoryQuery(RunRef):
+    """``metrics/get-history`` query parameters."""
+
+    metric_key: str
+    max_results: Annotated[int, Field(ge=1, le=validation.MAX_SEARCH_RESULTS)] | None = None
+    page_token: str | None = None
+
+
+def _history(state: ServerState, query: _HistoryQuery) -> PagedList[Metric]:
+    run_id = validation.validate_run_id(query.resolved_run_id())
+    key = validation.validate_key(query.metric_key, "metric")
+    return state.store.get_metric_history(run_id, key, query.max_results, query.page_token)
+
+
+@metrics_router.get("/get-history", response_model=MetricHistoryResponse)
+async def get_metric_history(query: Annotated[_HistoryQuery, Query()], state: StateDep) -> Response:
+    """Every point of a metric by step, a page of ``max_results`` at a time if given."""
+    page = await state.run(_history, state, query)
+    out: dict[str, Any] = {"metrics": metrics_json(page)}
+    if page.token:
+        out["next_page_token"] = page.token
+    return MlflowJSONResponse(out)

@@ -1,0 +1,104 @@
+"""trackflow's own endpoints under ``/api/2.0/trackflow/``, and ``/health``.
+
+They carry what MLflow's API has no call for: runs created with a
+caller-chosen id (idempotent retries), run trees, heartbeats and reaping,
+and metric series sampled down for charts. trackflow's HTTP client store
+codes against exactly these shapes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from tracking import validation
+from tracking.server import params
+from tracking.server.render import metrics_json
+from tracking.server.responses import MlflowJSONResponse, empty_response
+from tracking.server.routes.common import ERRORS, render_runs
+from tracking.server.routes.runs import run_response
+from tracking.server.schemas.trackflow import (
+    ChildrenResponse,
+    CreateRunRequest,
+    CreateRunResponse,
+    HealthResponse,
+    HeartbeatRequest,
+    ReapStaleRequest,
+    ReapStaleResponse,
+    SampledHistoryResponse,
+)
+from tracking.server.state import ServerState, StateDep
+from tracking.store.sql.sampling import MAX_SAMPLED_POINTS
+
+__all__ = ["health_router", "router"]
+
+router = APIRouter(tags=["trackflow"], responses=ERRORS)
+health_router = APIRouter(tags=["health"])
+
+
+@router.post("/runs/create", response_model=CreateRunResponse)
+async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
+    """Create a run; with a ``run_id`` that exists in the experiment, return that run."""
+    run = await state.run(
+        state.client.create_run,
+        params.experiment_id(body.experiment_id),
+        run_name=body.run_name,
+        tags={tag.key: tag.value for tag in body.tags},
+        start_time=body.start_time,
+        parent_run_id=body.parent_run_id,
+        run_id=body.run_id,
+        status=body.status,
+        user_id=body.user_id,
+    )
+    return await run_response(state, run)
+
+
+@router.get("/runs/children", response_model=ChildrenResponse)
+async def get_children(state: StateDep, run_id: str, recursive: bool = False) -> Response:
+    """The direct children of a run, oldest first, or with ``recursive`` its whole subtree."""
+    fetch = state.client.get_subtree if recursive else state.client.get_children
+    runs = await state.run(fetch, run_id)
+    return MlflowJSONResponse({"runs": await render_runs(state, runs)})
+
+
+def _heartbeat(state: ServerState, run_ids: list[str], timestamp: int | None) -> None:
+    checked = [validation.validate_run_id(r, f"run_ids[{i}]") for i, r in enumerate(run_ids)]
+    now = timestamp if timestamp is not None else time.time_ns() // 1_000_000
+    state.store.heartbeat(checked, now)
+
+
+@router.post("/runs/heartbeat", response_model=dict[str, str])
+async def heartbeat(body: HeartbeatRequest, state: StateDep) -> Response:
+    """Record that these runs are alive (RUNNING ones get the new heartbeat time)."""
+    await state.write(_heartbeat, state, body.run_ids, body.timestamp)
+    return empty_response()
+
+
+@router.post("/runs/reap-stale", response_model=ReapStaleResponse)
+async def reap_stale(body: ReapStaleRequest, state: StateDep) -> Response:
+    """Mark FAILED the RUNNING runs with no heartbeat for ``older_than_ms``."""
+    reaped = await state.run(state.client.reap_stale_runs, body.older_than_ms / 1000)
+    return MlflowJSONResponse({"run_ids": reaped})
+
+
+@router.get("/metrics/get-history-sampled", response_model=SampledHistoryResponse)
+async def get_history_sampled(
+    state: StateDep,
+    run_id: str,
+    metric_key: str,
+    max_points: Annotated[int, Query(ge=2, le=MAX_SAMPLED_POINTS)] = 1000,
+) -> Response:
+    """At most ``max_points`` points of a series by step, each bucket's extremes kept."""
+    checked = validation.validate_run_id(run_id)
+    key = validation.validate_key(metric_key, "metric")
+    points = await state.run(state.store.get_metric_history_sampled, checked, key, max_points)
+    return MlflowJSONResponse({"metrics": metrics_json(points)})
+
+
+@health_router.get("/health", response_model=HealthResponse)
+async def health() -> Response:
+    """Always answers (no token needed) while the server runs."""
+    return MlflowJSONResponse(b'{"status":"ok"}')
