@@ -56,6 +56,8 @@ __all__ = ["MLFLOW_API", "TRACKFLOW_API", "RestTrackingStore"]
 
 T = TypeVar("T")
 
+_HEARTBEAT_CHUNK = 1000
+
 #: Where MLflow's REST API lives on the server.
 MLFLOW_API = "api/2.0/mlflow"
 #: Where trackflow's own endpoints live on the server.
@@ -351,14 +353,15 @@ class RestTrackingStore(TrackingStore):
         return list(_page(answer, "runs", run_from_json))
 
     def heartbeat(self, run_ids: Sequence[str], timestamp: int) -> None:
-        if not run_ids:
-            return
-        self.http.call(
-            "POST",
-            self._trackflow["runs/heartbeat"],
-            body={"run_ids": list(run_ids), "timestamp": timestamp},
-            parse=False,
-        )
+        ids = list(run_ids)
+        # The server takes at most 1000 ids per call.
+        for start in range(0, len(ids), _HEARTBEAT_CHUNK):
+            self.http.call(
+                "POST",
+                self._trackflow["runs/heartbeat"],
+                body={"run_ids": ids[start : start + _HEARTBEAT_CHUNK], "timestamp": timestamp},
+                parse=False,
+            )
 
     def reap_stale_runs(self, older_than_ms: int, now: int, reason: str) -> list[str]:
         """Reap on the server, by the server's clock (``now`` and ``reason`` are its own)."""

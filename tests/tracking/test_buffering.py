@@ -1,0 +1,353 @@
+"""Buffered fluent logging: fast calls, batches within the limits, failures that surface.
+
+The SQLite cases gate the store's ``log_batch`` with an event, so "the call
+returned before the store was written" is a fact the test controls, not a
+timing. The server cases run a real ``trackflow server`` process, kill it in
+the middle of a run and start it again on the same port and database.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tracking
+from tracking import buffering, fluent
+from tracking.client import TrackingClient
+from tracking.entities import Metric, Param, RunStatus, RunTag
+from tracking.errors import InvalidParameterError, RunNotFoundError, StoreUnavailableError
+from tracking.settings import reset_settings
+from tracking.store.base import TrackingStore
+from tracking.store.registry import clear_store_cache
+
+
+@pytest.fixture
+def uri(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The fluent API on a fresh SQLite file, with fresh fluent and buffer state."""
+    monkeypatch.setenv("TRACKFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    reset_settings()
+    fluent._reset_for_tests()
+    tracking.set_tracking_uri(sqlite_url)
+    yield sqlite_url
+    fluent._reset_for_tests()
+    clear_store_cache()
+
+
+@pytest.fixture
+def reader(uri: str) -> TrackingClient:
+    """A client on the same database (it shares the store, so read through it only)."""
+    return TrackingClient(uri)
+
+
+class Batches:
+    """Wraps a store's ``log_batch``: records every batch, can hold them, can fail them."""
+
+    def __init__(self, store: TrackingStore) -> None:
+        self.store = store
+        self.original = store.log_batch
+        self.calls: list[tuple[list[Metric], list[Param], list[RunTag]]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failures: list[Exception] = []
+
+    def __call__(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        self.gate.wait(30)
+        if self.failures:
+            raise self.failures.pop(0)
+        self.calls.append((list(metrics), list(params), list(tags)))
+        self.original(run_id, metrics, params, tags)
+
+
+@pytest.fixture
+def batches(uri: str, monkeypatch: pytest.MonkeyPatch) -> Batches:
+    """The log_batch calls reaching the fluent API's store."""
+    store = TrackingClient(uri).store
+    spy = Batches(store)
+    monkeypatch.setattr(store, "log_batch", spy)
+    return spy
+
+
+def _history(client: TrackingClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+class TestBufferedCalls:
+    def test_calls_return_before_the_store_is_written(
+        self, reader: TrackingClient, batches: Batches
+    ) -> None:
+        batches.gate.clear()  # the sender blocks in the store
+        with tracking.start_run(buffered=True) as run:
+            run_id = run.info.run_id
+            for step in range(3000):
+                tracking.log_metric("loss", 1.0 / (step + 1), step=step)
+            tracking.log_metrics({"a": 1.0, "b": 2.0}, step=7)
+            tracking.log_param("lr", 0.1)
+            tracking.log_params({"depth": 6, "opt": "adam"})
+            tracking.set_tag("stage", "dev")
+            tracking.set_tags({"team": "ml"})
+            # Every call returned while the store was held: nothing is written yet.
+            assert batches.calls == []
+            assert buffering.get_buffer().pending_count() > 0
+            batches.gate.set()
+            tracking.flush()
+            assert buffering.get_buffer().pending_count() == 0
+            data = reader.get_run(run_id).data
+            assert len(_history(reader, run_id, "loss")) == 3000
+            assert dict(data.params) == {"lr": "0.1", "depth": "6", "opt": "adam"}
+            assert data.tags["stage"] == "dev" and data.tags["team"] == "ml"
+            assert data.metrics["a"] == 1.0 and data.metrics["b"] == 2.0
+        assert reader.get_run(run_id).info.status is RunStatus.FINISHED
+
+    def test_batches_stay_within_the_limits(self, reader: TrackingClient, batches: Batches) -> None:
+        batches.gate.clear()
+        with tracking.start_run(buffered=True) as run:
+            for step in range(2500):
+                tracking.log_metric("m", float(step), step=step)
+            tracking.log_params({f"p{i}": i for i in range(150)})
+            tracking.set_tags({f"t{i}": i for i in range(120)})
+            batches.gate.set()
+        sizes = [(len(m), len(p), len(t)) for m, p, t in batches.calls]
+        assert all(m <= 1000 and p <= 100 and t <= 100 for m, p, t in sizes)
+        assert sum(m for m, _, _ in sizes) == 2500
+        assert sum(p for _, p, _ in sizes) == 150
+        assert sum(t for _, _, t in sizes) == 120
+        assert len(sizes) <= 4  # coalesced, not one call per log
+        run_data = reader.get_run(run.info.run_id).data
+        assert len(run_data.params) == 150
+        assert [s for s, _ in _history(reader, run.info.run_id, "m")] == list(range(2500))
+
+    def test_a_tag_set_twice_keeps_the_last_value(
+        self, reader: TrackingClient, batches: Batches
+    ) -> None:
+        batches.gate.clear()
+        with tracking.start_run(buffered=True) as run:
+            for value in ("a", "b", "c"):
+                tracking.set_tag("k", value)
+            batches.gate.set()
+        assert reader.get_run(run.info.run_id).data.tags["k"] == "c"
+        assert sum(len(t) for _, _, t in batches.calls) == 1
+
+    def test_setting_turns_it_on_and_children_inherit(
+        self, monkeypatch: pytest.MonkeyPatch, uri: str
+    ) -> None:
+        monkeypatch.setenv("TRACKFLOW_BUFFERED_LOGGING", "true")
+        reset_settings()
+        with tracking.start_run() as parent:
+            assert parent.buffered
+            with tracking.start_run(nested=True) as child:
+                assert child.buffered
+            with tracking.start_run(nested=True, buffered=False) as unbuffered:
+                assert not unbuffered.buffered
+        with tracking.start_run(buffered=False) as run:
+            assert not run.buffered
+
+    def test_unbuffered_by_default(self, uri: str) -> None:
+        with tracking.start_run() as run:
+            assert not run.buffered
+            tracking.flush()  # a no-op
+
+    def test_reads_see_buffered_writes(self, batches: Batches) -> None:
+        with tracking.start_run(buffered=True) as run:
+            tracking.set_tag("k", "v")
+            tracking.log_metric("m", 3.0)
+            assert tracking.get_run(run.info.run_id).data.tags["k"] == "v"
+            assert [r.info.run_id for r in tracking.search_runs(filter_string="metrics.m = 3")] == [
+                run.info.run_id
+            ]
+            tracking.set_tag("gone", "soon")
+            tracking.delete_tag("gone")
+            assert "gone" not in tracking.get_run(run.info.run_id).data.tags
+
+    def test_exit_drains_the_buffer(self, uri: str, tmp_path: Path, reader: TrackingClient) -> None:
+        script = textwrap.dedent(f"""
+            import tracking
+            tracking.set_tracking_uri({uri!r})
+            run = tracking.start_run(buffered=True)
+            for step in range(5000):
+                tracking.log_metric("m", float(step), step=step)
+            tracking.log_param("p", "v")
+            print(run.info.run_id)
+        """)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        run_id = done.stdout.strip()
+        run = reader.get_run(run_id)
+        assert run.info.status is RunStatus.FINISHED
+        assert run.data.params == {"p": "v"}
+        assert len(_history(reader, run_id, "m")) == 5000
+
+
+class TestValidationAtTheCall:
+    @pytest.mark.parametrize(
+        ("call", "message"),
+        [
+            (lambda: tracking.log_metric("k" * 251, 1.0), "250"),
+            (lambda: tracking.log_metric("m", True), "number"),
+            (lambda: tracking.log_metric("m", 1.0, step=2**63), "64-bit"),
+            (lambda: tracking.log_param("", 1), "empty"),
+            (lambda: tracking.log_param("p", "x" * 6001), "6000"),
+            (lambda: tracking.set_tag("a:b", "v"), "may only contain"),
+            (lambda: tracking.set_tags({"t": "x" * 5001}), "5000"),
+            (lambda: tracking.log_metrics({"ok": 1.0, "bad": "x"}), "number"),  # type: ignore[dict-item]
+            (lambda: tracking.log_params({"a/../b": 1}), ".."),
+        ],
+        ids=[
+            "key-too-long",
+            "bool",
+            "step-overflow",
+            "empty-key",
+            "param-too-long",
+            "bad-char",
+            "tag-too-long",
+            "one-bad-metric",
+            "dotdot",
+        ],
+    )
+    def test_bad_input_raises_and_queues_nothing(
+        self, reader: TrackingClient, batches: Batches, call: Callable[[], Any], message: str
+    ) -> None:
+        with tracking.start_run(buffered=True) as run:
+            with pytest.raises(InvalidParameterError, match=message):
+                call()
+            assert buffering.get_buffer().pending_count() == 0
+        data = reader.get_run(run.info.run_id).data
+        assert data.metrics == {} and data.params == {}
+        assert batches.calls == []
+
+    def test_a_param_changed_in_this_process_raises_at_the_call(
+        self, reader: TrackingClient, batches: Batches
+    ) -> None:
+        with tracking.start_run(buffered=True) as run:
+            tracking.log_param("lr", 0.1)
+            tracking.log_param("lr", "0.1")  # the same value again is fine
+            with pytest.raises(InvalidParameterError, match=r"lr.*0\.1.*0\.2"):
+                tracking.log_param("lr", 0.2)
+        assert reader.get_run(run.info.run_id).data.params == {"lr": "0.1"}
+
+
+class TestFailures:
+    def test_a_conflict_from_elsewhere_surfaces_at_flush(
+        self, reader: TrackingClient, batches: Batches
+    ) -> None:
+        with tracking.start_run(buffered=True) as run:
+            run_id = run.info.run_id
+            reader.log_param(run_id, "lr", "0.1")  # another process, say
+            batches.gate.clear()
+            tracking.log_param("lr", "0.5")
+            tracking.log_param("depth", 3)
+            tracking.log_metric("m", 1.0)
+            tracking.set_tag("t", "v")
+            batches.gate.set()
+            with pytest.raises(InvalidParameterError, match=r"lr.*0\.5") as caught:
+                tracking.flush()
+            assert any(run_id in note for note in caught.value.__notes__)
+            tracking.flush()  # raised once, then cleared
+            # Only the conflicting param was lost: the rest of its batch went through.
+            data = reader.get_run(run_id).data
+            assert dict(data.params) == {"lr": "0.1", "depth": "3"}
+            assert data.metrics == {"m": 1.0} and data.tags["t"] == "v"
+        assert reader.get_run(run_id).info.status is RunStatus.FINISHED
+
+    def test_end_run_raises_and_the_run_fails(self, reader: TrackingClient, uri: str) -> None:
+        run = tracking.start_run(buffered=True)
+        reader.log_param(run.info.run_id, "lr", "0.1")
+        tracking.log_param("lr", "0.9")
+        with pytest.raises(InvalidParameterError, match="lr"):
+            tracking.end_run()
+        assert tracking.active_run() is None
+        assert reader.get_run(run.info.run_id).info.status is RunStatus.FAILED
+
+    def test_killed_stays_killed(self, reader: TrackingClient, uri: str) -> None:
+        run = tracking.start_run(buffered=True)
+        reader.log_param(run.info.run_id, "lr", "0.1")
+        tracking.log_param("lr", "0.9")
+        with pytest.raises(InvalidParameterError):
+            tracking.end_run("KILLED")
+        assert reader.get_run(run.info.run_id).info.status is RunStatus.KILLED
+
+    def test_a_propagating_exception_carries_the_failure(
+        self, reader: TrackingClient, uri: str
+    ) -> None:
+        with (  # noqa: PT012
+            pytest.raises(ZeroDivisionError) as caught,
+            tracking.start_run(buffered=True) as run,
+        ):
+            reader.log_param(run.info.run_id, "lr", "0.1")
+            tracking.log_param("lr", "0.9")
+            1 / 0  # noqa: B018
+        assert any("InvalidParameterError" in note for note in caught.value.__notes__)
+        assert reader.get_run(run.info.run_id).info.status is RunStatus.FAILED
+
+    def test_nested_runs_are_all_ended_before_raising(
+        self, reader: TrackingClient, uri: str
+    ) -> None:
+        parent = tracking.start_run(buffered=True)
+        child = tracking.start_run(nested=True)
+        reader.log_param(child.info.run_id, "lr", "0.1")
+        tracking.log_param("lr", "0.9")
+        with pytest.raises(InvalidParameterError):
+            tracking.end_run()  # the child
+        assert reader.get_run(child.info.run_id).info.status is RunStatus.FAILED
+        tracking.end_run()
+        assert reader.get_run(parent.info.run_id).info.status is RunStatus.FINISHED
+
+    def test_a_deleted_run_fails_its_whole_batch(self, reader: TrackingClient, uri: str) -> None:
+        with tracking.start_run(buffered=True) as run:
+            tracking.flush()
+            reader.store.delete_run(run.info.run_id)
+            tracking.log_metric("m", 1.0)
+            with pytest.raises(tracking.InvalidStateError) as caught:
+                tracking.flush()
+            assert any("1 metrics, 0 params, 0 tags" in n for n in caught.value.__notes__)
+            reader.restore_run(run.info.run_id)
+
+    def test_a_missing_run(self, reader: TrackingClient, uri: str) -> None:
+        buffering.add(reader, "f" * 32, metrics=[Metric("m", 1.0, 1, 0)])
+        with pytest.raises(RunNotFoundError):
+            tracking.flush()
+
+
+class TestOutages:
+    def test_a_store_that_comes_back_loses_nothing(
+        self, reader: TrackingClient, batches: Batches
+    ) -> None:
+        batches.failures = [StoreUnavailableError("down")] * 3
+        with tracking.start_run(buffered=True) as run:
+            for step in range(100):
+                tracking.log_metric("m", float(step), step=step)
+            tracking.flush()
+        assert len(_history(reader, run.info.run_id, "m")) == 100
+
+    def test_a_store_that_stays_away_is_given_up(
+        self, reader: TrackingClient, batches: Batches
+    ) -> None:
+        buffering.configure(retry_timeout=0.3)
+        batches.failures = [StoreUnavailableError("down")] * 1000
+        run = tracking.start_run(buffered=True)
+        for step in range(10):
+            tracking.log_metric("m", float(step), step=step)
+        with pytest.raises(StoreUnavailableError, match="down") as caught:
+            tracking.flush()
+        assert any("10 metrics" in note for note in caught.value.__notes__)
+        batches.failures.clear()
+        tracking.log_metric("after", 1.0)
+        tracking.end_run()
+        assert reader.get_run(run.info.run_id).data.metrics == {"after": 1.0}
