@@ -140,6 +140,69 @@ def _label(run: Any, best_id: str) -> str:
     )
 
 
+@cli.command()
+@click.option(
+    "--backend-store-uri",
+    default=None,
+    help="SQLAlchemy URL of the tracking database [default: TRACKFLOW_TRACKING_URI, else "
+    "sqlite:///trackflow.db]. SQLite is migrated on start; PostgreSQL/MySQL at an older "
+    "schema need `trackflow db upgrade` first.",
+)
+@click.option(
+    "--artifacts-destination",
+    default=None,
+    help="fsspec URL or path where proxied artifacts are stored [default: ./trackflow-artifacts].",
+)
+@click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
+@click.option(
+    "--port", default=None, type=click.IntRange(0, 65535), help="TCP port [default: 5000]."
+)
+@click.option(
+    "--workers", default=None, type=click.IntRange(1, 256), help="Worker processes [default: 1]."
+)
+@click.option(
+    "--auth-token",
+    default=None,
+    help="Require `Authorization: Bearer <token>` on every API call [env: "
+    "TRACKFLOW_SERVER_TOKEN]; /health stays open.",
+)
+@click.option(
+    "--access-log/--no-access-log", default=None, help="Log every request [default: off]."
+)
+@click.option(
+    "--demo", is_flag=True, help="First fill the store with the demo sweep (`trackflow demo`)."
+)
+def server(
+    backend_store_uri: str | None,
+    artifacts_destination: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    auth_token: str | None,
+    access_log: bool | None,
+    demo: bool,
+) -> None:
+    """Serve MLflow's tracking REST API (and trackflow's additions) with FastAPI on uvicorn.
+
+    MLflow clients work with MLFLOW_TRACKING_URI=http://HOST:PORT; trackflow's with
+    TRACKFLOW_TRACKING_URI=http://HOST:PORT. Every option also comes from
+    TRACKFLOW_SERVER_<OPTION> in the environment.
+    """
+    from tracking.server.serve import serve
+    from tracking.server.settings import ServerSettings
+
+    given: dict[str, Any] = {
+        "backend_store_uri": backend_store_uri,
+        "artifacts_destination": artifacts_destination,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "auth_token": auth_token,
+        "access_log": access_log,
+    }
+    serve(ServerSettings(**{k: v for k, v in given.items() if v is not None}), demo=demo)
+
+
 def main() -> None:
     """Entry point of the ``trackflow`` console script."""
     try:
@@ -153,3 +216,7 @@ def main() -> None:
     except TrackingError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,14 +56,15 @@ def create_app(
     """The tracking server's ASGI app.
 
     ``settings`` default to the ``TRACKFLOW_SERVER_*`` environment; ``store``
-    (if given) is used instead of opening ``settings.backend_store_uri``, and
-    closed with the app either way. Example::
+    (if given) is used instead of opening ``settings.backend_store_uri`` and
+    stays the caller's to close (a store the app opened closes with it). Example::
 
         app = create_app(ServerSettings(backend_store_uri="sqlite:///runs.db",
                                         artifacts_destination="s3://bucket/artifacts"))
         # uvicorn.run(app, port=5000)
     """
     settings = settings or ServerSettings()
+    owned = store is None
     store = store or open_store(settings)
     inline = settings.inline_writes
     if inline is None:
@@ -79,7 +80,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        store.close()
+        if owned:
+            store.close()
 
     app = FastAPI(
         title="trackflow tracking server",

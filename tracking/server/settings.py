@@ -54,8 +54,9 @@ class ServerSettings(BaseSettings):
     workers: int = Field(1, ge=1, description="Worker processes serving requests.")
     auth_token: SecretStr | None = Field(
         None,
+        validation_alias=AliasChoices(f"{ENV_PREFIX}AUTH_TOKEN", f"{ENV_PREFIX}TOKEN"),
         description="When set, every API request needs `Authorization: Bearer <token>`; "
-        "/health stays open.",
+        "/health stays open. Also read from TRACKFLOW_SERVER_TOKEN.",
     )
     access_log: bool = Field(False, description="Log one line per request.")
     max_request_bytes: int = Field(
