@@ -25,7 +25,7 @@ class ExperimentSuite:
         assert default.lifecycle_stage is LifecycleStage.ACTIVE
         assert client.get_experiment_by_name("Default") == default
 
-    def test_create_and_get(self, client: TrackingClient) -> None:
+    def test_create_and_get_experiment(self, client: TrackingClient) -> None:
         eid = client.create_experiment("churn", tags={"team": "ml", "n": 3})
         exp = client.get_experiment(eid)
         assert exp.experiment_id == eid

@@ -23,7 +23,7 @@ __all__ = ["NestingSuite", "RunLifecycleSuite"]
 class RunLifecycleSuite:
     """Creating, reading, ending, deleting runs; idempotent ids."""
 
-    def test_create_and_get(self, client: TrackingClient) -> None:
+    def test_create_and_get_run(self, client: TrackingClient) -> None:
         eid = client.create_experiment("runs")
         run = client.create_run(eid, run_name="first", tags={"a": "1"}, start_time=1234)
         info = run.info
