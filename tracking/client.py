@@ -286,6 +286,21 @@ class TrackingClient:
         validation.validate_key(key, "metric")
         return list(self._store.get_metric_history(validation.validate_run_id(run_id), key))
 
+    def get_metric_history_sampled(
+        self, run_id: str, key: str, max_points: int = 1000
+    ) -> list[Metric]:
+        """At most ``max_points`` points of a metric, for a chart of a long series.
+
+        The series is cut into ``max_points // 2`` step buckets and each keeps
+        its lowest and highest point, so spikes and dips survive; a series of
+        at most ``max_points`` points comes back whole. Sampled by the store
+        (in SQL, or on the tracking server).
+        """
+        validation.validate_key(key, "metric")
+        return self._store.get_metric_history_sampled(
+            validation.validate_run_id(run_id), key, max_points
+        )
+
     def search_runs(
         self,
         experiment_ids: Sequence[str] | str,

@@ -133,6 +133,16 @@ class TrackingStore(abc.ABC):
         """Every point of a metric, ordered by step then timestamp."""
 
     @abc.abstractmethod
+    def get_metric_history_sampled(
+        self, run_id: str, key: str, max_points: int = 1000
+    ) -> list[Metric]:
+        """At most ``max_points`` (2 to 100000) points of a metric for charts, by step.
+
+        Each of ``max_points // 2`` step buckets keeps its lowest and highest
+        point, so spikes survive; a shorter series comes back whole.
+        """
+
+    @abc.abstractmethod
     def search_runs(
         self, experiment_ids: Sequence[str], filter_string: str = "",
         run_view_type: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,

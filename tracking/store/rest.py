@@ -125,7 +125,13 @@ class RestTrackingStore(TrackingStore):
         }
         self._trackflow = {
             name: url(f"{TRACKFLOW_API}/{name}")
-            for name in ("runs/create", "runs/children", "runs/heartbeat", "runs/reap-stale")
+            for name in (
+                "runs/create",
+                "runs/children",
+                "runs/heartbeat",
+                "runs/reap-stale",
+                "metrics/get-history-sampled",
+            )
         }
         self._log_batch_url = self._mlflow["runs/log-batch"]
         self._health_url = url("health")
@@ -321,6 +327,16 @@ class RestTrackingStore(TrackingStore):
             page = _page(self._get("metrics/get-history", **params), "metrics", metric_from_json)
             points.extend(page)
         return PagedList(points)
+
+    def get_metric_history_sampled(
+        self, run_id: str, key: str, max_points: int = 1000
+    ) -> list[Metric]:
+        answer = self.http.call(
+            "GET",
+            self._trackflow["metrics/get-history-sampled"],
+            params={"run_id": run_id, "metric_key": key, "max_points": max_points},
+        )
+        return list(_page(answer, "metrics", metric_from_json))
 
     def search_runs(
         self,

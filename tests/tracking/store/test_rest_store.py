@@ -17,10 +17,14 @@ from __future__ import annotations
 import http.server
 import json
 import math
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +49,13 @@ from tracking.errors import (
 from tracking.settings import reset_settings
 from tracking.store.registry import clear_store_cache, get_store
 from tracking.store.rest import RestTrackingStore
+from tracking.testing.store import (
+    LoggingSuite,
+    RunLifecycleSuite,
+    StoreConformance,
+    ValidationSuite,
+)
+from tracking.testing.store.search import SearchSuite
 
 BASE = "http://tracking.test:5000"
 RUN_ID = "a" * 32
@@ -590,3 +601,190 @@ class TestLoopback:
         scripted.script = [(200, {"run": _run_json()})]
         assert TrackingClient(f"http://127.0.0.1:{port}").get_run(RUN_ID).info.run_id == RUN_ID
         assert scripted.seen[-1][2]["Authorization"] == "Bearer tok"
+
+
+# -- the real server ----------------------------------------------------------------
+
+
+class SwappableApp:
+    """An ASGI app that forwards to whichever app it holds now (one server, a fresh app per test).
+
+    It answers uvicorn's lifespan messages itself: the apps it holds are
+    closed by the fixture that built them.
+    """
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def live_app() -> Iterator[tuple[str, SwappableApp]]:
+    """A uvicorn server thread on a free loopback port, serving a :class:`SwappableApp`."""
+    import uvicorn
+
+    holder = SwappableApp()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(holder, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", holder
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture
+def server_url(live_app: tuple[str, SwappableApp], tmp_path: Path) -> Iterator[str]:
+    """The server app on a fresh SQLite database and artifact directory, for one test."""
+    from tracking.server import ServerSettings, create_app
+
+    url, holder = live_app
+    settings = ServerSettings(
+        backend_store_uri=f"sqlite:///{tmp_path / 'server.db'}",
+        artifacts_destination=str(tmp_path / "server-artifacts"),
+    )
+    app = create_app(settings)
+    holder.app = app
+    yield url
+    holder.app = None
+    app.state.trackflow.store.close()
+
+
+class TestRestStoreInProcess(StoreConformance, SearchSuite):
+    """Every conformance and search case, over HTTP, against the server app."""
+
+    @pytest.fixture
+    def client(self, server_url: str) -> Iterator[TrackingClient]:
+        clear_store_cache()
+        client = TrackingClient(server_url)
+        assert isinstance(client.store, RestTrackingStore)
+        yield client
+        clear_store_cache()
+
+    def test_sampled_history(self, client: TrackingClient) -> None:
+        run_id = client.create_run("0").info.run_id
+        client.log_batch(run_id, metrics=[Metric("m", float(i % 7), i, i) for i in range(1000)])
+        client.log_metric(run_id, "m", 100.0, timestamp=5000, step=500)  # a spike
+        sampled = client.get_metric_history_sampled(run_id, "m", max_points=50)
+        assert 2 <= len(sampled) <= 50
+        assert max(p.value for p in sampled) == 100.0
+        assert [p.step for p in sampled] == sorted(p.step for p in sampled)
+        assert len(client.get_metric_history_sampled(run_id, "m", max_points=5000)) == 1001
+        with pytest.raises(InvalidParameterError, match="max_points"):
+            client.get_metric_history_sampled(run_id, "m", max_points=1)
+        with pytest.raises(RunNotFoundError):
+            client.get_metric_history_sampled("e" * 32, "m")
+
+    def test_health(self, client: TrackingClient) -> None:
+        assert isinstance(client.store, RestTrackingStore)
+        assert client.store.health() == {"status": "ok"}
+
+    def test_created_run_ids_are_chosen_by_the_client(self, client: TrackingClient) -> None:
+        store = client.store
+        assert isinstance(store, RestTrackingStore)
+        run = client.create_run("0")
+        assert len(run.info.run_id) == 32
+        # What a retry of that very request sends gets the same run, not a second one.
+        again = store.create_run("0", "u", 1, [], None, run_id=run.info.run_id)
+        assert again.info == run.info
+        assert len(client.search_runs(["0"])) == 1
+
+
+def _trackflow_command() -> list[str]:
+    script = Path(sys.executable).with_name("trackflow")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tracking.cli"]
+
+
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``trackflow server`` process with its own SQLite file, shared by the module."""
+    workdir = tmp_path_factory.mktemp("trackflow-server")
+    port = _free_port()
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            *_trackflow_command(),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'server.db'}",
+            "--artifacts-destination",
+            str(workdir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (workdir / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "trackflow server did not come up"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(15)
+        log.close()
+
+
+class TestRestStoreServerProcess(RunLifecycleSuite, LoggingSuite, ValidationSuite):
+    """A subset against a real ``trackflow server`` process, one per module.
+
+    The cases share the server's database, so only the suites whose cases
+    tolerate each other's runs are here: run lifecycle, logging and
+    validation. Experiments (which count and name experiments), nesting
+    (whose reaping sees every stale run) and search (which counts runs) run
+    in-process above, each on a fresh database.
+    """
+
+    @pytest.fixture
+    def client(self, server_process: str) -> Iterator[TrackingClient]:
+        clear_store_cache()
+        yield TrackingClient(server_process)
+        clear_store_cache()
+
+    def test_many_threads_share_one_client(self, client: TrackingClient) -> None:
+        run_id = client.create_run("0").info.run_id
+        errors: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                for step in range(50):
+                    client.log_metric(run_id, f"w{worker}", float(step), step=step)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert all(len(client.get_metric_history(run_id, f"w{i}")) == 50 for i in range(8))
