@@ -220,3 +220,33 @@ class TestFork:
         assert child.wait() == 0
         assert "after fork RUNNING" in child.output()
         assert _statuses(client, child) == [RunStatus.FINISHED, RunStatus.FINISHED]
+
+
+class TestInstallation:
+    def test_sigterm_handler_installed_from_the_main_thread_only(self, sqlite_url: str) -> None:
+        code = textwrap.dedent(
+            f"""
+            import signal, sys, threading
+            import tracking
+
+            tracking.set_tracking_uri({sqlite_url!r})
+
+            def in_thread():
+                with tracking.start_run():
+                    pass
+
+            thread = threading.Thread(target=in_thread)
+            thread.start()
+            thread.join()
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "installed off main"
+            hook = sys.excepthook
+            with tracking.start_run():
+                pass
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "not installed"
+            assert sys.excepthook is hook, "excepthook wrapped twice"
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
