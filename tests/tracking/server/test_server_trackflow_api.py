@@ -1,0 +1,278 @@
+"""trackflow's own endpoints: idempotent create, run trees, heartbeats, reaping, sampling,
+and the JSON details (NaN and infinities, int64 numbers)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _server_support import MLFLOW, TRACKFLOW
+
+from tracking.server.responses import dumps
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+
+def create(client: TestClient, expect: int = 200, **body: Any) -> dict[str, Any]:
+    response = client.post(f"{TRACKFLOW}/runs/create", json={"experiment_id": "0", **body})
+    assert response.status_code == expect, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def log_points(
+    client: TestClient, run_id: str, key: str, points: list[tuple[float, int, int]]
+) -> None:
+    """Log (value, timestamp, step) points through log-batch, 1000 at a time."""
+    for i in range(0, len(points), 1000):
+        metrics = [
+            {"key": key, "value": v, "timestamp": t, "step": s} for v, t, s in points[i : i + 1000]
+        ]
+        body = dumps({"run_id": run_id, "metrics": metrics})  # NaN as a bare token
+        response = client.post(
+            f"{MLFLOW}/runs/log-batch", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+
+
+def sampled(
+    client: TestClient, run_id: str, key: str, max_points: int | None = None
+) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"run_id": run_id, "metric_key": key}
+    if max_points is not None:
+        params["max_points"] = max_points
+    response = client.get(f"{TRACKFLOW}/metrics/get-history-sampled", params=params)
+    assert response.status_code == 200, response.text
+    metrics: list[dict[str, Any]] = json.loads(response.content)["metrics"]
+    return metrics
+
+
+class TestCreate:
+    def test_caller_chosen_id_is_idempotent(self, client: TestClient) -> None:
+        first = create(
+            client,
+            run_id="task-1-try",
+            run_name="task",
+            start_time=5,
+            tags=[{"key": "k", "value": "v"}],
+            user_id="airflow",
+        )["run"]
+        again = create(client, run_id="task-1-try", run_name="task")["run"]
+        assert first["info"]["run_id"] == "task-1-try"
+        assert again["info"] == first["info"]
+        assert first["info"]["user_id"] == "airflow"
+        assert first["info"]["start_time"] == 5
+        listed = client.post(f"{MLFLOW}/runs/search", json={"experiment_ids": ["0"]}).json()
+        assert len(listed["runs"]) == 1
+
+    def test_same_id_in_another_experiment_is_refused(self, client: TestClient) -> None:
+        other = client.post(f"{MLFLOW}/experiments/create", json={"name": "other"}).json()
+        create(client, run_id="shared")
+        body = create(client, expect=400, run_id="shared", experiment_id=other["experiment_id"])
+        assert body["error_code"] == "RESOURCE_ALREADY_EXISTS"
+
+    def test_scheduled_status_and_parent(self, client: TestClient) -> None:
+        parent = create(client)["run"]["info"]["run_id"]
+        child = create(client, status="SCHEDULED", parent_run_id=parent)["run"]
+        assert child["info"]["status"] == "SCHEDULED"
+        tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
+        assert tags["mlflow.parentRunId"] == parent
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            pytest.param({"status": "FINISHED"}, "status", id="terminal-status"),
+            pytest.param({"run_id": "has space"}, "run_id", id="bad-run-id"),
+            pytest.param({"run_id": "x" * 33}, "run_id", id="long-run-id"),
+            pytest.param({"parent_run_id": "f" * 32}, "parent", id="unknown-parent"),
+            pytest.param({"experiment_id": None}, "experiment_id", id="no-experiment"),
+        ],
+    )
+    def test_refusals_name_the_field(
+        self, client: TestClient, body: dict[str, Any], field: str
+    ) -> None:
+        response = client.post(f"{TRACKFLOW}/runs/create", json={"experiment_id": "0", **body})
+        assert response.status_code in (400, 404), response.text
+        assert field in response.json()["message"]
+
+
+class TestTree:
+    def test_children_and_subtree(self, client: TestClient) -> None:
+        root = create(client)["run"]["info"]["run_id"]
+        kids = [
+            create(client, parent_run_id=root, start_time=i)["run"]["info"]["run_id"]
+            for i in (1, 2)
+        ]
+        grandkid = create(client, parent_run_id=kids[0])["run"]["info"]["run_id"]
+        direct = client.get(f"{TRACKFLOW}/runs/children", params={"run_id": root}).json()
+        assert [r["info"]["run_id"] for r in direct["runs"]] == kids
+        tree = client.get(
+            f"{TRACKFLOW}/runs/children", params={"run_id": root, "recursive": "true"}
+        ).json()
+        assert [r["info"]["run_id"] for r in tree["runs"]] == [*kids, grandkid]
+
+    def test_children_of_unknown_run_is_404(self, client: TestClient) -> None:
+        response = client.get(f"{TRACKFLOW}/runs/children", params={"run_id": "f" * 32})
+        assert response.status_code == 404
+
+
+class TestHeartbeatAndReaping:
+    def test_stale_runs_are_reaped_fresh_ones_kept(self, client: TestClient) -> None:
+        stale = create(client, start_time=1)["run"]["info"]["run_id"]
+        fresh = create(client, start_time=1)["run"]["info"]["run_id"]
+        assert (
+            client.post(
+                f"{TRACKFLOW}/runs/heartbeat", json={"run_ids": [stale], "timestamp": 2}
+            ).json()
+            == {}
+        )
+        assert client.post(f"{TRACKFLOW}/runs/heartbeat", json={"run_ids": [fresh]}).json() == {}
+        reaped = client.post(f"{TRACKFLOW}/runs/reap-stale", json={"older_than_ms": 60_000}).json()
+        assert reaped == {"run_ids": [stale]}
+        run = client.get(f"{MLFLOW}/runs/get", params={"run_id": stale}).json()["run"]
+        assert run["info"]["status"] == "FAILED"
+        tags = {t["key"] for t in run["data"]["tags"]}
+        assert "trackflow.failureReason" in tags
+
+    @pytest.mark.parametrize(
+        ("path", "body"),
+        [
+            pytest.param("runs/heartbeat", {"run_ids": ["ok", "not ok"]}, id="bad-run-id"),
+            pytest.param("runs/heartbeat", {"run_ids": "abc"}, id="ids-not-a-list"),
+            pytest.param("runs/reap-stale", {"older_than_ms": 0}, id="zero-age"),
+            pytest.param("runs/reap-stale", {}, id="no-age"),
+        ],
+    )
+    def test_bad_bodies(self, client: TestClient, path: str, body: dict[str, Any]) -> None:
+        response = client.post(f"{TRACKFLOW}/{path}", json=body)
+        assert response.status_code == 400
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+class TestSampledHistory:
+    def test_long_series_keeps_extremes_within_max_points(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        rng = random.Random(3)
+        points = [
+            (math.sin(i / 300) + rng.uniform(-0.01, 0.01), 1000 + i, i) for i in range(20_000)
+        ]
+        points[4321] = (25.0, 1000 + 4321, 4321)
+        points[15000] = (-30.0, 1000 + 15000, 15000)
+        log_points(client, run_id, "loss", points)
+        got = sampled(client, run_id, "loss", max_points=200)
+        assert 150 <= len(got) <= 200
+        steps = [p["step"] for p in got]
+        assert steps == sorted(steps)
+        assert {"key": "loss", "value": 25.0, "timestamp": 5321, "step": 4321} in got
+        assert {"key": "loss", "value": -30.0, "timestamp": 16000, "step": 15000} in got
+        # every point is a real one
+        real = {(s, t, v) for v, t, s in points}
+        assert all((p["step"], p["timestamp"], p["value"]) in real for p in got)
+
+    def test_shape_survives(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        points = [(float(i % 1000), i, i) for i in range(10_000)]  # a saw tooth
+        log_points(client, run_id, "saw", points)
+        got = sampled(client, run_id, "saw", max_points=100)
+        values = [p["value"] for p in got]
+        assert values.count(999.0) == 10  # every tooth's top kept
+        assert values.count(0.0) == 10  # and every tooth's bottom
+
+    def test_short_series_comes_back_whole(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        log_points(client, run_id, "m", [(float(i), i, i) for i in range(50)])
+        got = sampled(client, run_id, "m")
+        assert [p["step"] for p in got] == list(range(50))
+
+    def test_all_points_on_one_step_are_bucketed_by_time(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        points = [(float(i % 7), 10_000 + i, 0) for i in range(3000)]
+        points[2000] = (99.0, 12_000, 0)
+        log_points(client, run_id, "flat", points)
+        got = sampled(client, run_id, "flat", max_points=50)
+        assert len(got) <= 50
+        assert {"key": "flat", "value": 99.0, "timestamp": 12_000, "step": 0} in got
+        assert len({p["timestamp"] for p in got}) == len(got)
+
+    def test_nan_and_infinities_come_back_as_tokens(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        log_points(
+            client,
+            run_id,
+            "odd",
+            [(math.nan, 1, 0), (math.inf, 2, 1), (-math.inf, 3, 2), (1.0, 4, 3)],
+        )
+        response = client.get(
+            f"{TRACKFLOW}/metrics/get-history-sampled",
+            params={"run_id": run_id, "metric_key": "odd"},
+        )
+        assert b"NaN" in response.content
+        assert b"-Infinity" in response.content
+        values = [p["value"] for p in json.loads(response.content)["metrics"]]
+        assert math.isnan(values[0])
+        assert values[1:] == [math.inf, -math.inf, 1.0]
+
+    def test_unknown_metric_is_empty_unknown_run_404(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        assert sampled(client, run_id, "never") == []
+        response = client.get(
+            f"{TRACKFLOW}/metrics/get-history-sampled",
+            params={"run_id": "f" * 32, "metric_key": "m"},
+        )
+        assert response.status_code == 404
+
+    @pytest.mark.parametrize("max_points", [0, 1, 100_001, "many"])
+    def test_bad_max_points(self, client: TestClient, max_points: Any) -> None:
+        response = client.get(
+            f"{TRACKFLOW}/metrics/get-history-sampled",
+            params={"run_id": "abc", "metric_key": "m", "max_points": max_points},
+        )
+        assert response.status_code == 400
+        assert "max_points" in response.json()["message"]
+
+
+class TestJson:
+    @pytest.mark.parametrize(
+        ("sent", "check"),
+        [
+            pytest.param('"NaN"', math.isnan, id="nan-string"),
+            pytest.param("NaN", math.isnan, id="nan-token"),
+            pytest.param('"Infinity"', lambda v: v == math.inf, id="inf-string"),
+            pytest.param("-Infinity", lambda v: v == -math.inf, id="neg-inf-token"),
+            pytest.param("1e999", lambda v: v == math.inf, id="overflowing-literal"),
+        ],
+    )
+    def test_special_values_round_trip(self, client: TestClient, sent: str, check: Any) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        body = f'{{"run_id": "{run_id}", "key": "m", "value": {sent}, "timestamp": 1}}'
+        response = client.post(
+            f"{MLFLOW}/runs/log-metric", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+        for path, params in (
+            (f"{MLFLOW}/metrics/get-history", {"metric_key": "m"}),
+            (f"{MLFLOW}/runs/get", {}),
+        ):
+            raw = client.get(path, params={"run_id": run_id, **params}).content
+            parsed = json.loads(raw)  # Python's json reads the bare tokens back
+            value = (
+                parsed["metrics"][0]["value"]
+                if "metrics" in parsed
+                else parsed["run"]["data"]["metrics"][0]["value"]
+            )
+            assert check(value)
+
+    def test_int64_are_json_numbers(self, client: TestClient) -> None:
+        big = 2**62
+        run_id = create(client, start_time=big)["run"]["info"]["run_id"]
+        client.post(
+            f"{MLFLOW}/runs/log-metric",
+            json={"run_id": run_id, "key": "m", "value": 1, "timestamp": big, "step": -big},
+        )
+        raw = client.get(f"{MLFLOW}/runs/get", params={"run_id": run_id}).text
+        assert f'"start_time":{big}' in raw
+        assert f'"timestamp":{big},"step":{-big}' in raw
