@@ -8,14 +8,19 @@ the middle of a run and start it again on the same port and database.
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import tracking
@@ -351,3 +356,171 @@ class TestOutages:
         tracking.log_metric("after", 1.0)
         tracking.end_run()
         assert reader.get_run(run.info.run_id).data.metrics == {"after": 1.0}
+
+
+# -- against a real server ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """``trackflow server`` on a fixed port and SQLite file; stop and start it at will."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_uri = f"sqlite:///{workdir / 'server.db'}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        script = Path(sys.executable).with_name("trackflow")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "tracking.cli"]
+        self.starts += 1
+        log = open(self.workdir / f"server-{self.starts}.log", "wb")  # noqa: SIM115
+        with log:
+            self.process = subprocess.Popen(
+                [
+                    *command,
+                    "server",
+                    "--backend-store-uri",
+                    self.db_uri,
+                    "--artifacts-destination",
+                    str(self.workdir / "artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, self.log()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"server did not come up:\n{self.log()}"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, as a deployment restarting the server would send."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+
+    def log(self) -> str:
+        return (self.workdir / f"server-{self.starts}.log").read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server process for the module's cases that do not stop it."""
+    process = ServerProcess(tmp_path_factory.mktemp("buffering-server"))
+    process.start()
+    yield process
+    process.stop()
+
+
+def _point_fluent_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_HTTP_MAX_RETRIES", "1")  # the buffer does the waiting
+    reset_settings()
+    fluent._reset_for_tests()
+    clear_store_cache()
+    tracking.set_tracking_uri(url)
+
+
+@pytest.fixture
+def server(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerProcess]:
+    """The shared server; the fluent API points at it."""
+    _point_fluent_at(shared_server.url, monkeypatch)
+    yield shared_server
+    fluent._reset_for_tests()
+    clear_store_cache()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    """A server process of the test's own (to stop and restart); the fluent API points at it."""
+    process = ServerProcess(tmp_path)
+    process.start()
+    _point_fluent_at(process.url, monkeypatch)
+    yield process
+    fluent._reset_for_tests()
+    clear_store_cache()
+    process.stop()
+
+
+class TestAgainstAServer:
+    def test_everything_arrives_after_flush(self, server: ServerProcess) -> None:
+        reader = TrackingClient(server.url)
+        with tracking.start_run(buffered=True) as run:
+            started = time.perf_counter()
+            for step in range(2000):
+                tracking.log_metric("loss", float(step), step=step)
+            tracking.log_params({f"p{i}": i for i in range(120)})
+            tracking.set_tag("stage", "dev")
+            elapsed = time.perf_counter() - started
+            tracking.flush()
+            assert len(reader.get_metric_history(run.info.run_id, "loss")) == 2000
+            assert len(reader.get_run(run.info.run_id).data.params) == 120
+        # Not a benchmark, a sanity bound: 2000 HTTP round trips would take far longer.
+        assert elapsed < 2.0
+        assert reader.get_run(run.info.run_id).info.status is RunStatus.FINISHED
+
+    def test_a_rejected_param_surfaces_at_end_run(self, server: ServerProcess) -> None:
+        reader = TrackingClient(server.url)
+        run = tracking.start_run(buffered=True)
+        reader.log_param(run.info.run_id, "lr", "0.1")
+        tracking.log_param("lr", "0.3")
+        tracking.log_metric("m", 1.0)
+        with pytest.raises(InvalidParameterError, match=r"lr.*0\.3"):
+            tracking.end_run()
+        final = reader.get_run(run.info.run_id)
+        assert final.info.status is RunStatus.FAILED
+        assert final.data.metrics == {"m": 1.0} and final.data.params == {"lr": "0.1"}
+
+    @pytest.mark.slow
+    def test_server_restart_in_the_middle(self, own_server: ServerProcess) -> None:
+        server = own_server
+        steps = iter(range(1_000_000))
+
+        def log_some(n: int) -> None:
+            for _ in range(n):
+                step = next(steps)
+                tracking.log_metric("loss", step / 7, step=step)
+                if step % 100 == 0:
+                    tracking.log_param(f"p{step}", step)
+                    tracking.set_tag("last", step)
+
+        with tracking.start_run(buffered=True) as run:
+            run_id = run.info.run_id
+            log_some(1500)
+            server.stop()  # the sender may be in the middle of a batch
+            log_some(2500)  # calls keep returning while the server is away
+            time.sleep(1.5)  # long enough for the sender to fail and back off
+            assert buffering.get_buffer().pending_count() > 0  # held, not dropped
+            log_some(1000)
+            server.start()  # same port, same database
+            log_some(1000)
+            tracking.flush()
+        reader = TrackingClient(server.url)
+        history = reader.get_metric_history(run_id, "loss")
+        assert [m.step for m in history] == list(range(6000))  # each point once
+        final = reader.get_run(run_id)
+        assert len(final.data.params) == 60
+        assert final.data.tags["last"] == "5900"
+        assert final.info.status is RunStatus.FINISHED
