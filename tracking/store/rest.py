@@ -97,7 +97,7 @@ class RestTrackingStore(TrackingStore):
             backoff=backoff,
             transport=transport,
         )
-        url = self.http.url
+        url = self.http.endpoint
         # Prebuilt: the hot calls format nothing but their body.
         self._mlflow = {
             name: url(f"{MLFLOW_API}/{name}")

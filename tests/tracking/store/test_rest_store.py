@@ -311,6 +311,17 @@ class TestRequests:
         store.get_experiment("1")
         assert "Authorization" not in recorder.requests[0].headers
 
+    def test_one_pooled_client_per_process(self) -> None:
+        recorder = Recorder(_json({}))
+        store, _ = _store(recorder)
+        first = store.http.client
+        store.delete_run(RUN_ID)
+        assert store.http.client is first
+        store.http._pid = -1  # as in a child after os.fork
+        assert store.http.client is not first
+        store.delete_run(RUN_ID)
+        assert len(recorder.requests) == 2
+
     @pytest.mark.parametrize("scheme", ["http", "https"])
     def test_registry_opens_a_rest_store(self, scheme: str) -> None:
         clear_store_cache()
