@@ -216,6 +216,13 @@ class LogBuffer:
         tags = list(tags)
         key = (id(client), run_id)
         with self._cond:
+            closed = self._stopping
+        if closed:
+            # The buffer was drained at exit: a straggler (a late atexit handler, a
+            # daemon thread) writes directly, and sees its errors at once.
+            client.store.log_batch(run_id, metrics, params, tags)
+            return
+        with self._cond:
             if self._waiting >= self.max_pending:
                 self._urgent = True
                 self._cond.notify_all()
@@ -245,10 +252,13 @@ class LogBuffer:
             pending.accepted += len(metrics) + len(params) + len(tags)
             # A param logged again with its value is settled at once: the store has it.
             pending.settled += len(params) - len(fresh)
+            was_idle = not self._waiting
             self._waiting += len(metrics) + len(fresh) + len(tags)
             if pending.full():
                 self._urgent = True
                 self._cond.notify_all()
+            elif was_idle:
+                self._cond.notify_all()  # the sender sleeps until there is work
             self._ensure_thread()
 
     def wait(self, client: TrackingClient | None = None, run_id: str | None = None) -> None:
@@ -353,6 +363,10 @@ class LogBuffer:
         )
         with self._cond:
             self._errors.setdefault((id(pending.client), pending.run_id), []).append(error)
+            # A param that was not written does not bind later calls to its value.
+            for key, value in batch.params:
+                if pending.seen_params.get(key) == value:
+                    del pending.seen_params[key]
 
     def _send(self, pending: _Pending, batch: _Batch) -> None:
         """Write one batch, waiting out an outage of the store; record what fails."""

@@ -145,6 +145,23 @@ class TestBufferedCalls:
         assert reader.get_run(run.info.run_id).data.tags["k"] == "c"
         assert sum(len(t) for _, _, t in batches.calls) == 1
 
+    def test_records_go_out_without_a_flush(self, reader: TrackingClient, batches: Batches) -> None:
+        with tracking.start_run(buffered=True) as run:
+            for value in (1.0, 2.0):  # the second after the sender went idle
+                tracking.log_metric("m", value)
+                deadline = time.monotonic() + 10
+                while reader.get_run(run.info.run_id).data.metrics.get("m") != value:
+                    assert time.monotonic() < deadline, "never sent without a flush"
+                    time.sleep(0.02)
+
+    def test_a_closed_buffer_writes_directly(self, reader: TrackingClient, uri: str) -> None:
+        with tracking.start_run(buffered=True) as run:
+            buffering.get_buffer().close()  # what interpreter exit does
+            tracking.log_metric("late", 1.0)
+            assert reader.get_run(run.info.run_id).data.metrics == {"late": 1.0}
+            with pytest.raises(InvalidParameterError, match="number"):
+                tracking.log_metric("late", "x")  # type: ignore[arg-type]
+
     def test_setting_turns_it_on_and_children_inherit(
         self, monkeypatch: pytest.MonkeyPatch, uri: str
     ) -> None:
@@ -270,6 +287,17 @@ class TestFailures:
             assert dict(data.params) == {"lr": "0.1", "depth": "3"}
             assert data.metrics == {"m": 1.0} and data.tags["t"] == "v"
         assert reader.get_run(run_id).info.status is RunStatus.FINISHED
+
+    def test_a_rejected_param_does_not_bind_later_calls(
+        self, reader: TrackingClient, uri: str
+    ) -> None:
+        with tracking.start_run(buffered=True) as run:
+            reader.log_param(run.info.run_id, "lr", "0.1")
+            tracking.log_param("lr", "0.5")
+            with pytest.raises(InvalidParameterError):
+                tracking.flush()
+            tracking.log_param("lr", "0.1")  # what the store has: fine
+            tracking.flush()
 
     def test_end_run_raises_and_the_run_fails(self, reader: TrackingClient, uri: str) -> None:
         run = tracking.start_run(buffered=True)
