@@ -1,10 +1,11 @@
-"""trackflow against MLflow: the same workloads on an embedded SQLite file, side by side.
+"""trackflow against MLflow: the same workloads, embedded and behind a server, side by side.
 
 Usage (from the repository root)::
 
-    uv run python tests/benchmarks/bench_tracking.py            # the full benchmark
-    uv run python tests/benchmarks/bench_tracking.py --quick    # small sizes, a smoke run
+    uv run python tests/benchmarks/bench_tracking.py                # both sections
+    uv run python tests/benchmarks/bench_tracking.py --quick        # small sizes, a smoke run
     uv run python tests/benchmarks/bench_tracking.py --only a,d2 --no-mlflow
+    uv run python tests/benchmarks/bench_tracking.py --server-only  # the server section only
 
 MLflow runs in an environment of its own, ``.bench/mlflow-env``, which this
 script creates with uv on first use (its dependencies clash with ours) and
@@ -27,6 +28,11 @@ e2    ``get_metric_history``, 1,000,000 points (median ms)             < 2 s
 
 Each tool's answers are checked against the other's (same number of runs and
 points, same top runs), so a fast wrong answer shows up as a mismatch.
+
+The server section (``server_bench.py``; workloads ``sa``..``se2``) runs
+``trackflow server`` and ``mlflow server`` and drives them with the same client
+workloads, trackflow's server with both clients; it prints a second table.
+``--server-only`` runs just that section, ``--no-server`` skips it.
 """
 
 from __future__ import annotations
@@ -34,27 +40,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+import server_bench
+from mlflow_env import DEFAULT_ENV
 from rich.table import Table
+from runner import console, format_ms, format_result, run_worker, speedup, trackflow_env
 from workloads import FULL, QUICK
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-WORKER = HERE / "workloads.py"
-DEFAULT_ENV = REPO / ".bench" / "mlflow-env"
-
-# Wide enough for the table when the output goes to a file or a pipe.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,7 @@ class Target:
     def describe(self) -> str:
         parts = []
         if self.max_ms is not None:
-            parts.append(f"< {_fmt_ms(self.max_ms)}")
+            parts.append(f"< {format_ms(self.max_ms)}")
         if self.min_ratio is not None:
             parts.append(f">= {self.min_ratio:g}x")
         return ", ".join(parts) or "-"
@@ -101,85 +97,7 @@ def workloads(quick: bool) -> list[Workload]:
     ]
 
 
-# -- running the workers ------------------------------------------------------------
-
-
-def _trackflow_env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TRACKFLOW_", "MLFLOW_")) and k != "PYTHONPATH"
-    }
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def run_worker(
-    python: str, env: dict[str, str], side: str, workload: str, quick: bool, keep: bool
-) -> dict[str, Any]:
-    """One workload on one tool in a fresh process and directory; its result or an error."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"trackflow-bench-{side}-{workload}-"))
-    out = workdir / "result.json"
-    cmd = [
-        python,
-        str(WORKER),
-        "--side",
-        side,
-        "--workload",
-        workload,
-        "--workdir",
-        str(workdir),
-        "--out",
-        str(out),
-    ]
-    if quick:
-        cmd.append("--quick")
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, env=env, cwd=workdir, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0 or not out.exists():
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            return {"error": f"exit {proc.returncode}\n{tail}"}
-        result: dict[str, Any] = json.loads(out.read_text())
-        result["wall_s"] = time.perf_counter() - start
-        return result
-    finally:
-        if keep:
-            console.print(f"[dim]kept {workdir}[/dim]")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 # -- the table ------------------------------------------------------------------------
-
-
-def _fmt_ms(ms: float) -> str:
-    if ms >= 1000:
-        return f"{ms / 1000:,.2f} s"
-    if ms >= 10:
-        return f"{ms:,.1f} ms"
-    return f"{ms:,.2f} ms"
-
-
-def _fmt(result: dict[str, Any] | None) -> str:
-    if result is None:
-        return "-"
-    if "error" in result:
-        return "[red]error[/red]"
-    if result["kind"] == "latency":
-        return _fmt_ms(result["value"])
-    return f"{result['value']:,.0f} {result['unit']}"
-
-
-def speedup(mlflow: dict[str, Any] | None, ours: dict[str, Any] | None) -> float | None:
-    """How many times faster trackflow is (None if either side has no figure)."""
-    if not mlflow or not ours or "error" in mlflow or "error" in ours:
-        return None
-    if ours["kind"] == "rate":
-        return float(ours["value"]) / float(mlflow["value"])
-    return float(mlflow["value"]) / float(ours["value"])
 
 
 def verdict(target: Target, ours: dict[str, Any] | None, ratio: float | None) -> str | None:
@@ -212,10 +130,10 @@ def render(
 ) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("workload", no_wrap=True)
-    table.add_column("MLflow", justify="right")
-    table.add_column("trackflow", justify="right")
-    table.add_column("ratio", justify="right")
-    table.add_column("target", justify="right")
+    table.add_column("MLflow", justify="right", no_wrap=True)
+    table.add_column("trackflow", justify="right", no_wrap=True)
+    table.add_column("ratio", justify="right", no_wrap=True)
+    table.add_column("target", justify="right", no_wrap=True)
     table.add_column("result", justify="center")
     colours = {"PASS": "green", "FAIL": "red", "n/a": "yellow"}
     for wl, mlflow, ours in rows:
@@ -223,8 +141,8 @@ def render(
         outcome = verdict(wl.target, ours, ratio)
         table.add_row(
             wl.title,
-            _fmt(mlflow),
-            _fmt(ours),
+            format_result(mlflow),
+            format_result(ours),
             "-" if ratio is None else f"{ratio:,.1f}x",
             wl.target.describe(),
             "-" if outcome is None else f"[{colours[outcome]}]{outcome}[/{colours[outcome]}]",
@@ -235,48 +153,15 @@ def render(
 # -- main ---------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Benchmark trackflow against MLflow on embedded SQLite.",
-        epilog="Workloads: a, b, c, d1, d2, e1, e2 (see the module docstring).",
-    )
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument(
-        "--no-mlflow",
-        action="store_true",
-        help="run the trackflow side only (no MLflow environment needed)",
-    )
-    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. a,d2")
-    parser.add_argument(
-        "--mlflow-env",
-        type=Path,
-        default=DEFAULT_ENV,
-        help=f"where MLflow's environment lives (default: {DEFAULT_ENV})",
-    )
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit non-zero when a target is missed, not only on errors",
-    )
-    args = parser.parse_args(argv)
+def _embedded(
+    args: argparse.Namespace, chosen: list[Workload], mlflow_python: Path | None
+) -> tuple[bool, list[str]]:
+    """The embedded section: run, print the table; (errors?, missed targets)."""
+    sides = [("trackflow", sys.executable, trackflow_env())]
+    if mlflow_python is not None:
+        from mlflow_env import mlflow_subprocess_env
 
-    chosen = workloads(args.quick)
-    if args.only:
-        wanted = {w.strip() for w in args.only.split(",") if w.strip()}
-        unknown = wanted - {w.key for w in chosen}
-        if unknown:
-            parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
-        chosen = [w for w in chosen if w.key in wanted]
-
-    sides = [("trackflow", sys.executable, _trackflow_env())]
-    if not args.no_mlflow:
-        # Imported here: a trackflow-only run needs nothing of MLflow's.
-        from mlflow_env import ensure_mlflow_env, mlflow_subprocess_env
-
-        python = ensure_mlflow_env(args.mlflow_env, log=lambda msg: console.print(f"[dim]{msg}"))
-        sides.insert(0, ("mlflow", str(python), mlflow_subprocess_env()))
+        sides.insert(0, ("mlflow", str(mlflow_python), mlflow_subprocess_env()))
 
     rows: list[tuple[Workload, dict[str, Any] | None, dict[str, Any] | None]] = []
     versions: dict[str, str] = {}
@@ -290,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print("[red]error[/red]")
             else:
                 versions[side] = result["version"]
-                console.print(f"[dim]{_fmt(result)} ({result['wall_s']:.0f} s)[/dim]")
+                console.print(f"[dim]{format_result(result)} ({result['wall_s']:.0f} s)[/dim]")
         rows.append((wl, results["mlflow"], results["trackflow"]))
 
     title = " vs ".join(f"{side} {v}" for side, v in sorted(versions.items()))
@@ -312,15 +197,113 @@ def main(argv: Sequence[str] | None = None) -> int:
         if diff:
             console.print(f"[yellow]{wl.key}: answers differ:[/yellow] {diff}")
     missed = [wl.key for wl, m, t in rows if verdict(wl.target, t, speedup(m, t)) == "FAIL"]
-    if missed:
-        console.print(f"targets missed: {', '.join(missed)}")
     if args.json:
         args.json.write_text(
             json.dumps(
                 [{"workload": wl.key, "mlflow": m, "trackflow": t} for wl, m, t in rows], indent=2
             )
         )
-    if errors:
+    return bool(errors), missed
+
+
+def _servers(
+    args: argparse.Namespace, chosen: list[server_bench.ServerWorkload], mlflow_python: Path | None
+) -> tuple[bool, list[str]]:
+    """The server section: run, print the table; (errors?, missed targets)."""
+    console.print()
+    rows, versions, notes = server_bench.run_section(
+        chosen,
+        quick=args.quick,
+        keep=args.keep,
+        mlflow_python=mlflow_python,
+        postgres_url=args.postgres_url,
+    )
+    clients = ", ".join(f"{name} {v}" for name, v in sorted(versions.items()))
+    title = (
+        f"Tracking servers over HTTP (default workers, SQLite unless noted; clients: {clients})"
+        f"{' (--quick sizes)' if args.quick else ''}"
+    )
+    console.print()
+    console.print(server_bench.render(rows, title))
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    errors, missed = server_bench.failures(rows)
+    for error in errors:
+        console.print(f"[red]failed:[/red] {error}", markup=False)
+    if args.server_json:
+        args.server_json.write_text(json.dumps(server_bench.to_json(rows), indent=2))
+    return bool(errors), missed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    server_keys = [w.key for w in server_bench.server_workloads(quick=False)]
+    parser = argparse.ArgumentParser(
+        description="Benchmark trackflow against MLflow: embedded SQLite, then tracking servers.",
+        epilog=f"Workloads: a, b, c, d1, d2, e1, e2 (embedded), {', '.join(server_keys)} "
+        "(servers); see the module docstrings of bench_tracking.py and server_bench.py.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="run the trackflow side only (no MLflow environment needed)",
+    )
+    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. a,d2,sa")
+    section = parser.add_mutually_exclusive_group()
+    section.add_argument("--server-only", action="store_true", help="run the server section only")
+    section.add_argument("--no-server", action="store_true", help="skip the server section")
+    parser.add_argument(
+        "--mlflow-env",
+        type=Path,
+        default=DEFAULT_ENV,
+        help=f"where MLflow's environment lives (default: {DEFAULT_ENV})",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TRACKFLOW_TEST_POSTGRES_URL", server_bench.DEFAULT_POSTGRES_URL),
+        help="admin URL of the PostgreSQL server for workload se2 (a database is created "
+        "and dropped; default: $TRACKFLOW_TEST_POSTGRES_URL or "
+        f"{server_bench.DEFAULT_POSTGRES_URL})",
+    )
+    parser.add_argument("--json", type=Path, help="also write the embedded section's raw results")
+    parser.add_argument("--server-json", type=Path, help="also write the server section's")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit non-zero when a target is missed, not only on errors",
+    )
+    args = parser.parse_args(argv)
+
+    chosen = [] if args.server_only else workloads(args.quick)
+    chosen_servers = [] if args.no_server else server_bench.server_workloads(args.quick)
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",") if w.strip()}
+        unknown = wanted - {w.key for w in workloads(args.quick)} - set(server_keys)
+        if unknown:
+            parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+        chosen = [w for w in chosen if w.key in wanted]
+        chosen_servers = [w for w in chosen_servers if w.key in wanted]
+
+    mlflow_python = None
+    if not args.no_mlflow:
+        # Imported here: a trackflow-only run needs nothing of MLflow's.
+        from mlflow_env import ensure_mlflow_env
+
+        mlflow_python = ensure_mlflow_env(
+            args.mlflow_env, log=lambda msg: console.print(f"[dim]{msg}")
+        )
+
+    failed, missed = False, []
+    if chosen:
+        errors, misses = _embedded(args, chosen, mlflow_python)
+        failed, missed = failed or errors, missed + misses
+    if chosen_servers:
+        errors, misses = _servers(args, chosen_servers, mlflow_python)
+        failed, missed = failed or errors, missed + misses
+    if missed:
+        console.print(f"targets missed: {', '.join(missed)}")
+    if failed:
         return 1
     return 1 if args.strict and missed else 0
 

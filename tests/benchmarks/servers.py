@@ -232,7 +232,8 @@ def postgres_database(admin_url: str, name: str) -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database ``name``, dropped on exit.
 
     Yields its URL for each driver: ``psycopg`` (``postgresql+psycopg://``, for
-    trackflow) and ``psycopg2`` (``postgresql://``, for MLflow).
+    trackflow) and ``psycopg2`` (``postgresql+psycopg2://``, for MLflow; the
+    driver is spelled out because SQLAlchemy 2.1 made psycopg 3 the default).
     """
     import psycopg
     from sqlalchemy.engine import make_url
@@ -261,7 +262,7 @@ def postgres_database(admin_url: str, name: str) -> Iterator[dict[str, str]]:
             "psycopg": admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
                 hide_password=False
             ),
-            "psycopg2": admin.set(drivername="postgresql", database=name).render_as_string(
+            "psycopg2": admin.set(drivername="postgresql+psycopg2", database=name).render_as_string(
                 hide_password=False
             ),
         }

@@ -2,6 +2,8 @@
 
 Never imports trackflow. Uses MLflow the way its docs do: ``MlflowClient`` for
 explicit run ids, the fluent ``mlflow.*`` functions for ``with start_run()``.
+Embedded (a SQLite file in the work directory) unless given a tracking URI: a
+server's ``http://`` address, MLflow's or trackflow's.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ class MlflowSide:
     name = "mlflow"
     version = mlflow.__version__
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tracking_uri: str | None = None) -> None:
         os.chdir(workdir)
-        self.db_path = workdir / "mlflow.db"
-        self.artifacts = (workdir / "artifacts").as_uri()
-        uri = f"sqlite:///{self.db_path}"
-        mlflow.set_tracking_uri(uri)
-        self.client = MlflowClient(tracking_uri=uri)
+        self.db_path: Path | None = None
+        self.artifacts: str | None = None  # a server chooses its own
+        if tracking_uri is None:
+            self.db_path = workdir / "mlflow.db"
+            self.artifacts = (workdir / "artifacts").as_uri()
+            tracking_uri = f"sqlite:///{self.db_path}"
+        mlflow.set_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
 
     def create_experiment(self, name: str) -> str:
         return self.client.create_experiment(name, artifact_location=self.artifacts)
@@ -72,5 +77,5 @@ class MlflowSide:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
 
 
-def make_side(workdir: Path) -> MlflowSide:
-    return MlflowSide(workdir)
+def make_side(workdir: Path, tracking_uri: str | None = None) -> MlflowSide:
+    return MlflowSide(workdir, tracking_uri)

@@ -2,7 +2,8 @@
 
 Never imports MLflow. The calls mirror ``side_mlflow.py`` one for one:
 ``TrackingClient`` for explicit run ids, the fluent ``tracking.*`` functions
-for ``with start_run()``.
+for ``with start_run()``. Embedded (a SQLite file in the work directory) unless
+given a tracking URI: a server's ``http://`` address.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ class TrackflowSide:
     name = "trackflow"
     version = version("trackflow")
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tracking_uri: str | None = None) -> None:
         os.chdir(workdir)
-        self.db_path = workdir / "trackflow.db"
-        uri = f"sqlite:///{self.db_path}"
-        artifacts = (workdir / "artifacts").as_uri()
+        self.db_path: Path | None = None
+        artifacts = None  # a server chooses its own
+        if tracking_uri is None:
+            self.db_path = workdir / "trackflow.db"
+            tracking_uri = f"sqlite:///{self.db_path}"
+            artifacts = (workdir / "artifacts").as_uri()
+            os.environ["TRACKFLOW_ARTIFACT_ROOT"] = artifacts
         # The fluent API reads its configuration from the environment, as in a pipeline task.
-        os.environ["TRACKFLOW_TRACKING_URI"] = uri
-        os.environ["TRACKFLOW_ARTIFACT_ROOT"] = artifacts
-        tracking.set_tracking_uri(uri)
-        self.client = tracking.TrackingClient(tracking_uri=uri, artifact_root=artifacts)
+        os.environ["TRACKFLOW_TRACKING_URI"] = tracking_uri
+        tracking.set_tracking_uri(tracking_uri)
+        self.client = tracking.TrackingClient(tracking_uri=tracking_uri, artifact_root=artifacts)
 
     def create_experiment(self, name: str) -> str:
         return self.client.create_experiment(name)
@@ -75,5 +79,5 @@ class TrackflowSide:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
 
 
-def make_side(workdir: Path) -> TrackflowSide:
-    return TrackflowSide(workdir)
+def make_side(workdir: Path, tracking_uri: str | None = None) -> TrackflowSide:
+    return TrackflowSide(workdir, tracking_uri)
