@@ -19,7 +19,10 @@ the tool has created that schema itself. The loader reads the schema rather
 than knowing it: new runs copy the row and tags of a run the tool created,
 metric rows fill the columns both schemas share (``run_uuid``, ``key``,
 ``value``, ``timestamp``, ``step``) and set the NaN/inf marker (``is_nan`` in
-MLflow, ``special`` in trackflow) to "finite".
+MLflow, ``special`` in trackflow) to "finite". After loading, ``ANALYZE``
+gives SQLite's planner statistics on both files, as a bulk load calls for:
+without them MLflow's search over 100,000 runs takes minutes instead of
+seconds, a planner accident rather than a measure of the tool.
 """
 
 from __future__ import annotations
@@ -336,6 +339,7 @@ def bulk_load_runs(db_path: Path, template_run_id: str, runs: Sequence[RunSpec])
         _insert(conn, "metrics", metric_rows(metric_row))
         _insert(conn, "latest_metrics", metric_rows(latest_row))
         conn.execute("COMMIT")
+        conn.execute("ANALYZE")
     finally:
         conn.close()
 
@@ -360,6 +364,7 @@ def bulk_load_history(db_path: Path, run_id: str, key: str, points: int) -> None
             [latest_row(run_id, key, _curve(last), BASE_TIME_MS + last, last)],
         )
         conn.execute("COMMIT")
+        conn.execute("ANALYZE")
     finally:
         conn.close()
 
