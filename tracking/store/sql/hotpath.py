@@ -20,7 +20,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import ClauseElement, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ClauseElement,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -256,7 +268,10 @@ class HotPath:
             .where(_runs.c.run_uuid == bindparam("b_run_uuid"))
             .values(
                 status=func.coalesce(bindparam("b_status"), _runs.c.status),
-                end_time=func.coalesce(bindparam("b_end_time"), _runs.c.end_time),
+                end_time=case(
+                    (bindparam("b_reopen") == literal_column("1"), null()),
+                    else_=func.coalesce(bindparam("b_end_time"), _runs.c.end_time),
+                ),
                 name=func.coalesce(bindparam("b_name"), _runs.c.name),
                 heartbeat_time=func.coalesce(bindparam("b_heartbeat_time"), _runs.c.heartbeat_time),
             ),
@@ -370,6 +385,10 @@ class HotPath:
                     "end_time": end_time,
                     "name": run_name,
                     "heartbeat_time": now if status is RunStatus.RUNNING else None,
+                    # A run set RUNNING or SCHEDULED again has not ended (MLflow clears it too).
+                    "reopen": int(
+                        status is not None and not status.is_terminated and end_time is None
+                    ),
                 },
             )
             if run_name is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -116,6 +117,9 @@ class SqlTrackingStore(TrackingStore):
                 f"{self._engine.url.render_as_string(hide_password=True)}: "
                 f"{str(exc.orig).strip()}"
             ) from exc
+        # A forked child must not share the parent's pooled connections (SQLite
+        # forbids it, server drivers would interleave on one socket).
+        os.register_at_fork(after_in_child=_dispose_in_child(self._engine))
         self.artifact_root = _resolve_root(artifact_root)
         self._hot = HotPath(self._engine)
         self._ensure_default_experiment()
@@ -726,6 +730,17 @@ class SqlTrackingStore(TrackingStore):
         """Refresh the query planner's statistics (``ANALYZE``)."""
         with self._engine.begin() as conn:
             conn.execute(text("ANALYZE"))
+
+
+def _dispose_in_child(engine: Any) -> Callable[[], None]:
+    ref = weakref.ref(engine)
+
+    def dispose() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    return dispose
 
 
 def _now() -> int:

@@ -80,6 +80,14 @@ class RunLifecycleSuite:
         client.set_terminated(run_id, end_time=5000)
         assert client.get_run(run_id).info.end_time == 5000
 
+    def test_reopened_run_has_no_end_time(self, client: TrackingClient) -> None:
+        run_id = client.create_run("0").info.run_id
+        client.set_terminated(run_id, end_time=5000)
+        info = client.update_run(run_id, status="RUNNING")
+        assert info.status is RunStatus.RUNNING
+        assert info.end_time is None
+        assert client.get_run(run_id).info.end_time is None
+
     def test_set_terminated_refuses_running(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
         with pytest.raises(InvalidParameterError, match="FINISHED"):
