@@ -43,9 +43,10 @@ def open_store(settings: ServerSettings) -> SqlTrackingStore:
 
 def _mlflow_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(experiments.router)
+    # Routes are matched in order: the run routes (the log calls) come first.
     router.include_router(runs.router)
     router.include_router(runs.metrics_router)
+    router.include_router(experiments.router)
     router.include_router(artifacts.router)
     return router
 
@@ -92,12 +93,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.trackflow = state
+    # Routes are matched one by one in this order: the busiest go first.
     mlflow_api = _mlflow_router()
-    app.include_router(mlflow_api, prefix=API_PREFIXES[0])
-    app.include_router(mlflow_api, prefix=API_PREFIXES[1], include_in_schema=False)
-    app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
-    app.include_router(trackflow.router, prefix="/api/2.0/trackflow")
     app.include_router(trackflow.health_router)
+    app.include_router(mlflow_api, prefix=API_PREFIXES[0])
+    app.include_router(trackflow.router, prefix="/api/2.0/trackflow")
+    app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
+    app.include_router(mlflow_api, prefix=API_PREFIXES[1], include_in_schema=False)
     install_error_handlers(app)
     # Added last = outermost: refuse unauthenticated requests before reading any body.
     app.add_middleware(

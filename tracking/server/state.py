@@ -50,8 +50,9 @@ class ServerState:
         return await self.run(fn, *args, **kwargs)
 
 
-def get_state(request: Request) -> ServerState:
-    """The state of the app serving ``request``."""
+async def get_state(request: Request) -> ServerState:
+    """The state of the app serving ``request`` (async: a sync dependency would cost a
+    threadpool round trip per request)."""
     state: ServerState = request.app.state.trackflow
     return state
 
