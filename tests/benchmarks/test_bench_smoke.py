@@ -3,7 +3,9 @@
 MLflow is left out (``--no-mlflow``): installing it is the benchmark's business,
 not the test suite's. What is checked is that every workload runs, that the
 bulk loader still fits trackflow's schema (the searches and histories find
-what was loaded) and that the table is printed.
+what was loaded) and that the table is printed. The server section runs too,
+trackflow's server with trackflow's client only: every workload gets a figure
+and the concurrent clients lose no point.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ def _quick_sizes() -> Any:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     raw = tmp_path_factory.mktemp("bench") / "results.json"
+    server_raw = raw.with_name("servers.json")
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--no-mlflow", "--json", str(raw)],
+        [
+            *(sys.executable, str(SCRIPT), "--quick", "--no-mlflow"),
+            *("--json", str(raw), "--server-json", str(server_raw)),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -46,6 +52,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = {entry["workload"]: entry["trackflow"] for entry in json.loads(raw.read_text())}
+    # The server section's workloads (sa..se2), by pairing of server and client.
+    for entry in json.loads(server_raw.read_text()):
+        results[entry["workload"]] = entry["results"]
     return proc.stdout, results
 
 
@@ -61,8 +70,9 @@ class TestBenchmarkSmoke:
 
     def test_every_workload_has_a_figure(self, run: tuple[str, dict[str, Any]]) -> None:
         _, results = run
-        assert sorted(results) == ["a", "b", "c", "d1", "d2", "e1", "e2"]
-        for result in results.values():
+        embedded = {k: v for k, v in results.items() if not k.startswith("s")}
+        assert sorted(embedded) == ["a", "b", "c", "d1", "d2", "e1", "e2"]
+        for result in embedded.values():
             assert "error" not in result
             assert result["value"] > 0
 
@@ -78,3 +88,26 @@ class TestBenchmarkSmoke:
             "points": quick.history_large,
             "first_last_step": [0, quick.history_large - 1],
         }
+
+    def test_server_section(self, run: tuple[str, dict[str, Any]]) -> None:
+        """trackflow's server with trackflow's client: every workload, no point lost."""
+        stdout, results = run
+        assert "Tracking servers over HTTP" in stdout
+        quick = _quick_sizes()
+        server = {
+            k: v["trackflow server / trackflow client"]
+            for k, v in results.items()
+            if k.startswith("s")
+        }
+        assert {"sa", "sb", "sc", "sd", "se1"} <= set(server)
+        for key, result in server.items():
+            assert "error" not in result, (key, result)
+            assert result["value"] > 0
+        assert server["sa"]["check"] == {"points": quick.log_metric_calls}
+        assert server["sb"]["check"] == {"points_k0": quick.batches * quick.batch_steps}
+        assert server["sd"]["check"]["count"] > 0
+        for key in ("se1", "se2"):
+            if key in server:  # se2 only with a PostgreSQL server
+                assert server[key]["errors"] == 0
+                assert server[key]["lost"] == 0
+                assert server[key]["points_stored"] == server[key]["points_expected"] > 0
