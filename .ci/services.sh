@@ -17,7 +17,9 @@ set -euo pipefail
 
 TIMEOUT="${SERVICES_TIMEOUT:-60}"
 PG_HOST=127.0.0.1
-PG_PORT=5432
+# Another cluster and port only to try this script out beside the real server.
+PG_PORT="${PG_PORT:-5432}"
+PG_CLUSTER="${PG_CLUSTER:-main}"
 MY_HOST=127.0.0.1
 MY_PORT=3306
 
@@ -69,20 +71,24 @@ wait_for() {
 
 pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2 >/dev/null 2>&1; }
 
-# The newest PostgreSQL version with a configured cluster, or with binaries (argument "bin").
+# The version of the existing cluster named $PG_CLUSTER, else the newest installed version.
 pg_version() {
-    local dir=/etc/postgresql
-    [[ "${1:-}" == bin ]] && dir=/usr/lib/postgresql
-    [[ -d "$dir" ]] || return 0
-    find "$dir" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1
+    local conf
+    for conf in /etc/postgresql/*/"$PG_CLUSTER"/postgresql.conf; do
+        if [[ -f "$conf" ]]; then
+            basename "$(dirname "$(dirname "$conf")")"
+            return
+        fi
+    done
+    [[ -d /usr/lib/postgresql ]] || return 0
+    find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1
 }
 
 pg_psql() { psql -X -q -h "$PG_HOST" -p "$PG_PORT" -U postgres "$@"; }
 
 # Trust auth for local connections, as the test fixtures connect without a password.
 pg_trust_local() {
-    local hba
-    hba="/etc/postgresql/$1/main/pg_hba.conf"
+    local hba="/etc/postgresql/$1/$PG_CLUSTER/pg_hba.conf"
     if ! grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
         log "setting trust auth for 127.0.0.1 and ::1 in $hba"
         # pg_hba.conf is read top-down: the first matching line wins.
@@ -97,7 +103,7 @@ pg_trust_local() {
 }
 
 ensure_postgres() {
-    local installed=
+    local fresh='' version
     if pg_ready; then
         log "PostgreSQL is running"
     else
@@ -105,25 +111,25 @@ ensure_postgres() {
             can_install || give_up "PostgreSQL is not installed (run this script as root to install it)"
             log "installing PostgreSQL"
             apt_install postgresql postgresql-client
-            installed=1
+            fresh=1
         fi
-        local version
         version="$(pg_version)"
-        if [[ -z "$version" ]]; then
-            version="$(pg_version bin)"
-            log "creating cluster $version/main"
-            pg_createcluster "$version" main
-            installed=1
+        if [[ ! -f "/etc/postgresql/$version/$PG_CLUSTER/postgresql.conf" ]]; then
+            log "creating cluster $version/$PG_CLUSTER on port $PG_PORT"
+            pg_createcluster -p "$PG_PORT" "$version" "$PG_CLUSTER" >/dev/null
+            fresh=1
         fi
-        if [[ -n "$installed" ]]; then
+        if [[ -n "$fresh" ]]; then
             pg_trust_local "$version"
             # The package may have started the server already, with its own pg_hba.conf.
-            pg_ready && pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+            if pg_ready; then
+                pg_ctlcluster --skip-systemctl-redirect "$version" "$PG_CLUSTER" reload
+            fi
         fi
         if ! pg_ready; then
-            log "starting PostgreSQL $version"
-            pg_ctlcluster --skip-systemctl-redirect "$version" main start \
-                || give_up "PostgreSQL $version did not start"
+            log "starting PostgreSQL $version/$PG_CLUSTER"
+            pg_ctlcluster --skip-systemctl-redirect "$version" "$PG_CLUSTER" start \
+                || give_up "PostgreSQL $version/$PG_CLUSTER did not start"
         fi
         wait_for PostgreSQL pg_ready || give_up "PostgreSQL did not accept connections in ${TIMEOUT}s"
     fi
@@ -154,7 +160,7 @@ SQL
 }
 
 ensure_mariadb() {
-    local installed=
+    local installed=''
     if my_ready; then
         log "MariaDB is running"
     else
