@@ -1,5 +1,11 @@
 """Entities as MLflow's JSON: int64 as numbers, unset fields left out.
 
+Metric values that are not finite are written as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"``, as MLflow's server (protobuf's JSON
+printer) writes them: protobuf's JSON parser in MLflow's client refuses the
+bare ``NaN`` token ("Couldn't parse NaN, use quoted "NaN" instead"), while
+``float()`` reads the strings back in any Python client.
+
 Example::
 
     run_json(run)
@@ -8,12 +14,14 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo
 
 __all__ = [
+    "double_json",
     "experiment_json",
     "file_info_json",
     "metric_json",
@@ -21,6 +29,16 @@ __all__ = [
     "run_info_json",
     "run_json",
 ]
+
+
+_SPECIAL = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def double_json(value: float) -> float | str:
+    """A double as protobuf writes it in JSON: the number, or "NaN", "Infinity", "-Infinity"."""
+    if value - value == 0.0:  # finite: the common case, one subtraction
+        return value
+    return _SPECIAL.get(value, "NaN")
 
 
 def run_info_json(info: RunInfo) -> dict[str, Any]:
@@ -58,10 +76,15 @@ def run_json(run: Run, latest: Sequence[Metric] | None = None) -> dict[str, Any]
     for key, value in run.data.metrics.items():
         point = points.get(key)
         if point is None:
-            metrics.append({"key": key, "value": value, "timestamp": 0, "step": 0})
+            metrics.append({"key": key, "value": double_json(value), "timestamp": 0, "step": 0})
         else:
             metrics.append(
-                {"key": key, "value": value, "timestamp": point.timestamp, "step": point.step}
+                {
+                    "key": key,
+                    "value": double_json(value),
+                    "timestamp": point.timestamp,
+                    "step": point.step,
+                }
             )
     return {
         "info": run_info_json(run.info),
@@ -78,7 +101,7 @@ def metric_json(metric: Metric) -> dict[str, Any]:
     """``{"key", "value", "timestamp", "step"}``."""
     return {
         "key": metric.key,
-        "value": metric.value,
+        "value": double_json(metric.value),
         "timestamp": metric.timestamp,
         "step": metric.step,
     }
@@ -86,7 +109,10 @@ def metric_json(metric: Metric) -> dict[str, Any]:
 
 def metrics_json(metrics: Iterable[Metric]) -> list[dict[str, Any]]:
     """A list of :func:`metric_json` (a series can hold a million points: kept lean)."""
-    return [{"key": k, "value": v, "timestamp": t, "step": s} for k, v, t, s in metrics]
+    return [
+        {"key": k, "value": v if v - v == 0.0 else double_json(v), "timestamp": t, "step": s}
+        for k, v, t, s in metrics
+    ]
 
 
 def experiment_json(experiment: Experiment) -> dict[str, Any]:

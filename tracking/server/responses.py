@@ -1,8 +1,10 @@
 """JSON responses rendered the way MLflow's server renders them.
 
-Metric values may be NaN or infinite; MLflow's clients read the bare JSON
-tokens ``NaN``, ``Infinity`` and ``-Infinity`` (Python's ``json`` writes and
-reads them), which Starlette's ``JSONResponse`` refuses to produce.
+The render functions (:mod:`tracking.server.render`) already turn NaN and
+the infinities into MLflow's ``"NaN"``/``"Infinity"`` strings; the encoder
+still allows the bare tokens, so a special float that reaches it by another
+way is written rather than failing the request, which Starlette's
+``JSONResponse`` would do.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class TestRunningServer:
 
     def test_mlflow_flow_over_tcp(self, server_url: str) -> None:
         seen = flow(server_url)
-        metrics = {m["key"]: m["value"] for m in seen["run"]["data"]["metrics"]}
+        metrics = {m["key"]: float(m["value"]) for m in seen["run"]["data"]["metrics"]}
         assert math.isnan(metrics["loss"])
         assert metrics["acc"] == 0.9
         assert seen["run"]["data"]["params"] == [{"key": "lr", "value": "0.1"}]

@@ -8,7 +8,7 @@ expected, and name the field when they refuse.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -103,7 +103,9 @@ class MetricOut(BaseModel):
     """One metric point as MLflow renders it."""
 
     key: str
-    value: float = Field(description="May be the bare JSON tokens NaN, Infinity, -Infinity.")
+    value: float | Literal["NaN", "Infinity", "-Infinity"] = Field(
+        description='A number, or "NaN", "Infinity", "-Infinity" as MLflow writes them.'
+    )
     timestamp: int = Field(description="Epoch milliseconds.")
     step: int
 
