@@ -107,6 +107,13 @@ def end_all_runs(status: RunStatus, timeout: float | None = None) -> int:
         return 0
 
     def work() -> None:
+        from tracking import buffering
+
+        # Buffered records go out before their runs end (bounded by the timeout).
+        try:
+            buffering.wait()
+        except Exception:
+            _log.exception("trackflow: could not send buffered records before ending runs")
         for run in runs:
             try:
                 run.client.set_terminated(run.run_id, status)
