@@ -396,10 +396,19 @@ def _no_trackflow_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use a server fixture directly, so ``-m`` can select them."""
+    """Mark tests that use a server fixture, so ``-m`` can select them.
+
+    Seen are fixtures a test requests (directly or through other fixtures) and
+    parametrized fixtures whose param names one, as in
+    ``@pytest.fixture(params=["postgres_url", "mysql_url"])`` followed by
+    ``request.getfixturevalue(request.param)``.
+    """
     for item in items:
-        names = getattr(item, "fixturenames", ())
-        if "postgres_url" in names:
+        used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            used |= {v for v in callspec.params.values() if isinstance(v, str)}
+        if "postgres_url" in used:
             item.add_marker(pytest.mark.postgres)
-        if "mysql_url" in names:
+        if "mysql_url" in used:
             item.add_marker(pytest.mark.mysql)
