@@ -19,7 +19,7 @@ from tracking.server.artifacts import PROXY_ROOT, ArtifactProxy
 from tracking.server.errors import install_error_handlers
 from tracking.server.middleware import BearerAuthMiddleware, BodyLimitMiddleware
 from tracking.server.responses import MlflowJSONResponse
-from tracking.server.routes import artifacts, experiments, runs, trackflow
+from tracking.server.routes import artifacts, experiments, models, runs, trackflow
 from tracking.server.settings import ServerSettings
 from tracking.server.state import ServerState
 from tracking.store.sql.store import SqlTrackingStore
@@ -48,6 +48,7 @@ def _mlflow_router() -> APIRouter:
     router.include_router(runs.metrics_router)
     router.include_router(experiments.router)
     router.include_router(artifacts.router)
+    router.include_router(models.router)
     return router
 
 

@@ -352,3 +352,13 @@ class TestMetricHistory:
         response = client.get(f"{MLFLOW}/metrics/get-history", params=params)
         assert response.status_code == status, response.text
         assert set(response.json()) == {"error_code", "message", "error_class"}
+
+
+class TestLoggedModels:
+    def test_search_finds_none(self, client: TestClient) -> None:
+        body = post(client, "logged-models/search", {"experiment_ids": ["0"], "filter": "x"})
+        assert body == {"models": []}
+
+    def test_search_checks_experiment_ids(self, client: TestClient) -> None:
+        body = post(client, "logged-models/search", {"experiment_ids": ["zero"]}, status=400)
+        assert "experiment_ids[0]" in body["message"]

@@ -1,0 +1,48 @@
+"""MLflow 3's logged-model search, answered for a store that keeps no logged models.
+
+trackflow has runs and artifacts but not MLflow 3's ``LoggedModel`` objects.
+MLflow 3 clients look a run's models up while listing its artifacts
+(``logged-models/search`` filtered by name); answering "none" keeps that
+listing working. Creating logged models stays unsupported (404).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from tracking.server import params
+from tracking.server.responses import MlflowJSONResponse
+from tracking.server.routes.common import ERRORS
+from tracking.server.schemas.common import Int64, RequestModel
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/logged-models", tags=["logged models"], responses=ERRORS)
+
+
+class SearchLoggedModels(RequestModel):
+    """``POST logged-models/search`` (MLflow 3)."""
+
+    experiment_ids: list[str] = Field(default_factory=list)
+    filter: str | None = None
+    datasets: list[dict[str, Any]] = Field(default_factory=list)
+    max_results: Int64 | None = None
+    order_by: list[dict[str, Any]] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+class SearchLoggedModelsResponse(BaseModel):
+    """Always empty: trackflow keeps no logged models."""
+
+    models: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@router.post("/search", response_model=SearchLoggedModelsResponse)
+async def search_logged_models(body: SearchLoggedModels) -> Response:
+    """Logged models of some experiments: none, as trackflow keeps none."""
+    params.experiment_ids(body.experiment_ids)
+    return MlflowJSONResponse({"models": []})
