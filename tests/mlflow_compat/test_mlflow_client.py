@@ -348,6 +348,21 @@ class TestFluentRuns:
         assert runs["parent"]["source_type"] == "LOCAL"
         assert runs["parent"]["user_tag"]
 
+    def test_resume(self, fluent: ScenarioResult) -> None:
+        assert fluent["resume"] == {
+            "during": "RUNNING",
+            "after": "FINISHED",
+            "auc": 0.9,
+            "auc_steps": [0, 1, 2],
+        }
+
+    def test_async_logging(self, fluent: ScenarioResult) -> None:
+        logged = fluent["async_logging"]
+        assert logged["status"] == "FINISHED"
+        assert logged["params"] == {"x": "1", "y": "2"}
+        assert logged["tag"] == "async"
+        assert logged["points"] == [[step, step * 2.0] for step in range(50)]
+
     def test_search_runs_dataframe(self, fluent: ScenarioResult) -> None:
         df = fluent["search_dataframe"]
         parent = fluent["sweep"]["parent"]
@@ -363,9 +378,9 @@ class TestFluentRuns:
 
     def test_search_runs_all_and_list(self, fluent: ScenarioResult) -> None:
         everything = fluent["search_all_dataframe"]
-        assert everything["rows"] == 6
+        assert everything["rows"] == 7
         assert sorted(everything["run_names"]) == sorted(
-            ["parent", "child-0", "child-1", "child-2", "grandchild", "boom"]
+            ["parent", "child-0", "child-1", "child-2", "grandchild", "boom", "async"]
         )
         assert everything["run_names"][0] == "parent"
         assert fluent["search_list"] == ["child-1"]

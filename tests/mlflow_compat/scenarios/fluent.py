@@ -81,6 +81,39 @@ def failed_run() -> dict[str, Any]:
     return {"run_id": run.info.run_id, "status": got.info.status, "metrics": dict(got.data.metrics)}
 
 
+@scenario.step("resume")
+def resume() -> dict[str, Any]:
+    """``start_run(run_id=...)`` reopens a finished run; leaving it ends it again."""
+    with mlflow.start_run(run_id=sweep["parent"]):
+        mlflow.log_metric("auc", 0.9, step=2)
+        during = client.get_run(sweep["parent"]).info.status
+    after = client.get_run(sweep["parent"])
+    return {
+        "during": during,
+        "after": after.info.status,
+        "auc": after.data.metrics["auc"],
+        "auc_steps": [m.step for m in client.get_metric_history(sweep["parent"], "auc")],
+    }
+
+
+@scenario.step("async_logging")
+def async_logging() -> dict[str, Any]:
+    """MLflow's asynchronous logging (batched log-batch calls from a background thread)."""
+    with mlflow.start_run(run_name="async") as run:
+        for step in range(50):
+            mlflow.log_metric("a", step * 2.0, step=step, synchronous=False)
+        mlflow.log_params({"x": "1", "y": "2"}, synchronous=False)
+        mlflow.set_tag("mode", "async", synchronous=False)
+    got = client.get_run(run.info.run_id)
+    history = client.get_metric_history(run.info.run_id, "a")
+    return {
+        "status": got.info.status,
+        "params": dict(got.data.params),
+        "tag": got.data.tags.get("mode"),
+        "points": [[m.step, m.value] for m in history],
+    }
+
+
 @scenario.step("search_dataframe")
 def search_dataframe() -> dict[str, Any]:
     df = mlflow.search_runs(
