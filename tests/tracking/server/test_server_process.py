@@ -15,6 +15,8 @@ from _server_support import MLFLOW, PROXY, TOKEN, TRACKFLOW, ServerProcess, star
 import tracking
 from tracking.client import TrackingClient
 from tracking.store.rest import RestTrackingStore
+from tracking.store.sql.engine import create_tracking_engine
+from tracking.store.sql.migrate import upgrade
 
 
 def flow(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -156,6 +158,20 @@ class TestCommandLine:
     ) -> None:
         done = _cli("server", "--backend-store-uri", postgres_url, "--port", "0", cwd=tmp_path)
         assert done.returncode == 1
+        assert "trackflow db upgrade" in done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+
+    def test_server_database_at_previous_revision_is_refused(
+        self, postgres_url: str, tmp_path: Path
+    ) -> None:
+        engine = create_tracking_engine(postgres_url)
+        try:
+            upgrade(engine, "0001")
+        finally:
+            engine.dispose()
+        done = _cli("server", "--backend-store-uri", postgres_url, "--port", "0", cwd=tmp_path)
+        assert done.returncode == 1
+        assert "revision 0001" in done.stderr
         assert "trackflow db upgrade" in done.stderr
         assert "Traceback" not in done.stderr + done.stdout
 

@@ -41,12 +41,14 @@ from tracking.entities import LifecycleStage, Metric, Param, RunInfo, RunStatus,
 from tracking.errors import InvalidParameterError, InvalidStateError, RunNotFoundError
 from tracking.store.sql.engine import write_lock_for
 from tracking.store.sql.models import (
+    ROLLUP_BLOCK,
     SPECIAL_FINITE,
     SPECIAL_NAN,
     SPECIAL_NEG_INF,
     SPECIAL_POS_INF,
     LatestMetricModel,
     MetricModel,
+    MetricRollupModel,
     ParamModel,
     RunModel,
     TagModel,
@@ -70,6 +72,7 @@ _latest = table_of(LatestMetricModel)
 _params = table_of(ParamModel)
 _tags = table_of(TagModel)
 _runs = table_of(RunModel)
+_rollups = table_of(MetricRollupModel)
 
 #: The run columns in the order :func:`run_info` reads them.
 RUN_COLUMNS = (
@@ -86,6 +89,14 @@ RUN_COLUMNS = (
 )
 
 _POINT = ("run_uuid", "key", "step", "timestamp", "value", "special")
+_EXTREMES = ("value", "special", "step", "timestamp")
+_ROLLUP = (
+    "run_uuid",
+    "key",
+    "block",
+    *(f"min_{c}" for c in _EXTREMES),
+    *(f"max_{c}" for c in _EXTREMES),
+)
 
 
 class RetryTransactionError(Exception):
@@ -161,6 +172,17 @@ class _Statement:
             cursor.executemany(self.sql, [self._args(r) for r in rows])
 
 
+def _rollup_row(
+    run_id: str, key: str, block: int, low: Mapping[str, Any], high: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A ``metric_rollups`` row from the lowest and highest point of a block."""
+    row: dict[str, Any] = {"run_uuid": run_id, "key": key, "block": block}
+    for column in _EXTREMES:
+        row[f"min_{column}"] = low[column]
+        row[f"max_{column}"] = high[column]
+    return row
+
+
 def _source(bind: str) -> str:
     return bind[2:] if bind.startswith("b_") else bind
 
@@ -188,6 +210,7 @@ class HotPath:
             ),
         )
         latest_steps: list[ClauseElement]
+        rollup_steps: list[ClauseElement]
         if dialect in ("sqlite", "postgresql"):
             ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
             insert_metrics = ins(_metrics).on_conflict_do_nothing()
@@ -216,6 +239,27 @@ class HotPath:
                     ),
                 )
             ]
+            rollup = ins(_rollups)
+            ex = rollup.excluded
+            lower = ex.min_value < _rollups.c.min_value
+            higher = ex.max_value > _rollups.c.max_value
+            # Every SET sees the old row, so each column follows its own comparison.
+            rollup_steps = [
+                rollup.on_conflict_do_update(
+                    index_elements=["run_uuid", "key", "block"],
+                    set_={
+                        **{
+                            f"min_{c}": case((lower, ex[f"min_{c}"]), else_=_rollups.c[f"min_{c}"])
+                            for c in _EXTREMES
+                        },
+                        **{
+                            f"max_{c}": case((higher, ex[f"max_{c}"]), else_=_rollups.c[f"max_{c}"])
+                            for c in _EXTREMES
+                        },
+                    },
+                    where=or_(lower, higher),
+                )
+            ]
             tags = ins(_tags)
             upsert_tags = tags.on_conflict_do_update(
                 index_elements=["run_uuid", "key"], set_={"value": tags.excluded.value}
@@ -241,6 +285,21 @@ class HotPath:
                     step=bindparam("b_step"),
                 ),
             ]
+            # As for latest_metrics: insert-or-ignore, then one guarded UPDATE per extreme.
+            in_block = (
+                _rollups.c.run_uuid == bindparam("b_run_uuid"),
+                _rollups.c.key == bindparam("b_key"),
+                _rollups.c.block == bindparam("b_block"),
+            )
+            rollup_steps = [
+                mysql.insert(_rollups).prefix_with("IGNORE"),
+                update(_rollups)
+                .where(*in_block, bindparam("b_min_value") < _rollups.c.min_value)
+                .values({f"min_{c}": bindparam(f"b_min_{c}") for c in _EXTREMES}),
+                update(_rollups)
+                .where(*in_block, bindparam("b_max_value") > _rollups.c.max_value)
+                .values({f"max_{c}": bindparam(f"b_max_{c}") for c in _EXTREMES}),
+            ]
             tags = mysql.insert(_tags)
             upsert_tags = tags.on_duplicate_key_update(value=tags.inserted.value)
             insert_params = mysql.insert(_params).prefix_with("IGNORE")
@@ -252,6 +311,11 @@ class HotPath:
 
         self._insert_metrics = compile_(insert_metrics, _POINT)
         self._upsert_latest = [compile_(s, _POINT) for s in latest_steps]
+        # The guarded UPDATEs name their columns themselves: compiling them with
+        # column keys would add every other column of the row to their SET.
+        self._upsert_rollups = [
+            compile_(s, _ROLLUP if i == 0 else ()) for i, s in enumerate(rollup_steps)
+        ]
         self._upsert_tags = compile_(upsert_tags, ("run_uuid", "key", "value"))
         self._insert_params = compile_(insert_params, ("run_uuid", "key", "value"))
         self._run_stage = compile_(
@@ -420,9 +484,10 @@ class HotPath:
                 gc.enable()
 
     def write_metrics(self, cursor: Any, run_id: str, metrics: Sequence[Metric]) -> None:
-        """Append points and move each key's latest value forward."""
+        """Append points, move each key's latest value forward, widen the rollups."""
         rows = []
         latest: dict[str, dict[str, Any]] = {}
+        blocks: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for key, value, timestamp, step in metrics:
             if value - value == 0.0:  # finite: the common case, cheapest test
                 stored, special = value, SPECIAL_FINITE
@@ -444,10 +509,23 @@ class HotPath:
                 best["value"],
             ):
                 latest[key] = row
+            extremes = blocks.get((key, step // ROLLUP_BLOCK))
+            if extremes is None:
+                blocks[key, step // ROLLUP_BLOCK] = [row, row]
+            elif stored < extremes[0]["value"]:
+                extremes[0] = row
+            elif stored > extremes[1]["value"]:
+                extremes[1] = row
         self._insert_metrics.executemany(cursor, rows)
         candidates = list(latest.values())
         for statement in self._upsert_latest:
             statement.executemany(cursor, candidates)
+        rollups = [
+            _rollup_row(run_id, key, block, low, high)
+            for (key, block), (low, high) in blocks.items()
+        ]
+        for statement in self._upsert_rollups:
+            statement.executemany(cursor, rollups)
 
     def write_params(self, cursor: Any, run_id: str, params: Sequence[Param]) -> None:
         """Insert new params; the same value again is a no-op, another value an error."""

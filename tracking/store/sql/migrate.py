@@ -19,7 +19,7 @@ from tracking.store.sql.engine import WRITE
 __all__ = ["HEAD_REVISION", "current_revision", "downgrade", "ensure_schema", "upgrade"]
 
 #: The newest migration; a test checks that it is Alembic's head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 

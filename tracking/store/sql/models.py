@@ -12,6 +12,9 @@ models must describe the same tables (a test compares them). Design notes:
 * ``metrics`` is keyed by the whole point, so re-sending a point is a no-op:
   retried writes stay idempotent. On SQLite it is a WITHOUT ROWID table, so a
   series is stored in key order and reads back as one range scan.
+* ``metric_rollups`` keeps each series' lowest and highest point per block of
+  :data:`ROLLUP_BLOCK` steps, so a chart of a million points reads a few
+  thousand rows (see :mod:`tracking.store.sql.sampling`).
 * On MySQL every table uses a binary collation: keys and values compare
   case-sensitively, as on the other backends.
 """
@@ -32,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ROLLUP_BLOCK",
     "SPECIAL_FINITE",
     "SPECIAL_NAN",
     "SPECIAL_NEG_INF",
@@ -41,6 +45,7 @@ __all__ = [
     "ExperimentTagModel",
     "LatestMetricModel",
     "MetricModel",
+    "MetricRollupModel",
     "ParamModel",
     "RunModel",
     "TagModel",
@@ -51,6 +56,9 @@ SPECIAL_FINITE = 0
 SPECIAL_NAN = 1
 SPECIAL_POS_INF = 2
 SPECIAL_NEG_INF = 3
+
+#: Steps per row of ``metric_rollups``: a step's block is ``step // ROLLUP_BLOCK``.
+ROLLUP_BLOCK = 256
 
 _MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -184,6 +192,32 @@ class LatestMetricModel(Base):
     special: Mapped[int] = mapped_column(SmallInteger, default=0)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     step: Mapped[int] = mapped_column(BigInteger)
+
+
+class MetricRollupModel(Base):
+    """The lowest and highest point of a series per block of :data:`ROLLUP_BLOCK` steps.
+
+    Kept up to date on write (an upsert that only ever widens the extremes,
+    so re-sent and concurrent writes are harmless); sampled history reads
+    these rows instead of every point of a long series.
+    """
+
+    __tablename__ = "metric_rollups"
+    __table_args__ = (_MYSQL,)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    min_value: Mapped[float] = mapped_column(Double)
+    min_special: Mapped[int] = mapped_column(SmallInteger)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_timestamp: Mapped[int] = mapped_column(BigInteger)
+    max_value: Mapped[float] = mapped_column(Double)
+    max_special: Mapped[int] = mapped_column(SmallInteger)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -1,16 +1,23 @@
 """Metric reads for charts: a long series sampled down in the database, latest points.
 
 :func:`sampled_history` returns at most ``max_points`` points of a series
-whose shape survives: the series is cut into ``max_points // 2`` buckets of
-equal step width (of equal timestamp width when every point has the same
-step) and each bucket gives its lowest and its highest point, so spikes and
-dips are never lost. The buckets and their picks are computed by one SQL
-statement: a recursive CTE lists the bucket bounds and, per bucket, two
-correlated subqueries walk the primary-key range ``(run_uuid, key, step)``
-and keep the point with the lowest and the highest value; the database sorts
-nothing bigger than one bucket and returns only the picks. A second
-statement reads the picked points. A series no longer than ``max_points``
-comes back whole from its first read.
+whose shape survives: the series is cut into ``max_points // 2`` buckets
+along its steps and each bucket gives its lowest and its highest point, so
+spikes and dips are never lost.
+
+Long series are read from ``metric_rollups``, which the write path keeps up
+to date with each series' lowest and highest point per block of
+:data:`~tracking.store.sql.models.ROLLUP_BLOCK` steps: a million points are
+~4,000 rollup rows, grouped into buckets of whole blocks. A scan of every
+point could not do it in time (one pass over a million points alone takes
+~70 ms on SQLite, a min-and-max pass ~250 ms).
+
+Series that span few blocks are sampled from the points themselves, in one
+statement: a recursive CTE lists bucket bounds of equal width and, per
+bucket, two correlated subqueries walk the primary-key range
+``(run_uuid, key, step)`` for its lowest and highest point. The same is done
+along the timestamps when every point has the same step. A series no longer
+than ``max_points`` comes back whole from its first read.
 
 The stored ``value`` orders the points: +inf and -inf are stored as the
 largest and smallest doubles and so count as extremes, NaN is stored as 0.0.
@@ -27,7 +34,14 @@ from sqlalchemy import BigInteger, Connection, Integer, case, func, literal, sel
 from tracking.entities import Metric
 from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.store.sql.hotpath import decode_value
-from tracking.store.sql.models import LatestMetricModel, MetricModel, RunModel, table_of
+from tracking.store.sql.models import (
+    ROLLUP_BLOCK,
+    LatestMetricModel,
+    MetricModel,
+    MetricRollupModel,
+    RunModel,
+    table_of,
+)
 
 if TYPE_CHECKING:
     from tracking.store.sql.store import SqlTrackingStore
@@ -40,7 +54,11 @@ MAX_SAMPLED_POINTS = 100_000
 _metrics = table_of(MetricModel)
 _latest = table_of(LatestMetricModel)
 _runs = table_of(RunModel)
+_rollups = table_of(MetricRollupModel)
 _IN_CHUNK = 500
+#: A series spanning at most this many steps is sampled from its points, if
+#: its blocks are fewer than the buckets asked for (finer than block-wise).
+_RAW_SPAN_STEPS = 200_000
 _Row = tuple[float, int, int, int]  # value, special, timestamp, step
 
 
@@ -79,17 +97,22 @@ def sampled_history(
         ).all()
         if len(head) <= max_points:
             return _points(key, head)
-        return _points(key, _sample(conn, series, max_points // 2))
+        return _points(key, _sample(conn, run_id, key, series, max_points // 2))
 
     return store.read(work)
 
 
-def _sample(conn: Connection, series: tuple[Any, ...], buckets: int) -> list[_Row]:
-    """The lowest and highest point of each of ``buckets`` equal-width buckets."""
+def _sample(
+    conn: Connection, run_id: str, key: str, series: tuple[Any, ...], buckets: int
+) -> list[_Row]:
+    """The lowest and highest point of each of (at most) ``buckets`` buckets."""
     step = _metrics.c.step
     # min() and max() of a primary-key column are two index seeks, not a scan.
     lo = conn.execute(select(func.min(step)).where(*series)).scalar_one()
     hi = conn.execute(select(func.max(step)).where(*series)).scalar_one()
+    blocks = hi // ROLLUP_BLOCK - lo // ROLLUP_BLOCK + 1
+    if blocks >= buckets or (blocks > 1 and hi - lo >= _RAW_SPAN_STEPS):
+        return _from_rollups(conn, run_id, key, lo // ROLLUP_BLOCK, blocks, min(blocks, buckets))
     dimension = step
     if lo == hi:
         # Every point has the same step: spread the buckets over time instead.
@@ -146,6 +169,42 @@ def _sample(conn: Connection, series: tuple[Any, ...], buckets: int) -> list[_Ro
             best = high.get(bucket)
             if best is None or (-point[0], point[3], point[2]) < (-best[0], best[3], best[2]):
                 high[bucket] = point
+    chosen = set(low.values()) | set(high.values())
+    return sorted(chosen, key=lambda p: (p[3], p[2], p[0]))
+
+
+def _from_rollups(
+    conn: Connection, run_id: str, key: str, first: int, blocks: int, buckets: int
+) -> list[_Row]:
+    """Extremes per bucket of whole blocks, from the series' rollup rows."""
+    r = _rollups.c
+    rows = conn.execute(
+        select(
+            r.block,
+            r.min_value,
+            r.min_special,
+            r.min_timestamp,
+            r.min_step,
+            r.max_value,
+            r.max_special,
+            r.max_timestamp,
+            r.max_step,
+        )
+        .where(r.run_uuid == run_id, r.key == key)
+        .order_by(r.block)
+    ).all()
+    low: dict[int, _Row] = {}
+    high: dict[int, _Row] = {}
+    for block, *extremes in rows:
+        bucket = (block - first) * buckets // blocks
+        lowest: _Row = (extremes[0], extremes[1], extremes[2], extremes[3])
+        highest: _Row = (extremes[4], extremes[5], extremes[6], extremes[7])
+        best = low.get(bucket)
+        if best is None or lowest[0] < best[0]:
+            low[bucket] = lowest
+        best = high.get(bucket)
+        if best is None or highest[0] > best[0]:
+            high[bucket] = highest
     chosen = set(low.values()) | set(high.values())
     return sorted(chosen, key=lambda p: (p[3], p[2], p[0]))
 
