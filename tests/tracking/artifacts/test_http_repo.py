@@ -23,7 +23,6 @@ import pytest
 
 import tracking
 from tracking import fluent
-from tracking.artifacts.base import ArtifactRepository
 from tracking.artifacts.http_repo import HttpArtifactRepository
 from tracking.client import TrackingClient
 from tracking.entities import FileInfo
@@ -113,15 +112,6 @@ class TestHttpRepository(ArtifactRepositorySuite):
             }
 
         return snapshot
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="server bug: proxy_download in tracking/server/routes/artifacts.py puts the raw "
-        "file name in Content-Disposition, which Starlette encodes as latin-1, so a download "
-        "of '模型 ü.txt' answers 500 (RFC 6266 filename*=UTF-8'' would fix it)",
-    )
-    def test_log_artifact_unicode_name(self, repo: ArtifactRepository, tmp_path: Path) -> None:
-        super().test_log_artifact_unicode_name(repo, tmp_path)
 
     def test_files_land_in_the_destination(
         self, repo: HttpArtifactRepository, server: Server, tmp_path: Path

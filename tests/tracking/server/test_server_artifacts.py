@@ -194,3 +194,24 @@ class TestUploadLimit:
             assert response.status_code == 413
             assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
             assert limited.get(f"{PROXY}/big.bin").status_code == 404
+
+
+class TestDownloadNames:
+    @pytest.mark.parametrize(
+        ("name", "fallback"),
+        [
+            pytest.param("plain.txt", "plain.txt", id="ascii"),
+            pytest.param("模型 ü.txt", "__ _.txt", id="unicode"),
+            pytest.param('quote".txt', "quote_.txt", id="quote"),
+            pytest.param("tab%09name.txt", "tab_name.txt", id="control-character"),
+        ],
+    )
+    def test_any_name_downloads_with_rfc6266_header(
+        self, client: TestClient, name: str, fallback: str
+    ) -> None:
+        assert client.put(f"{PROXY}/names/{name}", content=b"x").status_code == 200
+        response = client.get(f"{PROXY}/names/{name}")
+        assert response.status_code == 200
+        assert response.content == b"x"
+        header = response.headers["content-disposition"]
+        assert header.startswith(f"attachment; filename=\"{fallback}\"; filename*=UTF-8''")

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
@@ -70,6 +71,14 @@ async def proxy_list(
     )
 
 
+def _attachment(name: str) -> str:
+    """``Content-Disposition`` for a download: an ASCII ``filename`` (anything else,
+    quotes and control characters become ``_``) and the exact name as RFC 6266's
+    ``filename*``, so any file name makes a valid latin-1 header."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
     try:
         while chunk := stream.read(_CHUNK):
@@ -89,9 +98,8 @@ async def proxy_download(artifact_path: str, state: StateDep) -> Response:
     stream = await state.run(state.proxy.repository.open, rel)
     name = posixpath.basename(rel)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    quoted = name.replace('"', "")
     headers = {
-        "Content-Disposition": f'attachment; filename="{quoted}"',
+        "Content-Disposition": _attachment(name),
         "X-Content-Type-Options": "nosniff",
     }
     return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
