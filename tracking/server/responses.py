@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 __all__ = ["EMPTY_BODY", "MlflowJSONResponse", "dumps", "empty_response"]
 
@@ -27,8 +27,11 @@ def dumps(content: Any) -> bytes:
     return _encoder.encode(content).encode("utf-8")
 
 
-class MlflowJSONResponse(Response):
+class MlflowJSONResponse(JSONResponse):
     """A JSON response that keeps NaN and infinities (``allow_nan``).
+
+    A :class:`~starlette.responses.JSONResponse` subclass, so FastAPI documents
+    each route's ``response_model`` in the OpenAPI schema.
 
     Example::
 

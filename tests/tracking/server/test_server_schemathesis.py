@@ -1,8 +1,9 @@
 """Property-based fuzzing of the OpenAPI schema with schemathesis: no input gives a 500.
 
 Each operation of the schema gets up to :data:`MAX_EXAMPLES` generated
-requests against the app in-process; every answer must be below 500, JSON
-errors must have MLflow's shape. The number of cases run is reported at the
+requests against the app in-process; every answer must be below 500, have a
+status code, content type and body shape the schema documents, and errors
+must have MLflow's shape. The number of cases run is reported at the
 end of the module (``-s`` or the terminal summary shows it).
 """
 
@@ -17,6 +18,12 @@ import pytest
 import schemathesis
 from _server_support import SUMMARY
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tracking.server import ServerSettings, create_app
 
@@ -64,3 +71,13 @@ def test_no_server_errors(case: schemathesis.Case) -> None:
     if response.status_code >= 400:
         body = response.json()
         assert set(body) == {"error_code", "message", "error_class"}, body
+    # Every answer is one the schema documents, with the documented shape.
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+    )
