@@ -225,6 +225,10 @@ def _servers(
     )
     console.print()
     console.print(server_bench.render(rows, title))
+    console.print(
+        "[dim]client CPU: the client process's CPU time over wall time while timed; near 100% "
+        "the client, not the server, sets the pace.[/dim]"
+    )
     for note in notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     errors, missed = server_bench.failures(rows)

@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(0.001)
 
     errors, sent, first_error = 0, 0, None
+    cpu = time.process_time()
     start = time.time()
     for batch in batches:
         try:
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sent += len(batch)
     end = time.time()
+    cpu = time.process_time() - cpu
     side.end_run(run_id)
     args.out.write_text(
         json.dumps(
@@ -80,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "errors": errors,
                 "points_sent": sent,
                 "first_error": first_error,
+                "cpu_s": cpu,
                 "version": side.version,
             }
         )

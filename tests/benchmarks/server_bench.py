@@ -320,6 +320,9 @@ def run_concurrent(
         "errors": sum(r["errors"] for r in results),
         "first_error": next((r["first_error"] for r in results if r["first_error"]), None),
         "run_ids": [r["run_id"] for r in results],
+        # Each client's CPU over its own logging time, averaged over the clients.
+        "client_cpu_share": sum(r["cpu_s"] / max(r["end"] - r["start"], 1e-9) for r in results)
+        / len(results),
         "version": results[0]["version"],
     }
 
@@ -454,10 +457,14 @@ def verdict(
 
 def _cell(result: dict[str, Any] | None) -> str:
     text = format_result(result)
-    if result and "errors" in result and "error" not in result:
+    if not result or "error" in result:
+        return text
+    if "errors" in result:
         lost = result.get("lost", "?")
         colour = "green" if result["errors"] == 0 and lost == 0 else "red"
         text += f"\n[{colour}]{result['errors']} errors, {lost} lost[/{colour}]"
+    if result.get("client_cpu_share") is not None:
+        text += f"\n[dim]client CPU {result['client_cpu_share']:.0%}[/dim]"
     return text
 
 

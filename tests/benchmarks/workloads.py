@@ -132,6 +132,27 @@ class Result:
     samples: list[float]
     check: dict[str, Any] = field(default_factory=dict)
     setup_s: float = 0.0
+    #: CPU time of this (client) process over wall time, during the timed part. Against
+    #: a server, near 1.0 means the client, not the server, sets the pace.
+    client_cpu_share: float | None = None
+
+
+#: Wall and CPU seconds of this process inside timed sections (one workload per process).
+_timed = {"wall": 0.0, "cpu": 0.0}
+
+
+class _Timer:
+    """Times one section: ``elapsed`` wall seconds; adds wall and CPU time to ``_timed``."""
+
+    def __enter__(self) -> _Timer:
+        self._cpu = time.process_time()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.elapsed = time.perf_counter() - self._start
+        _timed["wall"] += self.elapsed
+        _timed["cpu"] += time.process_time() - self._cpu
 
 
 def _result(
@@ -147,6 +168,7 @@ def _result(
         value=statistics.median(samples),
         samples=samples,
         check=check or {},
+        client_cpu_share=_timed["cpu"] / _timed["wall"] if _timed["wall"] else None,
     )
 
 
@@ -164,11 +186,10 @@ def _rates(make_pass: Callable[[], Callable[[], int]], passes: int, budget_s: fl
     spent = 0.0
     while len(rates) < passes and (not rates or spent < budget_s):
         run_pass = make_pass()
-        start = time.perf_counter()
-        done = run_pass()
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        rates.append(done / elapsed)
+        with _Timer() as timer:
+            done = run_pass()
+        spent += timer.elapsed
+        rates.append(done / timer.elapsed)
     return rates
 
 
@@ -185,11 +206,10 @@ def _latencies_ms(call: Callable[[], object], reps: int, budget_s: float) -> lis
         return [spent * 1000]
     samples: list[float] = []
     while len(samples) < reps and (not samples or spent < budget_s):
-        start = time.perf_counter()
-        call()
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        samples.append(elapsed * 1000)
+        with _Timer() as timer:
+            call()
+        spent += timer.elapsed
+        samples.append(timer.elapsed * 1000)
     return samples
 
 
