@@ -79,7 +79,11 @@ class SearchSyntaxError(InvalidParameterError):
     """
 
     def __init__(
-        self, message: str, *, text: str = "", position: int | None = None,
+        self,
+        message: str,
+        *,
+        text: str = "",
+        position: int | None = None,
         expected: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)

@@ -12,8 +12,13 @@ import functools
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_ARTIFACT_ROOT", "DEFAULT_TRACKING_URI", "TrackingSettings", "get_settings",
-           "reset_settings"]
+__all__ = [
+    "DEFAULT_ARTIFACT_ROOT",
+    "DEFAULT_TRACKING_URI",
+    "TrackingSettings",
+    "get_settings",
+    "reset_settings",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///trackflow.db"
 DEFAULT_ARTIFACT_ROOT = "./trackflow-artifacts"

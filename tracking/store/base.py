@@ -36,7 +36,9 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def create_experiment(
-        self, name: str, artifact_location: str | None = None,
+        self,
+        name: str,
+        artifact_location: str | None = None,
         tags: Sequence[tuple[str, str]] = (),
     ) -> str:
         """Create an experiment and return its id; AlreadyExistsError if the name is taken."""
@@ -51,8 +53,11 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def search_experiments(
-        self, view_type: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-        filter_string: str = "", order_by: Sequence[str] | None = None,
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
         """Experiments matching the filter (``name``, ``tags.``, ``creation_time`` ...)."""
@@ -77,8 +82,14 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def create_run(
-        self, experiment_id: str, user_id: str, start_time: int, tags: Sequence[RunTag],
-        run_name: str | None, parent_run_id: str | None = None, run_id: str | None = None,
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: Sequence[RunTag],
+        run_name: str | None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
         status: RunStatus = RunStatus.RUNNING,
     ) -> Run:
         """Create a run; with a ``run_id`` that exists in that experiment, return that run."""
@@ -89,7 +100,10 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def update_run_info(
-        self, run_id: str, status: RunStatus | None, end_time: int | None,
+        self,
+        run_id: str,
+        status: RunStatus | None,
+        end_time: int | None,
         run_name: str | None,
     ) -> RunInfo:
         """Change a run's status, end time or name and return its updated info."""
@@ -104,7 +118,10 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def log_batch(
-        self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
         """Write metrics, params and tags in one transaction: all or nothing."""
@@ -127,7 +144,10 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def get_metric_history(
-        self, run_id: str, key: str, max_results: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        max_results: int | None = None,
         page_token: str | None = None,
     ) -> PagedList[Metric]:
         """Every point of a metric, ordered by step then timestamp."""
@@ -144,9 +164,13 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def search_runs(
-        self, experiment_ids: Sequence[str], filter_string: str = "",
-        run_view_type: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-        order_by: Sequence[str] | None = None, page_token: str | None = None,
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
     ) -> PagedList[Run]:
         """Runs of the experiments that match the filter, in the requested order."""
 
