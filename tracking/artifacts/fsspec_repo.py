@@ -18,7 +18,13 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from tracking.artifacts.base import ArtifactRepository
-from tracking.artifacts.paths import join_uri, normalize_artifact_path, resolve_artifact_root
+from tracking.artifacts.paths import (
+    join_relative,
+    join_uri,
+    normalize_artifact_path,
+    plan_directory_upload,
+    resolve_artifact_root,
+)
 from tracking.artifacts.progress import (
     PROGRESS_MIN_BYTES,
     PROGRESS_MIN_FILES,
@@ -35,10 +41,6 @@ __all__ = ["FsspecArtifactRepository"]
 
 _CHUNK_SIZE = 1024 * 1024
 _GLOB_CHARACTERS = frozenset("*?[")
-
-
-def _join(directory: str, name: str) -> str:
-    return f"{directory}/{name}" if directory else name
 
 
 class FsspecArtifactRepository(ArtifactRepository):
@@ -224,7 +226,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         name = normalize_artifact_path(
             os.path.basename(source), field="local_path file name", allow_root=False
         )
-        rel = _join(directory, name)
+        rel = join_relative(directory, name)
         with self._bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
             return self._upload(source, rel, bar)
 
@@ -237,26 +239,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         directories are not kept (object stores have none) and special files
         (sockets, FIFOs, broken links) are skipped.
         """
-        source = os.fspath(local_dir)
-        if not os.path.isdir(source):
-            what = "is a file (use log_artifact)" if os.path.exists(source) else "does not exist"
-            raise InvalidParameterError(
-                f"Invalid local_dir {source!r}: it {what}; expected an existing directory"
-            )
-        directory = normalize_artifact_path(artifact_path, field="artifact_path")
-        plan: list[tuple[str, str, int]] = []
-        for dirpath, dirnames, filenames in os.walk(source):
-            dirnames.sort()
-            for filename in filenames:
-                local = os.path.join(dirpath, filename)
-                if not os.path.isfile(local):
-                    continue
-                relative = os.path.relpath(local, source).split(os.sep)
-                rel = normalize_artifact_path(
-                    "/".join(relative), field="file name in local_dir", allow_root=False
-                )
-                plan.append((local, _join(directory, rel), os.path.getsize(local)))
-        plan.sort(key=lambda item: item[1])
+        directory, plan = plan_directory_upload(local_dir, artifact_path)
         total = sum(size for _, _, size in plan)
         with self._bar("Uploading", directory, len(plan), total) as bar:
             return [self._upload(local, rel, bar) for local, rel, _ in plan]
@@ -296,7 +279,7 @@ class FsspecArtifactRepository(ArtifactRepository):
             name = str(entry["name"]).rstrip("/")
             if not name or name == base:
                 continue
-            child = _join(rel, posixpath.basename(name))
+            child = join_relative(rel, posixpath.basename(name))
             if entry["type"] == "directory":
                 listing.append(FileInfo(child, True, None))
             else:
@@ -336,7 +319,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         total = sum(size for _, _, _, size in plan)
         with self._bar("Downloading", rel, len(plan), total) as bar:
             for remote, local, child, _ in plan:
-                self._download(remote, local, _join(rel, child), bar)
+                self._download(remote, local, join_relative(rel, child), bar)
         return target
 
     def _download_plan(

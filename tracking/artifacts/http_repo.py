@@ -35,7 +35,13 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from tracking.artifacts.base import ArtifactRepository
-from tracking.artifacts.paths import join_uri, normalize_artifact_path, uri_scheme
+from tracking.artifacts.paths import (
+    join_relative,
+    join_uri,
+    normalize_artifact_path,
+    plan_directory_upload,
+    uri_scheme,
+)
 from tracking.artifacts.progress import (
     PROGRESS_MIN_BYTES,
     PROGRESS_MIN_FILES,
@@ -63,10 +69,6 @@ SCHEME = "mlflow-artifacts"
 ARTIFACTS_API = "api/2.0/mlflow-artifacts/artifacts"
 
 _CHUNK_SIZE = 1024 * 1024
-
-
-def _join(directory: str, name: str) -> str:
-    return f"{directory}/{name}" if directory else name
 
 
 def _server_path(artifact_uri: str) -> tuple[str | None, str]:
@@ -158,7 +160,7 @@ class HttpArtifactRepository(ArtifactRepository):
 
     def _server(self, rel: str) -> str:
         """The path of ``rel`` under the server's artifact proxy."""
-        return _join(self._root, rel) if rel else self._root
+        return join_relative(self._root, rel) if rel else self._root
 
     def _url(self, rel: str) -> str:
         return f"{self._api}/{quote(self._server(rel), safe='/')}"
@@ -211,7 +213,7 @@ class HttpArtifactRepository(ArtifactRepository):
             for entry in answer.get("files") or ():
                 name = posixpath.basename(str(entry["path"]).rstrip("/"))
                 child = normalize_artifact_path(
-                    _join(rel, name), field="stored name", allow_root=False
+                    join_relative(rel, name), field="stored name", allow_root=False
                 )
                 if entry.get("is_dir"):
                     listing.append(FileInfo(child, True, None))
@@ -307,7 +309,7 @@ class HttpArtifactRepository(ArtifactRepository):
         name = normalize_artifact_path(
             os.path.basename(source), field="local_path file name", allow_root=False
         )
-        rel = _join(directory, name)
+        rel = join_relative(directory, name)
         with self._bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
             return self._upload(source, rel, bar)
 
@@ -319,26 +321,7 @@ class HttpArtifactRepository(ArtifactRepository):
         Every name is checked before the first byte is sent; empty
         directories and special files are skipped.
         """
-        source = os.fspath(local_dir)
-        if not os.path.isdir(source):
-            what = "is a file (use log_artifact)" if os.path.exists(source) else "does not exist"
-            raise InvalidParameterError(
-                f"Invalid local_dir {source!r}: it {what}; expected an existing directory"
-            )
-        directory = normalize_artifact_path(artifact_path, field="artifact_path")
-        plan: list[tuple[str, str, int]] = []
-        for dirpath, dirnames, filenames in os.walk(source):
-            dirnames.sort()
-            for filename in filenames:
-                local = os.path.join(dirpath, filename)
-                if not os.path.isfile(local):
-                    continue
-                relative = os.path.relpath(local, source).split(os.sep)
-                rel = normalize_artifact_path(
-                    "/".join(relative), field="file name in local_dir", allow_root=False
-                )
-                plan.append((local, _join(directory, rel), os.path.getsize(local)))
-        plan.sort(key=lambda item: item[1])
+        directory, plan = plan_directory_upload(local_dir, artifact_path)
         total = sum(size for _, _, size in plan)
         with self._bar("Uploading", directory, len(plan), total) as bar:
             return [self._upload(local, rel, bar) for local, rel, _ in plan]

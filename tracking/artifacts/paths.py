@@ -24,8 +24,10 @@ import re
 from tracking.errors import InvalidParameterError
 
 __all__ = [
+    "join_relative",
     "join_uri",
     "normalize_artifact_path",
+    "plan_directory_upload",
     "resolve_artifact_root",
     "uri_scheme",
 ]
@@ -137,3 +139,40 @@ def resolve_artifact_root(root: str) -> str:
     if uri_scheme(root) is not None:
         return root
     return os.path.abspath(os.path.expanduser(root))
+
+
+def join_relative(directory: str, name: str) -> str:
+    """``directory/name`` for relative artifact paths ("" is the root)."""
+    return f"{directory}/{name}" if directory else name
+
+
+def plan_directory_upload(
+    local_dir: str | os.PathLike[str], artifact_path: str | None
+) -> tuple[str, list[tuple[str, str, int]]]:
+    """What ``log_artifacts`` uploads: ``(directory, [(local file, artifact path, size)])``.
+
+    Every name is checked before anything is written; the plan is sorted by
+    artifact path. Empty directories are not kept (object stores have none)
+    and special files (sockets, FIFOs, broken links) are skipped.
+    """
+    source = os.fspath(local_dir)
+    if not os.path.isdir(source):
+        what = "is a file (use log_artifact)" if os.path.exists(source) else "does not exist"
+        raise InvalidParameterError(
+            f"Invalid local_dir {source!r}: it {what}; expected an existing directory"
+        )
+    directory = normalize_artifact_path(artifact_path, field="artifact_path")
+    plan: list[tuple[str, str, int]] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames.sort()
+        for filename in filenames:
+            local = os.path.join(dirpath, filename)
+            if not os.path.isfile(local):
+                continue
+            relative = os.path.relpath(local, source).split(os.sep)
+            rel = normalize_artifact_path(
+                "/".join(relative), field="file name in local_dir", allow_root=False
+            )
+            plan.append((local, join_relative(directory, rel), os.path.getsize(local)))
+    plan.sort(key=lambda item: item[1])
+    return directory, plan
