@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,19 +99,48 @@ def _answers_http(url: str) -> bool:
 
 def start_server(
     name: str,
-    cmd: Sequence[str],
-    port: int,
+    command: Callable[[int], Sequence[str]],
     *,
     workdir: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = 90.0,
+    attempts: int = 3,
 ) -> ServerProcess:
-    """Start ``cmd`` (which must listen on ``port``) and wait until it answers HTTP."""
+    """Start ``command(port)`` on a free port and wait until it answers HTTP.
+
+    A free port can be taken by someone else before the server binds it: when
+    the server exits saying so, it is started again on another port.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_once(
+                name, command, free_port(), workdir=workdir, env=env, timeout=timeout
+            )
+        except _PortTakenError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTakenError(ServerError):
+    """The server could not bind its port."""
+
+
+def _start_once(
+    name: str,
+    command: Callable[[int], Sequence[str]],
+    port: int,
+    *,
+    workdir: Path,
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> ServerProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}-{port}.log"
+    cmd = list(command(port))
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            list(cmd),
+            cmd,
             cwd=workdir,
             env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL,
@@ -123,9 +152,11 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive():
-            raise ServerError(
+            tail = server.log_tail()
+            error = _PortTakenError if "address already in use" in tail.lower() else ServerError
+            raise error(
                 f"{name} exited with {process.returncode} before answering on {server.url}; "
-                f"command: {' '.join(cmd)}\n{server.log_tail()}"
+                f"command: {' '.join(cmd)}\n{tail}"
             )
         if _answers_http(server.url):
             return server
@@ -167,23 +198,25 @@ def trackflow_server(
     timeout: float = 60.0,
 ) -> Iterator[ServerProcess]:
     """``trackflow server`` on a free loopback port, stopped on exit."""
-    port = free_port()
-    cmd = [
-        *trackflow_command(),
-        "server",
-        "--backend-store-uri",
-        backend_store_uri,
-        "--artifacts-destination",
-        str(artifacts_destination),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *(["--auth-token", auth_token] if auth_token else []),
-        *extra_args,
-    ]
+
+    def command(port: int) -> list[str]:
+        return [
+            *trackflow_command(),
+            "server",
+            "--backend-store-uri",
+            backend_store_uri,
+            "--artifacts-destination",
+            str(artifacts_destination),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *(["--auth-token", auth_token] if auth_token else []),
+            *extra_args,
+        ]
+
     server = start_server(
-        "trackflow-server", cmd, port, workdir=workdir, env=_server_env(env), timeout=timeout
+        "trackflow-server", command, workdir=workdir, env=_server_env(env), timeout=timeout
     )
     try:
         yield server
@@ -200,27 +233,31 @@ def mlflow_server(
     workdir: Path,
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
-    timeout: float = 120.0,
+    timeout: float = 300.0,
 ) -> Iterator[ServerProcess]:
     """``mlflow server`` from MLflow's environment (its default workers), stopped on exit.
 
+    Its four workers each import MLflow: on two busy cores that took 90 s here.
+
     ``env`` should come from :func:`mlflow_env.mlflow_subprocess_env`.
     """
-    port = free_port()
-    cmd = [
-        str(python.with_name("mlflow")),
-        "server",
-        "--backend-store-uri",
-        backend_store_uri,
-        "--artifacts-destination",
-        str(artifacts_destination),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *extra_args,
-    ]
-    server = start_server("mlflow-server", cmd, port, workdir=workdir, env=env, timeout=timeout)
+
+    def command(port: int) -> list[str]:
+        return [
+            str(python.with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            backend_store_uri,
+            "--artifacts-destination",
+            str(artifacts_destination),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra_args,
+        ]
+
+    server = start_server("mlflow-server", command, workdir=workdir, env=env, timeout=timeout)
     try:
         yield server
     finally:
