@@ -143,7 +143,10 @@ async def delete_tag(body: DeleteTag, state: StateDep) -> Response:
 @router.post("/log-batch", response_model=dict[str, str])
 async def log_batch(body: LogBatch, state: StateDep) -> Response:
     """Up to 1000 metrics, 100 params and 100 tags in one transaction: all or nothing."""
-    metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in body.metrics]
+    metrics = [
+        m if isinstance(m, Metric) else Metric(m.key, m.value, m.timestamp, m.step)
+        for m in body.metrics
+    ]
     params_ = [Param(p.key, p.value) for p in body.params]
     tags = [RunTag(t.key, t.value) for t in body.tags]
     await state.write(state.client.log_batch, body.resolved_run_id(), metrics, params_, tags)
