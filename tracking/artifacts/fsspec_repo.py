@@ -23,6 +23,7 @@ from tracking.artifacts.paths import (
     join_uri,
     normalize_artifact_path,
     plan_directory_upload,
+    plan_file_upload,
     resolve_artifact_root,
 )
 from tracking.artifacts.progress import (
@@ -215,18 +216,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         :class:`~tracking.errors.InvalidParameterError` naming it.
         """
         source = os.fspath(local_path)
-        if not os.path.isfile(source):
-            what = (
-                "is a directory (use log_artifacts)" if os.path.isdir(source) else "does not exist"
-            )
-            raise InvalidParameterError(
-                f"Invalid local_path {source!r}: it {what}; expected an existing file"
-            )
-        directory = normalize_artifact_path(artifact_path, field="artifact_path")
-        name = normalize_artifact_path(
-            os.path.basename(source), field="local_path file name", allow_root=False
-        )
-        rel = join_relative(directory, name)
+        rel = plan_file_upload(source, artifact_path)
         with self._bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
             return self._upload(source, rel, bar)
 

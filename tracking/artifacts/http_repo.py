@@ -40,6 +40,7 @@ from tracking.artifacts.paths import (
     join_uri,
     normalize_artifact_path,
     plan_directory_upload,
+    plan_file_upload,
     uri_scheme,
 )
 from tracking.artifacts.progress import (
@@ -298,18 +299,7 @@ class HttpArtifactRepository(ArtifactRepository):
     ) -> ArtifactRef:
         """Upload a local file to ``<artifact_path>/<file name>``, replacing any file there."""
         source = os.fspath(local_path)
-        if not os.path.isfile(source):
-            what = (
-                "is a directory (use log_artifacts)" if os.path.isdir(source) else "does not exist"
-            )
-            raise InvalidParameterError(
-                f"Invalid local_path {source!r}: it {what}; expected an existing file"
-            )
-        directory = normalize_artifact_path(artifact_path, field="artifact_path")
-        name = normalize_artifact_path(
-            os.path.basename(source), field="local_path file name", allow_root=False
-        )
-        rel = join_relative(directory, name)
+        rel = plan_file_upload(source, artifact_path)
         with self._bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
             return self._upload(source, rel, bar)
 

@@ -28,6 +28,7 @@ __all__ = [
     "join_uri",
     "normalize_artifact_path",
     "plan_directory_upload",
+    "plan_file_upload",
     "resolve_artifact_root",
     "uri_scheme",
 ]
@@ -144,6 +145,24 @@ def resolve_artifact_root(root: str) -> str:
 def join_relative(directory: str, name: str) -> str:
     """``directory/name`` for relative artifact paths ("" is the root)."""
     return f"{directory}/{name}" if directory else name
+
+
+def plan_file_upload(local_path: str | os.PathLike[str], artifact_path: str | None) -> str:
+    """Where ``log_artifact`` puts a file: ``<artifact_path>/<file name>``, checked.
+
+    A missing source, or a directory, raises InvalidParameterError naming it.
+    """
+    source = os.fspath(local_path)
+    if not os.path.isfile(source):
+        what = "is a directory (use log_artifacts)" if os.path.isdir(source) else "does not exist"
+        raise InvalidParameterError(
+            f"Invalid local_path {source!r}: it {what}; expected an existing file"
+        )
+    directory = normalize_artifact_path(artifact_path, field="artifact_path")
+    name = normalize_artifact_path(
+        os.path.basename(source), field="local_path file name", allow_root=False
+    )
+    return join_relative(directory, name)
 
 
 def plan_directory_upload(
