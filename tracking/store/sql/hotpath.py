@@ -171,15 +171,24 @@ class _Statement:
         else:
             cursor.executemany(self.sql, [self._args(r) for r in rows])
 
+    def executemany_points(self, cursor: Any, points: Sequence[tuple[Any, ...]]) -> None:
+        """Run once per metric point, each a tuple in :data:`_POINT` order."""
+        if self.positional and self.names == _POINT:
+            # The statement takes its binds in point order: the tuples go as they are.
+            cursor.executemany(self.sql, points)
+        else:
+            self.executemany(cursor, [dict(zip(_POINT, p, strict=True)) for p in points])
+
 
 def _rollup_row(
-    run_id: str, key: str, block: int, low: Mapping[str, Any], high: Mapping[str, Any]
+    run_id: str, key: str, block: int, low: tuple[Any, ...], high: tuple[Any, ...]
 ) -> dict[str, Any]:
-    """A ``metric_rollups`` row from the lowest and highest point of a block."""
+    """A ``metric_rollups`` row from the lowest and highest point (tuples) of a block."""
     row: dict[str, Any] = {"run_uuid": run_id, "key": key, "block": block}
     for column in _EXTREMES:
-        row[f"min_{column}"] = low[column]
-        row[f"max_{column}"] = high[column]
+        index = _POINT.index(column)
+        row[f"min_{column}"] = low[index]
+        row[f"max_{column}"] = high[index]
     return row
 
 
@@ -485,41 +494,31 @@ class HotPath:
 
     def write_metrics(self, cursor: Any, run_id: str, metrics: Sequence[Metric]) -> None:
         """Append points, move each key's latest value forward, widen the rollups."""
+        # Points are tuples in _POINT order: (run_uuid, key, step, timestamp, value, special).
         rows = []
-        latest: dict[str, dict[str, Any]] = {}
-        blocks: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        latest: dict[str, tuple[Any, ...]] = {}
+        blocks: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
         for key, value, timestamp, step in metrics:
             if value - value == 0.0:  # finite: the common case, cheapest test
                 stored, special = value, SPECIAL_FINITE
             else:
                 stored, special = encode_value(value)
-            row = {
-                "run_uuid": run_id,
-                "key": key,
-                "step": step,
-                "timestamp": timestamp,
-                "value": stored,
-                "special": special,
-            }
+            row = (run_id, key, step, timestamp, stored, special)
             rows.append(row)
             best = latest.get(key)
-            if best is None or (step, timestamp, stored) > (
-                best["step"],
-                best["timestamp"],
-                best["value"],
-            ):
+            if best is None or (step, timestamp, stored) > best[2:5]:
                 latest[key] = row
             extremes = blocks.get((key, step // ROLLUP_BLOCK))
             if extremes is None:
                 blocks[key, step // ROLLUP_BLOCK] = [row, row]
-            elif stored < extremes[0]["value"]:
+            elif stored < extremes[0][4]:
                 extremes[0] = row
-            elif stored > extremes[1]["value"]:
+            elif stored > extremes[1][4]:
                 extremes[1] = row
-        self._insert_metrics.executemany(cursor, rows)
+        self._insert_metrics.executemany_points(cursor, rows)
         candidates = list(latest.values())
         for statement in self._upsert_latest:
-            statement.executemany(cursor, candidates)
+            statement.executemany_points(cursor, candidates)
         rollups = [
             _rollup_row(run_id, key, block, low, high)
             for (key, block), (low, high) in blocks.items()
