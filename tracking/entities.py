@@ -193,11 +193,17 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class RunData:
-    """A run's params, latest metric values and tags, as read-only mappings."""
+    """A run's params, latest metric values and tags, as read-only mappings.
+
+    ``latest`` holds the latest point of each metric (its value with its step
+    and timestamp, like MLflow's ``RunData._metric_objs``) where the store
+    read them with the run; ``metrics`` holds just the values.
+    """
 
     params: Mapping[str, str] = field(default_factory=_empty)
     metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     tags: Mapping[str, str] = field(default_factory=_empty)
+    latest: Mapping[str, Metric] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

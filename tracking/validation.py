@@ -24,6 +24,7 @@ __all__ = [
     "MAX_RUN_NAME_LENGTH",
     "MAX_SEARCH_RESULTS",
     "MAX_TAG_VALUE_LENGTH",
+    "plain_metrics",
     "validate_batch",
     "validate_experiment_name",
     "validate_key",
@@ -166,10 +167,51 @@ def validate_batch(
                 f"({seen[key]!r} and {value!r})"
             )
     return (
-        [validate_metric(_as(m, Metric, "metric")) for m in metrics],
+        _validate_metrics(metrics),
         checked_params,
         [validate_tag(_as(t, RunTag, "tag")) for t in tags],
     )
+
+
+_FLOAT_ONLY = frozenset((float,))
+_INT_ONLY = frozenset((int,))
+
+
+def plain_metrics(metrics: Sequence[object]) -> bool:
+    """Whether every item is a :class:`Metric` with a ``str`` key, a ``float`` value
+    and ``int`` step and timestamp within 64 bits (exact types: no bool, no str).
+
+    Checked column-wise with C-level builtins, a fifth of the cost of
+    :func:`validate_metric` per point, which matters at 1000 points a call.
+    Keys are not checked here.
+    """
+    if not metrics or frozenset(map(type, metrics)) != _METRIC_ONLY:
+        return False
+    keys, values, timestamps, steps = zip(*metrics, strict=True)
+    return (
+        frozenset(map(type, keys)) == _STR_ONLY
+        and frozenset(map(type, values)) == _FLOAT_ONLY
+        and frozenset(map(type, timestamps)) == _INT_ONLY
+        and frozenset(map(type, steps)) == _INT_ONLY
+        and min(timestamps) >= _INT64_MIN
+        and max(timestamps) <= _INT64_MAX
+        and min(steps) >= _INT64_MIN
+        and max(steps) <= _INT64_MAX
+    )
+
+
+_METRIC_ONLY = frozenset((Metric,))
+_STR_ONLY = frozenset((str,))
+_FLOAT_ONLY = frozenset((float,))
+_INT_ONLY = frozenset((int,))
+
+
+def _validate_metrics(metrics: Sequence[object]) -> list[Metric]:
+    if plain_metrics(metrics):
+        for key in dict.fromkeys(m[0] for m in metrics):  # type: ignore[index]
+            validate_key(key, "metric")
+        return list(metrics)  # type: ignore[arg-type]
+    return [validate_metric(_as(m, Metric, "metric")) for m in metrics]
 
 
 def _as(item: object, cls: type[_NT], kind: str) -> _NT:

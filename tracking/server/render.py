@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo
@@ -64,28 +64,24 @@ def _pairs(mapping: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in mapping.items()]
 
 
-def run_json(run: Run, latest: Sequence[Metric] | None = None) -> dict[str, Any]:
-    """A run with its data; ``latest`` gives the metrics' steps and timestamps.
+def run_json(run: Run) -> dict[str, Any]:
+    """A run with its data; each metric with the step and timestamp of its latest point.
 
-    A run's data holds only the latest *value* of each metric; the points
-    given in ``latest`` (the store's latest-metric rows) add their step and
-    timestamp. Without them step and timestamp are 0.
+    Those come from ``run.data.latest``; a metric the store gave no point for
+    (a run read without them) gets step and timestamp 0.
     """
-    points = {m.key: m for m in latest} if latest else {}
+    points = run.data.latest
     metrics = []
     for key, value in run.data.metrics.items():
         point = points.get(key)
-        if point is None:
-            metrics.append({"key": key, "value": double_json(value), "timestamp": 0, "step": 0})
-        else:
-            metrics.append(
-                {
-                    "key": key,
-                    "value": double_json(value),
-                    "timestamp": point.timestamp,
-                    "step": point.step,
-                }
-            )
+        metrics.append(
+            {
+                "key": key,
+                "value": value if value - value == 0.0 else double_json(value),
+                "timestamp": 0 if point is None else point.timestamp,
+                "step": 0 if point is None else point.step,
+            }
+        )
     return {
         "info": run_info_json(run.info),
         "data": {

@@ -71,8 +71,9 @@ class ServerSettings(BaseSettings):
     )
     inline_writes: bool | None = Field(
         None,
-        description="Run the small write calls (log-metric, log-batch ...) on the event loop "
-        "instead of a worker thread: faster for SQLite, whose writes are serialized anyway. "
+        description="Run the small calls (log-metric, log-batch, creating, reading and ending "
+        "a run ...) on the event loop instead of a worker thread: faster for SQLite, whose "
+        "writes are serialized anyway. "
         "None: inline for SQLite, threaded for server databases.",
     )
 

@@ -1,11 +1,11 @@
 """What every request handler needs: the store, a validating client, the artifact proxy.
 
 Handlers are ``async def`` and hand blocking store calls to
-:meth:`ServerState.run` (a worker thread) or, for the small hot writes,
-:meth:`ServerState.write` (on the event loop for SQLite, where a write takes
-tens of microseconds and the threadpool round trip would cost more than the
-write itself; in a worker thread for server databases, whose network round
-trips must not block the loop).
+:meth:`ServerState.run` (a worker thread) or, for the small hot calls (the log
+calls, creating, reading and ending a run), :meth:`ServerState.quick` (on the
+event loop for SQLite, where such a call takes tens to hundreds of microseconds
+and the threadpool round trip would cost more than the call itself; in a worker
+thread for server databases, whose network round trips must not block the loop).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class ServerState:
         """Run a blocking call in a worker thread."""
         return await run_in_threadpool(functools.partial(fn, *args, **kwargs))
 
-    async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a small write: inline on SQLite, else in a worker thread."""
+    async def quick(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a small call: inline on SQLite, else in a worker thread."""
         if self.inline_writes:
             return fn(*args, **kwargs)
         return await self.run(fn, *args, **kwargs)

@@ -101,15 +101,17 @@ def run_info_from_json(info: Mapping[str, Any], tags: Mapping[str, str] | None =
 
 
 def run_from_json(item: Mapping[str, Any]) -> Run:
-    """A :class:`~tracking.entities.Run` with its params, latest metrics and tags."""
+    """A :class:`~tracking.entities.Run` with its params, latest metrics (values and
+    points) and tags."""
     data = item.get("data") or {}
     tags = key_values(data.get("tags"))
-    metrics = {m["key"]: float(m["value"]) for m in data.get("metrics") or ()}
+    latest = {m["key"]: metric_from_json(m) for m in data.get("metrics") or ()}
     return Run(
         run_info_from_json(item["info"], tags),
         RunData(
             params=MappingProxyType(key_values(data.get("params"))),
-            metrics=MappingProxyType(metrics),
+            metrics=MappingProxyType({key: point.value for key, point in latest.items()}),
             tags=MappingProxyType(tags),
+            latest=MappingProxyType(latest),
         ),
     )

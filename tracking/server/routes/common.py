@@ -8,7 +8,6 @@ from typing import Any
 from tracking.entities import Run
 from tracking.server.errors import ErrorBody
 from tracking.server.render import run_json
-from tracking.server.state import ServerState
 
 __all__ = ["ERRORS", "render_runs"]
 
@@ -21,8 +20,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def render_runs(state: ServerState, runs: Sequence[Run]) -> list[dict[str, Any]]:
+def render_runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Runs as MLflow JSON, their metrics with the step and timestamp of the latest point."""
-    with_metrics = [run.info.run_id for run in runs if run.data.metrics]
-    latest = await state.run(state.store.latest_metric_points, with_metrics) if with_metrics else {}
-    return [run_json(run, latest.get(run.info.run_id)) for run in runs]
+    return [run_json(run) for run in runs]

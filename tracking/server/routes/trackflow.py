@@ -42,7 +42,7 @@ health_router = APIRouter(tags=["health"])
 @router.post("/runs/create", response_model=CreateRunResponse)
 async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
     """Create a run; with a ``run_id`` that exists in the experiment, return that run."""
-    run = await state.run(
+    run = await state.quick(
         state.client.create_run,
         params.experiment_id(body.experiment_id),
         run_name=body.run_name,
@@ -53,7 +53,7 @@ async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
         status=body.status,
         user_id=body.user_id,
     )
-    return await run_response(state, run)
+    return run_response(run)
 
 
 @router.get("/runs/children", response_model=ChildrenResponse)
@@ -61,7 +61,7 @@ async def get_children(state: StateDep, run_id: str, recursive: bool = False) ->
     """The direct children of a run, oldest first, or with ``recursive`` its whole subtree."""
     fetch = state.client.get_subtree if recursive else state.client.get_children
     runs = await state.run(fetch, run_id)
-    return MlflowJSONResponse({"runs": await render_runs(state, runs)})
+    return MlflowJSONResponse({"runs": render_runs(runs)})
 
 
 def _heartbeat(state: ServerState, run_ids: list[str], timestamp: int | None) -> None:
@@ -73,7 +73,7 @@ def _heartbeat(state: ServerState, run_ids: list[str], timestamp: int | None) ->
 @router.post("/runs/heartbeat", response_model=dict[str, str])
 async def heartbeat(body: HeartbeatRequest, state: StateDep) -> Response:
     """Record that these runs are alive (RUNNING ones get the new heartbeat time)."""
-    await state.write(_heartbeat, state, body.run_ids, body.timestamp)
+    await state.quick(_heartbeat, state, body.run_ids, body.timestamp)
     return empty_response()
 
 

@@ -46,7 +46,7 @@ from tracking.store.sql.models import (
 if TYPE_CHECKING:
     from tracking.store.sql.store import SqlTrackingStore
 
-__all__ = ["MAX_SAMPLED_POINTS", "latest_points", "sampled_history"]
+__all__ = ["MAX_SAMPLED_POINTS", "sampled_history"]
 
 #: The largest ``max_points`` a sampled read accepts.
 MAX_SAMPLED_POINTS = 100_000
@@ -207,30 +207,3 @@ def _from_rollups(
             high[bucket] = highest
     chosen = set(low.values()) | set(high.values())
     return sorted(chosen, key=lambda p: (p[3], p[2], p[0]))
-
-
-def latest_points(store: SqlTrackingStore, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
-    """The latest point (value, step, timestamp) of every metric of these runs."""
-    if not run_ids:
-        return {}
-
-    def work(conn: Connection) -> dict[str, list[Metric]]:
-        out: dict[str, list[Metric]] = {}
-        for i in range(0, len(run_ids), _IN_CHUNK):
-            chunk = list(run_ids[i : i + _IN_CHUNK])
-            for rid, key, value, special, timestamp, step in conn.execute(
-                select(
-                    _latest.c.run_uuid,
-                    _latest.c.key,
-                    _latest.c.value,
-                    _latest.c.special,
-                    _latest.c.timestamp,
-                    _latest.c.step,
-                ).where(_latest.c.run_uuid.in_(chunk))
-            ):
-                out.setdefault(rid, []).append(
-                    Metric(key, decode_value(value, special), timestamp, step)
-                )
-        return out
-
-    return store.read(work)

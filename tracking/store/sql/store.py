@@ -495,33 +495,47 @@ class SqlTrackingStore(TrackingStore):
         infos: dict[str, RunInfo] = {}
         params: dict[str, dict[str, str]] = {}
         metrics: dict[str, dict[str, float]] = {}
+        latest: dict[str, dict[str, Metric]] = {}
         tags: dict[str, dict[str, str]] = {}
         for chunk in _chunks(run_ids):
-            for row in conn.execute(select(*RUN_COLUMNS).where(_runs.c.run_uuid.in_(chunk))):
+            # fetchall: a search loads a thousand rows here, and row-by-row
+            # fetching through the Result costs more than the query.
+            for row in conn.execute(select(*RUN_COLUMNS).where(_runs.c.run_uuid.in_(chunk))).all():
                 infos[row[0]] = run_info(row)
-                params[row[0]], metrics[row[0]], tags[row[0]] = {}, {}, {}
+                params[row[0]], metrics[row[0]], latest[row[0]], tags[row[0]] = {}, {}, {}, {}
             if not infos:
                 continue
             for rid, key, value in conn.execute(
                 select(_params.c.run_uuid, _params.c.key, _params.c.value).where(
                     _params.c.run_uuid.in_(chunk)
                 )
-            ):
+            ).all():
                 params[rid][key] = value
             for rid, key, value in conn.execute(
                 select(_tags.c.run_uuid, _tags.c.key, _tags.c.value).where(
                     _tags.c.run_uuid.in_(chunk)
                 )
-            ):
+            ).all():
                 tags[rid][key] = value
-            for rid, key, value, special in conn.execute(
-                select(_latest.c.run_uuid, _latest.c.key, _latest.c.value, _latest.c.special).where(
-                    _latest.c.run_uuid.in_(chunk)
-                )
-            ):
-                metrics[rid][key] = decode_value(value, special)
+            for rid, key, value, special, timestamp, step in conn.execute(
+                select(
+                    _latest.c.run_uuid,
+                    _latest.c.key,
+                    _latest.c.value,
+                    _latest.c.special,
+                    _latest.c.timestamp,
+                    _latest.c.step,
+                ).where(_latest.c.run_uuid.in_(chunk))
+            ).all():
+                number = metrics[rid][key] = decode_value(value, special)
+                latest[rid][key] = Metric(key, number, timestamp, step)
         return [
-            Run(infos[rid], RunData(params=params[rid], metrics=metrics[rid], tags=tags[rid]))
+            Run(
+                infos[rid],
+                RunData(
+                    params=params[rid], metrics=metrics[rid], tags=tags[rid], latest=latest[rid]
+                ),
+            )
             for rid in run_ids
             if rid in infos
         ]
@@ -622,12 +636,6 @@ class SqlTrackingStore(TrackingStore):
         from tracking.store.sql import sampling
 
         return sampling.sampled_history(self, run_id, key, max_points)
-
-    def latest_metric_points(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
-        """The latest point of every metric of these runs, with its step and timestamp."""
-        from tracking.store.sql import sampling
-
-        return sampling.latest_points(self, run_ids)
 
     def search_runs(
         self,
