@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ClauseElement,
+    Connection,
     Engine,
     and_,
     bindparam,
@@ -34,8 +35,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 
 from tracking.entities import LifecycleStage, Metric, Param, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, InvalidStateError, RunNotFoundError
@@ -178,6 +180,33 @@ class _Statement:
             cursor.executemany(self.sql, points)
         else:
             self.executemany(cursor, [dict(zip(_POINT, p, strict=True)) for p in points])
+
+
+class _InList:
+    """A SELECT whose one parameter is an expanding ``IN`` list (``bindparam("ids",
+    expanding=True)``), compiled once; the SQL for each list length is made on
+    first use by writing that many driver placeholders in place of SQLAlchemy's
+    marker."""
+
+    __slots__ = ("head", "placeholder", "sqls", "tail")
+
+    _MARKER = "(__[POSTCOMPILE_ids])"
+
+    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+        head, tail = statement.compile(dialect=engine.dialect).string.split(self._MARKER)
+        self.head, self.tail = head, tail
+        # qmark (sqlite3) or format/pyformat (psycopg, PyMySQL), which take "%s" with a tuple.
+        self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.sqls: dict[int, str] = {}
+
+    def fetchall(self, cursor: Any, ids: Sequence[Any]) -> list[Any]:
+        sql = self.sqls.get(len(ids))
+        if sql is None:
+            sql = f"{self.head}({', '.join([self.placeholder] * len(ids))}){self.tail}"
+            if len(self.sqls) < 256:
+                self.sqls[len(ids)] = sql
+        cursor.execute(sql, tuple(ids))
+        return cast(list[Any], cursor.fetchall())
 
 
 def _rollup_row(
@@ -368,6 +397,30 @@ class HotPath:
             (),
         )
 
+        ids: BindParameter[str] = bindparam("ids", expanding=True)
+        self._load_runs = _InList(select(*RUN_COLUMNS).where(_runs.c.run_uuid.in_(ids)), engine)
+        self._load_params = _InList(
+            select(_params.c.run_uuid, _params.c.key, _params.c.value).where(
+                _params.c.run_uuid.in_(ids)
+            ),
+            engine,
+        )
+        self._load_tags = _InList(
+            select(_tags.c.run_uuid, _tags.c.key, _tags.c.value).where(_tags.c.run_uuid.in_(ids)),
+            engine,
+        )
+        self._load_latest = _InList(
+            select(
+                _latest.c.run_uuid,
+                _latest.c.key,
+                _latest.c.value,
+                _latest.c.special,
+                _latest.c.timestamp,
+                _latest.c.step,
+            ).where(_latest.c.run_uuid.in_(ids)),
+            engine,
+        )
+
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Any]:
         """A DBAPI cursor in a transaction; driver errors come out as SQLAlchemy's."""
@@ -399,16 +452,55 @@ class HotPath:
             )
             if invalidated:
                 raw.invalidate(exc)
-            raise DBAPIError.instance(
-                None,
-                None,
-                exc,
-                self._dbapi_error,
-                connection_invalidated=invalidated,
-                dialect=engine.dialect,
-            ) from exc
+            raise self._sqlalchemy_error(exc, invalidated) from exc
         finally:
             raw.close()
+
+    @contextmanager
+    def cursor_in(self, conn: Connection) -> Iterator[Any]:
+        """A DBAPI cursor in the transaction of ``conn`` (SQLAlchemy's); driver errors
+        come out as SQLAlchemy's."""
+        raw = conn.connection
+        cursor = raw.cursor()
+        try:
+            yield cursor
+        except self._dbapi_error as exc:
+            invalidated = self._engine.dialect.is_disconnect(
+                exc,  # type: ignore[arg-type]
+                raw.dbapi_connection,
+                cursor,
+            )
+            if invalidated:
+                conn.invalidate(exc)
+            raise self._sqlalchemy_error(exc, invalidated) from exc
+        finally:
+            cursor.close()
+
+    def _sqlalchemy_error(self, exc: Exception, invalidated: bool) -> StatementError:
+        return DBAPIError.instance(
+            None,
+            None,
+            exc,
+            self._dbapi_error,
+            connection_invalidated=invalidated,
+            dialect=self._engine.dialect,
+        )
+
+    def run_rows(
+        self, cursor: Any, run_ids: Sequence[str]
+    ) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+        """The rows of these runs: :data:`RUN_COLUMNS`, then ``(run_uuid, key, value)``
+        of params and of tags, then ``(run_uuid, key, value, special, timestamp, step)``
+        of latest metrics (a search page's worth in four queries)."""
+        runs = self._load_runs.fetchall(cursor, run_ids)
+        if not runs:
+            return runs, [], [], []
+        return (
+            runs,
+            self._load_params.fetchall(cursor, run_ids),
+            self._load_tags.fetchall(cursor, run_ids),
+            self._load_latest.fetchall(cursor, run_ids),
+        )
 
     def check_active(self, cursor: Any, run_id: str) -> None:
         """RunNotFoundError or InvalidStateError unless the run can take writes."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 
 from tracking.entities import Experiment, PagedList, Run, ViewType
 from tracking.errors import InvalidParameterError
 from tracking.search import (
+    Filter,
+    OrderBy,
     decode_page_token,
     encode_page_token,
     parse_experiment_filter,
@@ -39,6 +42,22 @@ def _experiment_ids(experiment_ids: Sequence[str]) -> list[int]:
     return ids
 
 
+@functools.lru_cache(maxsize=256)
+def _select_runs(
+    ids: tuple[int, ...],
+    tree: Filter | None,
+    stages: tuple[str, ...],
+    order: tuple[OrderBy, ...],
+    offset: int,
+    limit: int,
+    dialect: str,
+) -> Select[tuple[str]]:
+    """:func:`select_runs`, built once for a search asked again (a UI polling, a
+    dashboard): the statement is immutable, and building it costs as much as
+    running it on a few hundred runs."""
+    return select_runs(ids, tree, stages, order, offset, limit, dialect=dialect)
+
+
 def search_runs(
     store: SqlTrackingStore,
     experiment_ids: Sequence[str],
@@ -56,14 +75,14 @@ def search_runs(
     offset = decode_page_token(page_token, fingerprint)
     if not ids:
         return PagedList([], None)
-    query = select_runs(
-        ids,
+    query = _select_runs(
+        tuple(ids),
         tree,
-        [s.value for s in view.stages],
-        order,
+        tuple(s.value for s in view.stages),
+        tuple(order),
         offset,
         max_results + 1,
-        dialect=store.dialect,
+        store.dialect,
     )
 
     def work(conn: Connection) -> PagedList[Run]:
