@@ -8,6 +8,7 @@ endpoints under ``/api/2.0/trackflow/``, and ``/health`` at the root.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from tracking.server.responses import MlflowJSONResponse
 from tracking.server.routes import artifacts, experiments, models, runs, trackflow
 from tracking.server.settings import ServerSettings
 from tracking.server.state import ServerState
+from tracking.store.sql.engine import WalCheckpointer, write_lock_for
 from tracking.store.sql.store import SqlTrackingStore
 
 __all__ = ["API_PREFIXES", "create_app", "create_app_from_env", "open_store"]
@@ -53,13 +55,19 @@ def _mlflow_router() -> APIRouter:
 
 
 def create_app(
-    settings: ServerSettings | None = None, *, store: SqlTrackingStore | None = None
+    settings: ServerSettings | None = None,
+    *,
+    store: SqlTrackingStore | None = None,
+    checkpoint_wal: bool | None = None,
 ) -> FastAPI:
     """The tracking server's ASGI app.
 
     ``settings`` default to the ``TRACKFLOW_SERVER_*`` environment; ``store``
     (if given) is used instead of opening ``settings.backend_store_uri`` and
-    stays the caller's to close (a store the app opened closes with it). Example::
+    stays the caller's to close (a store the app opened closes with it).
+    ``checkpoint_wal`` (default: whether the app opened the store) has a SQLite
+    file's WAL checkpointed in the background while the app runs
+    (:class:`~tracking.store.sql.engine.WalCheckpointer`). Example::
 
         app = create_app(ServerSettings(backend_store_uri="sqlite:///runs.db",
                                         artifacts_destination="s3://bucket/artifacts"))
@@ -67,6 +75,8 @@ def create_app(
     """
     settings = settings or ServerSettings()
     owned = store is None
+    if checkpoint_wal is None:
+        checkpoint_wal = owned
     store = store or open_store(settings)
     inline = settings.inline_writes
     if inline is None:
@@ -81,9 +91,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            store.close()
+        # A server that owns its SQLite file checkpoints the WAL in the background
+        # rather than on the request whose commit fills it.
+        checkpointer = None
+        if checkpoint_wal and write_lock_for(store.engine) is not None:
+            checkpointer = WalCheckpointer(store.engine)
+            checkpointer.start()
+        # What exists now (modules, routes, schemas) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it all.
+        gc.freeze()
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+            if owned:
+                store.close()
 
     app = FastAPI(
         title="trackflow tracking server",

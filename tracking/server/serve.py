@@ -56,7 +56,8 @@ def serve(settings: ServerSettings, *, demo: bool = False) -> None:
             "proxy_headers": False,
         }
         if settings.workers == 1:
-            uvicorn.run(create_app(settings, store=store), **common)  # type: ignore[arg-type]
+            app = create_app(settings, store=store, checkpoint_wal=True)
+            uvicorn.run(app, **common)  # type: ignore[arg-type]
             return
         store.close()
         os.environ.update(settings.to_environ())

@@ -1,7 +1,7 @@
 """Engines tuned per dialect, and translation of driver errors.
 
 SQLite is the embedded default and must take many writing processes at once
-without "database is locked" reaching anyone. That takes three things:
+without "database is locked" reaching anyone. That takes four things:
 
 * WAL journal, so readers never block the writer and the writer never blocks
   readers;
@@ -18,6 +18,7 @@ without "database is locked" reaching anyone. That takes three things:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -44,6 +45,7 @@ from tracking.errors import InvalidParameterError, StoreError, StoreUnavailableE
 __all__ = [
     "WRITE",
     "SqliteWriteLock",
+    "WalCheckpointer",
     "create_tracking_engine",
     "normalize_db_url",
     "retrying",
@@ -148,6 +150,83 @@ class SqliteWriteLock:
 
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._thread_lock.release()
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite file's WAL from a background thread, so that no commit pays.
+
+    By default the commit that grows the WAL past 1000 pages copies them into
+    the database file and syncs it: milliseconds, once every few hundred writes,
+    on whichever request made that commit. A long-lived writer (the tracking
+    server) turns that off on its engine's connections (``wal_autocheckpoint=0``)
+    and calls :meth:`start`: a thread then runs a PASSIVE checkpoint, which never
+    waits for readers or writers, every ``interval`` seconds. Other processes on
+    the same file keep their own automatic checkpoints.
+
+    Example::
+
+        checkpointer = WalCheckpointer(engine)
+        checkpointer.start()
+        ...
+        checkpointer.stop()  # one last checkpoint
+    """
+
+    #: The WAL file is cut back to this size when a checkpoint lets it restart.
+    JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+    def __init__(self, engine: Engine, interval: float = 0.25) -> None:
+        database = engine.url.database
+        if engine.url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+            raise InvalidParameterError("WalCheckpointer needs an engine on a SQLite file")
+        self._engine = engine
+        self._path = os.path.abspath(database)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _no_autocheckpoint(self, dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.execute(f"PRAGMA journal_size_limit={self.JOURNAL_SIZE_LIMIT}")
+        cursor.close()
+
+    def start(self) -> None:
+        """Turn automatic checkpoints off on the engine and start the thread."""
+        if self._thread is not None:
+            return
+        event.listen(self._engine, "connect", self._no_autocheckpoint)
+        self._engine.dispose()  # pooled connections are reopened with the setting
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name="trackflow-wal-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread after one last checkpoint; automatic checkpoints come back."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        event.remove(self._engine, "connect", self._no_autocheckpoint)
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self._path, timeout=_SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            while True:
+                stopping = self._stop.wait(self._interval)
+                # Cheap when there is nothing to copy (it reads the WAL index); busy
+                # or locked, the next round copies what this one could not.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if stopping:
+                    return
+        finally:
+            conn.close()
 
 
 _WRITE_LOCKS: dict[str, SqliteWriteLock] = {}
