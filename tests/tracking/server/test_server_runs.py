@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _server_support import MLFLOW
 
+from tracking.entities import Metric
+from tracking.server.schemas.mlflow import plain_log_batch
+
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
@@ -249,6 +252,91 @@ class TestLogging:
         tags = {t["key"]: t["value"] for t in get_run(client, run_id)["data"]["tags"]}
         history = json.loads(tags["mlflow.log-model.history"])
         assert [m["artifact_path"] for m in history] == ["model-a", "model-b"]
+
+
+class TestLogBatchLanes:
+    """Plain metric points take the fast lane (:func:`plain_log_batch`); anything else
+    takes full model validation. Both must store the same points and refuse the same
+    bad input with a 400 that names the problem."""
+
+    @staticmethod
+    def history(client: TestClient, run_id: str, key: str = "m") -> list[dict[str, Any]]:
+        params = {"run_id": run_id, "metric_key": key}
+        metrics: list[dict[str, Any]] = client.get(
+            f"{MLFLOW}/metrics/get-history", params=params
+        ).json()["metrics"]
+        return metrics
+
+    def test_plain_points_are_taken_by_the_fast_lane(self) -> None:
+        body = {
+            "run_uuid": "r" * 32,
+            "metrics": [{"key": "m", "value": 0.5, "timestamp": 7, "step": 3, "extra": 1}],
+        }
+        assert plain_log_batch(json.dumps(body).encode()) == ("r" * 32, [Metric("m", 0.5, 7, 3)])
+
+    @pytest.mark.parametrize(
+        "metric",
+        [
+            {"key": "m", "value": 1, "timestamp": 7, "step": 3},  # an int value
+            {"key": "m", "value": "NaN", "timestamp": 7, "step": 3},  # protobuf's NaN
+            {"key": "m", "value": 0.5, "timestamp": "7", "step": "3"},  # int64 as strings
+            {"key": "m", "value": 0.5, "timestamp": 7},  # step left out
+            {"key": "m", "value": True, "timestamp": 7, "step": 3},  # a boolean
+            {"key": "m", "value": 0.5, "timestamp": 2**63, "step": 3},  # out of int64
+        ],
+    )
+    def test_unusual_points_take_the_full_lane(self, metric: dict[str, Any]) -> None:
+        body = json.dumps({"run_id": "r" * 32, "metrics": [metric]}).encode()
+        assert plain_log_batch(body) is None
+
+    def test_both_lanes_store_the_same_points(self, client: TestClient) -> None:
+        fast, full = (new_run(client)["info"]["run_id"] for _ in range(2))
+        points = [{"key": "m", "value": i / 4, "timestamp": 100 + i, "step": i} for i in range(50)]
+        post(client, "runs/log-batch", {"run_id": fast, "metrics": points})
+        # The same points as protobuf's JSON printer may write them: int64 as strings.
+        as_strings = [
+            {**p, "timestamp": str(p["timestamp"]), "step": str(p["step"])} for p in points
+        ]
+        post(client, "runs/log-batch", {"run_id": full, "metrics": as_strings})
+        assert self.history(client, fast) == self.history(client, full) == points
+
+    def test_special_values_through_the_full_lane(self, client: TestClient) -> None:
+        run_id = new_run(client)["info"]["run_id"]
+        values = ["NaN", "Infinity", "-Infinity", 1]
+        metrics = [
+            {"key": "m", "value": v, "timestamp": 1, "step": i} for i, v in enumerate(values)
+        ]
+        post(client, "runs/log-batch", {"run_id": run_id, "metrics": metrics})
+        assert [p["value"] for p in self.history(client, run_id)] == [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            1.0,
+        ]
+
+    @pytest.mark.parametrize(
+        ("metric", "words"),
+        [
+            ({"key": "bad key!", "value": 0.5, "timestamp": 1, "step": 0}, "bad key!"),
+            ({"key": "m", "value": True, "timestamp": 1, "step": 0}, "boolean"),
+            ({"key": "m", "value": 0.5, "timestamp": 2**63, "step": 0}, "timestamp"),
+            ({"key": "", "value": 0.5, "timestamp": 1, "step": 0}, "empty"),
+        ],
+    )
+    def test_bad_points_are_refused_and_nothing_is_written(
+        self, client: TestClient, metric: dict[str, Any], words: str
+    ) -> None:
+        run_id = new_run(client)["info"]["run_id"]
+        good = [{"key": "m", "value": 1.0, "timestamp": 1, "step": i} for i in range(1, 4)]
+        body = post(client, "runs/log-batch", {"run_id": run_id, "metrics": [*good, metric]}, 400)
+        assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert words in body["message"]
+        assert self.history(client, run_id) == []
+
+    def test_plain_points_for_an_unknown_run(self, client: TestClient) -> None:
+        metrics = [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}]
+        body = post(client, "runs/log-batch", {"run_id": "f" * 32, "metrics": metrics}, 404)
+        assert body["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
 class TestSearch:
