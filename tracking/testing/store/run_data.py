@@ -69,7 +69,12 @@ class LoggingSuite:
         history = client.get_metric_history(run_id, "loss")
         assert [(m.step, m.value) for m in history] == [(0, 3.0), (1, 2.0), (1, 9.0), (2, 1.0)]
         assert all(m.key == "loss" for m in history)
-        assert client.get_run(run_id).data.metrics == {"loss": 1.0}
+        data = client.get_run(run_id).data
+        assert data.metrics == {"loss": 1.0}
+        # The latest point with its step and timestamp, in get_run and in search results.
+        assert data.latest == {"loss": Metric("loss", 1.0, 300, 2)}
+        (found,) = client.search_runs(["0"], f"attributes.run_id = '{run_id}'")
+        assert found.data.latest == {"loss": Metric("loss", 1.0, 300, 2)}
 
     def test_latest_tie_breaks(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
