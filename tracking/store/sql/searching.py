@@ -86,7 +86,7 @@ def search_runs(
     )
 
     def work(conn: Connection) -> PagedList[Run]:
-        run_ids = [str(r) for r in conn.execute(query).scalars()]
+        run_ids = [str(r) for r in conn.execute(query).scalars().all()]
         token = None
         if len(run_ids) > max_results:
             run_ids.pop()
@@ -114,7 +114,7 @@ def search_experiments(
     )
 
     def work(conn: Connection) -> PagedList[Experiment]:
-        exp_ids = list(conn.execute(query).scalars())
+        exp_ids = list(conn.execute(query).scalars().all())
         token = None
         if len(exp_ids) > max_results:
             exp_ids.pop()
