@@ -18,7 +18,7 @@ import functools
 import gc
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -485,14 +485,7 @@ class HotPath:
                     lock.release()
                     lock = None
         except self._dbapi_error as exc:
-            invalidated = engine.dialect.is_disconnect(
-                exc,  # type: ignore[arg-type]
-                raw.dbapi_connection,
-                None,
-            )
-            if invalidated:
-                raw.invalidate(exc)
-            raise self._sqlalchemy_error(exc, invalidated) from exc
+            raise self._driver_error(exc, raw.dbapi_connection, None, raw.invalidate) from exc
         finally:
             raw.close()
 
@@ -505,18 +498,25 @@ class HotPath:
         try:
             yield cursor
         except self._dbapi_error as exc:
-            invalidated = self._engine.dialect.is_disconnect(
-                exc,  # type: ignore[arg-type]
-                raw.dbapi_connection,
-                cursor,
-            )
-            if invalidated:
-                conn.invalidate(exc)
-            raise self._sqlalchemy_error(exc, invalidated) from exc
+            raise self._driver_error(exc, raw.dbapi_connection, cursor, conn.invalidate) from exc
         finally:
             cursor.close()
 
-    def _sqlalchemy_error(self, exc: Exception, invalidated: bool) -> StatementError:
+    def _driver_error(
+        self,
+        exc: Exception,
+        dbapi_connection: Any,
+        cursor: Any,
+        invalidate: Callable[[BaseException], None],
+    ) -> StatementError:
+        """SQLAlchemy's exception for a driver error; a lost connection is invalidated."""
+        invalidated = self._engine.dialect.is_disconnect(
+            exc,  # type: ignore[arg-type]
+            dbapi_connection,
+            cursor,
+        )
+        if invalidated:
+            invalidate(exc)
         return DBAPIError.instance(
             None,
             None,
