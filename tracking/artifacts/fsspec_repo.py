@@ -29,8 +29,8 @@ from tracking.artifacts.paths import (
 from tracking.artifacts.progress import (
     PROGRESS_MIN_BYTES,
     PROGRESS_MIN_FILES,
+    ProgressPolicy,
     TransferProgress,
-    wants_progress,
 )
 from tracking.entities import ArtifactRef, FileInfo
 from tracking.errors import ArtifactNotFoundError, InvalidParameterError, StoreError
@@ -79,10 +79,7 @@ class FsspecArtifactRepository(ArtifactRepository):
     ) -> None:
         self.artifact_uri = resolve_artifact_root(artifact_uri)
         self.run_id = run_id
-        self.progress = progress
-        self.console = console
-        self.progress_min_files = progress_min_files
-        self.progress_min_bytes = progress_min_bytes
+        self._progress = ProgressPolicy(progress, console, progress_min_files, progress_min_bytes)
         if fs is None:
             fs, root = self._filesystem_for(self.artifact_uri, storage_options or {})
         else:
@@ -131,23 +128,6 @@ class FsspecArtifactRepository(ArtifactRepository):
             raise StoreError(f"Permission denied: cannot {action} {where} ({exc})") from exc
         except OSError as exc:
             raise StoreError(f"Cannot {action} {where}: {exc}") from exc
-
-    def _bar(self, verb: str, rel: str, files: int, nbytes: int) -> TransferProgress:
-        enabled = wants_progress(
-            self.progress,
-            files=files,
-            nbytes=nbytes,
-            min_files=self.progress_min_files,
-            min_bytes=self.progress_min_bytes,
-        )
-        noun = "file" if files == 1 else "files"
-        return TransferProgress(
-            f"{verb} {files} {noun} ({rel or '.'})",
-            total_files=files,
-            total_bytes=nbytes,
-            enabled=enabled,
-            console=self.console,
-        )
 
     def _open_for_writing(self, full: str) -> Any:
         """Open ``full`` for writing, creating its parent directory only if needed.
@@ -217,7 +197,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         """
         source = os.fspath(local_path)
         rel = plan_file_upload(source, artifact_path)
-        with self._bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
+        with self._progress.bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
             return self._upload(source, rel, bar)
 
     def log_artifacts(
@@ -231,7 +211,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         """
         directory, plan = plan_directory_upload(local_dir, artifact_path)
         total = sum(size for _, _, size in plan)
-        with self._bar("Uploading", directory, len(plan), total) as bar:
+        with self._progress.bar("Uploading", directory, len(plan), total) as bar:
             return [self._upload(local, rel, bar) for local, rel, _ in plan]
 
     def log_bytes(self, data: bytes, artifact_file: str) -> ArtifactRef:
@@ -300,14 +280,14 @@ class FsspecArtifactRepository(ArtifactRepository):
         )
         target = os.path.join(dst_root, *rel.split("/")) if rel else dst_root
         if not is_dir:
-            with self._bar("Downloading", rel, 1, int(info.get("size") or 0)) as bar:
+            with self._progress.bar("Downloading", rel, 1, int(info.get("size") or 0)) as bar:
                 self._download(full, target, rel, bar)
             return target
         plan = self._download_plan(full, target, files)
         with self._translating("download", rel):
             os.makedirs(target, exist_ok=True)
         total = sum(size for _, _, _, size in plan)
-        with self._bar("Downloading", rel, len(plan), total) as bar:
+        with self._progress.bar("Downloading", rel, len(plan), total) as bar:
             for remote, local, child, _ in plan:
                 self._download(remote, local, join_relative(rel, child), bar)
         return target

@@ -46,8 +46,8 @@ from tracking.artifacts.paths import (
 from tracking.artifacts.progress import (
     PROGRESS_MIN_BYTES,
     PROGRESS_MIN_FILES,
+    ProgressPolicy,
     TransferProgress,
-    wants_progress,
 )
 from tracking.entities import ArtifactRef, FileInfo
 from tracking.errors import (
@@ -150,10 +150,7 @@ class HttpArtifactRepository(ArtifactRepository):
         self.artifact_uri = artifact_uri
         self.run_id = run_id
         self.http = session
-        self.progress = progress
-        self.console = console
-        self.progress_min_files = progress_min_files
-        self.progress_min_bytes = progress_min_bytes
+        self._progress = ProgressPolicy(progress, console, progress_min_files, progress_min_bytes)
         self._root = root
         self._api = session.url(ARTIFACTS_API)
 
@@ -171,23 +168,6 @@ class HttpArtifactRepository(ArtifactRepository):
 
     def _where(self, rel: str) -> str:
         return f"{rel or '.'!r} under {self.artifact_uri}"
-
-    def _bar(self, verb: str, rel: str, files: int, nbytes: int) -> TransferProgress:
-        enabled = wants_progress(
-            self.progress,
-            files=files,
-            nbytes=nbytes,
-            min_files=self.progress_min_files,
-            min_bytes=self.progress_min_bytes,
-        )
-        noun = "file" if files == 1 else "files"
-        return TransferProgress(
-            f"{verb} {files} {noun} ({rel or '.'})",
-            total_files=files,
-            total_bytes=nbytes,
-            enabled=enabled,
-            console=self.console,
-        )
 
     def _get(self, rel: str) -> httpx.Response:
         """An open, streamed GET of the file ``rel``; the caller closes it.
@@ -300,7 +280,7 @@ class HttpArtifactRepository(ArtifactRepository):
         """Upload a local file to ``<artifact_path>/<file name>``, replacing any file there."""
         source = os.fspath(local_path)
         rel = plan_file_upload(source, artifact_path)
-        with self._bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
+        with self._progress.bar("Uploading", rel, 1, os.path.getsize(source)) as bar:
             return self._upload(source, rel, bar)
 
     def log_artifacts(
@@ -313,7 +293,7 @@ class HttpArtifactRepository(ArtifactRepository):
         """
         directory, plan = plan_directory_upload(local_dir, artifact_path)
         total = sum(size for _, _, size in plan)
-        with self._bar("Uploading", directory, len(plan), total) as bar:
+        with self._progress.bar("Uploading", directory, len(plan), total) as bar:
             return [self._upload(local, rel, bar) for local, rel, _ in plan]
 
     def log_bytes(self, data: bytes, artifact_file: str) -> ArtifactRef:
@@ -375,7 +355,7 @@ class HttpArtifactRepository(ArtifactRepository):
             raise
         if response is not None:
             size = int(response.headers.get("Content-Length") or 0)
-            with self._bar("Downloading", rel, 1, size) as bar:
+            with self._progress.bar("Downloading", rel, 1, size) as bar:
                 self._download(rel, target, bar, response)
             return target
         try:
@@ -384,7 +364,7 @@ class HttpArtifactRepository(ArtifactRepository):
             raise StoreError(f"Cannot create {target!r} to download {rel!r}: {exc}") from exc
         total = sum(info.file_size or 0 for info in files)
         prefix = f"{rel}/" if rel else ""
-        with self._bar("Downloading", rel, len(files), total) as bar:
+        with self._progress.bar("Downloading", rel, len(files), total) as bar:
             for info in files:
                 child = info.path[len(prefix) :]
                 self._download(info.path, os.path.join(target, *child.split("/")), bar)

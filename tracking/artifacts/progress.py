@@ -8,6 +8,7 @@ A bar shows when the transfer is large (:data:`PROGRESS_MIN_FILES` files or
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROGRESS_MIN_BYTES",
     "PROGRESS_MIN_FILES",
+    "ProgressPolicy",
     "TransferProgress",
     "wants_progress",
 ]
@@ -129,3 +131,38 @@ class TransferProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+@dataclass(frozen=True)
+class ProgressPolicy:
+    """When an artifact repository's transfers show a bar (see :func:`wants_progress`)
+    and on which console.
+
+    Example::
+
+        with ProgressPolicy(progress=True).bar("Uploading", "models", 120, n) as bar:
+            ...
+    """
+
+    progress: bool | None = None
+    console: Console | None = None
+    min_files: int = PROGRESS_MIN_FILES
+    min_bytes: int = PROGRESS_MIN_BYTES
+
+    def bar(self, verb: str, rel: str, files: int, nbytes: int) -> TransferProgress:
+        """The bar of one transfer of ``files`` files, ``nbytes`` bytes, at ``rel``."""
+        enabled = wants_progress(
+            self.progress,
+            files=files,
+            nbytes=nbytes,
+            min_files=self.min_files,
+            min_bytes=self.min_bytes,
+        )
+        noun = "file" if files == 1 else "files"
+        return TransferProgress(
+            f"{verb} {files} {noun} ({rel or '.'})",
+            total_files=files,
+            total_bytes=nbytes,
+            enabled=enabled,
+            console=self.console,
+        )
