@@ -117,32 +117,28 @@ def validate_metric(metric: Metric) -> Metric:
 
 def validate_param(param: Param) -> Param:
     """A param: valid key, value a string of at most 6000 characters."""
-    key, value = param
-    validate_key(key, "param")
-    if not isinstance(value, str):
-        value = str(value)
-        param = Param(key, value)
-    if len(value) > MAX_PARAM_VALUE_LENGTH:
-        raise InvalidParameterError(
-            f"param {key!r} value is {len(value)} characters long; "
-            f"the limit is {MAX_PARAM_VALUE_LENGTH}"
-        )
-    return param
+    return _validate_pair(param, "param", MAX_PARAM_VALUE_LENGTH)
 
 
 def validate_tag(tag: RunTag) -> RunTag:
     """A tag: valid key, value a string of at most 5000 characters."""
-    key, value = tag
-    validate_key(key, "tag")
+    return _validate_pair(tag, "tag", MAX_TAG_VALUE_LENGTH)
+
+
+_Pair = TypeVar("_Pair", Param, RunTag)
+
+
+def _validate_pair(pair: _Pair, kind: str, limit: int) -> _Pair:
+    key, value = pair
+    validate_key(key, kind)
     if not isinstance(value, str):
         value = str(value)
-        tag = RunTag(key, value)
-    if len(value) > MAX_TAG_VALUE_LENGTH:
+        pair = type(pair)(key, value)
+    if len(value) > limit:
         raise InvalidParameterError(
-            f"tag {key!r} value is {len(value)} characters long; "
-            f"the limit is {MAX_TAG_VALUE_LENGTH}"
+            f"{kind} {key!r} value is {len(value)} characters long; the limit is {limit}"
         )
-    return tag
+    return pair
 
 
 def _check_count(items: Sequence[object], limit: int, kind: str) -> None:
