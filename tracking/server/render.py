@@ -77,7 +77,7 @@ def run_json(run: Run) -> dict[str, Any]:
         metrics.append(
             {
                 "key": key,
-                "value": value if value - value == 0.0 else double_json(value),
+                "value": double_json(value),
                 "timestamp": 0 if point is None else point.timestamp,
                 "step": 0 if point is None else point.step,
             }

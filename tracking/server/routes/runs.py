@@ -3,7 +3,7 @@
 The log calls (``log-metric``, ``log-batch``, ``log-parameter``, ``set-tag``)
 are the hot path: a client sends hundreds a second. They validate through the
 server's :class:`~tracking.client.TrackingClient` like every write and run
-through :meth:`ServerState.write`.
+through :meth:`ServerState.quick`.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
 metrics_router = APIRouter(prefix="/metrics", tags=["runs"], responses=ERRORS)
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
+LOGGED_MODELS_TAG = "mlflow.log-model.history"
 #: Searches for at most this many runs run as quick calls (see ServerState.quick).
 QUICK_SEARCH_RESULTS = 1000
-LOGGED_MODELS_TAG = "mlflow.log-model.history"
 
 
 def run_response(run: Run) -> Response:

@@ -14,7 +14,6 @@ conditional upsert, so concurrent writers can never move a summary backwards.
 
 from __future__ import annotations
 
-import functools
 import gc
 import itertools
 import math
@@ -184,6 +183,25 @@ class _Statement:
             self.executemany(cursor, [dict(zip(_POINT, p, strict=True)) for p in points])
 
 
+class _Repeated:
+    """SQL with one group repeated a variable number of times (``IN (?, ?, ...)``,
+    ``VALUES (...), (...)``), written once per count and kept for the common ones."""
+
+    __slots__ = ("head", "sqls", "tail", "unit")
+
+    def __init__(self, head: str, unit: str, tail: str) -> None:
+        self.head, self.unit, self.tail = head, unit, tail
+        self.sqls: dict[int, str] = {}
+
+    def sql(self, count: int) -> str:
+        sql = self.sqls.get(count)
+        if sql is None:
+            sql = f"{self.head}{', '.join([self.unit] * count)}{self.tail}"
+            if len(self.sqls) < 256:
+                self.sqls[count] = sql
+        return sql
+
+
 class _MultiRowInsert:
     """A qmark ``INSERT ... VALUES (?, ...)`` sent as one statement of many rows.
 
@@ -194,56 +212,45 @@ class _MultiRowInsert:
 
     ROWS = 500  # 500 rows x 6 columns stays far below SQLite's 32,766 variables
 
-    __slots__ = ("head", "one", "statement", "tail")
+    __slots__ = ("rows", "statement")
 
     def __init__(self, statement: _Statement) -> None:
         self.statement = statement
-        self.head = self.one = self.tail = ""
-        marker = " VALUES ("
-        at = statement.sql.find(marker)
+        self.rows: _Repeated | None = None
+        values = " VALUES "
+        at = statement.sql.find(values + "(")
         close = statement.sql.find(")", at)
         if statement.positional and statement.names == _POINT and at > 0 and close > at:
-            self.head = statement.sql[: at + len(" VALUES ")]
-            self.one = statement.sql[at + len(" VALUES ") : close + 1]
-            self.tail = statement.sql[close + 1 :]
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per engine, kept for its life
-    def _sql(self, rows: int) -> str:
-        return f"{self.head}{', '.join([self.one] * rows)}{self.tail}"
+            start = at + len(values)
+            self.rows = _Repeated(
+                statement.sql[:start], statement.sql[start : close + 1], statement.sql[close + 1 :]
+            )
 
     def executemany_points(self, cursor: Any, points: Sequence[tuple[Any, ...]]) -> None:
-        if not self.one or len(points) < 2:
+        if self.rows is None or len(points) < 2:
             self.statement.executemany_points(cursor, points)
             return
         for start in range(0, len(points), self.ROWS):
             chunk = points[start : start + self.ROWS]
-            cursor.execute(self._sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+            cursor.execute(self.rows.sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
 
 
 class _InList:
     """A SELECT whose one parameter is an expanding ``IN`` list (``bindparam("ids",
-    expanding=True)``), compiled once; the SQL for each list length is made on
-    first use by writing that many driver placeholders in place of SQLAlchemy's
-    marker."""
+    expanding=True)``), compiled once; the driver placeholders for each list
+    length are written in place of SQLAlchemy's marker."""
 
-    __slots__ = ("head", "placeholder", "sqls", "tail")
+    __slots__ = ("ids",)
 
-    _MARKER = "(__[POSTCOMPILE_ids])"
+    _MARKER = "__[POSTCOMPILE_ids]"
 
     def __init__(self, statement: ClauseElement, engine: Engine) -> None:
         head, tail = statement.compile(dialect=engine.dialect).string.split(self._MARKER)
-        self.head, self.tail = head, tail
         # qmark (sqlite3) or format/pyformat (psycopg, PyMySQL), which take "%s" with a tuple.
-        self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self.sqls: dict[int, str] = {}
+        self.ids = _Repeated(head, "?" if engine.dialect.paramstyle == "qmark" else "%s", tail)
 
     def fetchall(self, cursor: Any, ids: Sequence[Any]) -> list[Any]:
-        sql = self.sqls.get(len(ids))
-        if sql is None:
-            sql = f"{self.head}({', '.join([self.placeholder] * len(ids))}){self.tail}"
-            if len(self.sqls) < 256:
-                self.sqls[len(ids)] = sql
-        cursor.execute(sql, tuple(ids))
+        cursor.execute(self.ids.sql(len(ids)), tuple(ids))
         return cast(list[Any], cursor.fetchall())
 
 
