@@ -655,21 +655,12 @@ def _log_batch(
     run = _run_for_logging()
     run_id = run.info.run_id
     if run._buffered:
-        # Checked here, item by item: the buffer cuts the batches itself.
-        checked_params = [validation.validate_param(p) for p in params]
-        seen: dict[str, str] = {}
-        for key, value in checked_params:
-            if seen.setdefault(key, value) != value:
-                raise InvalidParameterError(
-                    f"param {key!r} appears twice with different values "
-                    f"({seen[key]!r} and {value!r})"
-                )
+        # Checked here, whatever the size: the buffer cuts the batches itself.
+        checked_metrics, checked_params, checked_tags = validation.validate_records(
+            metrics, params, tags
+        )
         buffering.add(
-            run.client,
-            run_id,
-            metrics=[validation.validate_metric(m) for m in metrics],
-            params=checked_params,
-            tags=[validation.validate_tag(t) for t in tags],
+            run.client, run_id, metrics=checked_metrics, params=checked_params, tags=checked_tags
         )
         return
     if (

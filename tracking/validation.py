@@ -31,6 +31,7 @@ __all__ = [
     "validate_max_results",
     "validate_metric",
     "validate_param",
+    "validate_records",
     "validate_run_id",
     "validate_run_name",
     "validate_tag",
@@ -154,13 +155,20 @@ def validate_batch(
     _check_count(metrics, MAX_BATCH_METRICS, "metrics")
     _check_count(params, MAX_BATCH_PARAMS, "params")
     _check_count(tags, MAX_BATCH_TAGS, "tags")
+    return validate_records(metrics, params, tags)
+
+
+def validate_records(
+    metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
+) -> tuple[list[Metric], list[Param], list[RunTag]]:
+    """Checks every record of a call, of any size: each one, and no param twice with
+    different values (:func:`validate_batch` adds the batch limits)."""
     checked_params = [validate_param(_as(p, Param, "param")) for p in params]
     seen: dict[str, str] = {}
     for key, value in checked_params:
         if seen.setdefault(key, value) != value:
             raise InvalidParameterError(
-                f"param {key!r} appears twice in the batch with different values "
-                f"({seen[key]!r} and {value!r})"
+                f"param {key!r} appears twice with different values ({seen[key]!r} and {value!r})"
             )
     return (
         _validate_metrics(metrics),
