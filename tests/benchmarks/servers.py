@@ -202,26 +202,13 @@ def trackflow_server(
     def command(port: int) -> list[str]:
         return [
             *trackflow_command(),
-            "server",
-            "--backend-store-uri",
-            backend_store_uri,
-            "--artifacts-destination",
-            str(artifacts_destination),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            *_server_args(backend_store_uri, artifacts_destination, port),
             *(["--auth-token", auth_token] if auth_token else []),
             *extra_args,
         ]
 
-    server = start_server(
-        "trackflow-server", command, workdir=workdir, env=_server_env(env), timeout=timeout
-    )
-    try:
+    with _running("trackflow-server", command, workdir, _server_env(env), timeout) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -245,19 +232,38 @@ def mlflow_server(
     def command(port: int) -> list[str]:
         return [
             str(python.with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            backend_store_uri,
-            "--artifacts-destination",
-            str(artifacts_destination),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            *_server_args(backend_store_uri, artifacts_destination, port),
             *extra_args,
         ]
 
-    server = start_server("mlflow-server", command, workdir=workdir, env=env, timeout=timeout)
+    with _running("mlflow-server", command, workdir, env, timeout) as server:
+        yield server
+
+
+def _server_args(backend_store_uri: str, artifacts_destination: Path, port: int) -> list[str]:
+    """The ``server`` arguments both tools take alike: stores, loopback host, port."""
+    return [
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(artifacts_destination),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+@contextlib.contextmanager
+def _running(
+    name: str,
+    command: Callable[[int], list[str]],
+    workdir: Path,
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> Iterator[ServerProcess]:
+    server = start_server(name, command, workdir=workdir, env=env, timeout=timeout)
     try:
         yield server
     finally:
