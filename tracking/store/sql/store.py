@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, literal, select, text, update
+from sqlalchemy import Connection, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tracking.entities import (
@@ -718,11 +718,6 @@ class SqlTrackingStore(TrackingStore):
             return stale
 
         return self._write(work)
-
-    def vacuum_analyze(self) -> None:
-        """Refresh the query planner's statistics (``ANALYZE``)."""
-        with self._engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
 
 
 def _dispose_in_child(engine: Any) -> Callable[[], None]:
