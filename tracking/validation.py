@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import partial
 from numbers import Real
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tracking.entities import Metric, Param, RunTag
 from tracking.errors import InvalidParameterError
@@ -24,12 +25,14 @@ __all__ = [
     "MAX_RUN_NAME_LENGTH",
     "MAX_SEARCH_RESULTS",
     "MAX_TAG_VALUE_LENGTH",
+    "plain_columns",
     "plain_metrics",
     "validate_batch",
     "validate_experiment_name",
     "validate_key",
     "validate_max_results",
     "validate_metric",
+    "validate_metric_columns",
     "validate_param",
     "validate_records",
     "validate_run_id",
@@ -191,7 +194,16 @@ def plain_metrics(metrics: Sequence[object]) -> bool:
     """
     if not metrics or frozenset(map(type, metrics)) != _METRIC_ONLY:
         return False
-    keys, values, timestamps, steps = zip(*metrics, strict=True)
+    return plain_columns(*zip(*metrics, strict=True))
+
+
+def plain_columns(
+    keys: Sequence[Any],
+    values: Sequence[Any],
+    timestamps: Sequence[Any],
+    steps: Sequence[Any],
+) -> bool:
+    """:func:`plain_metrics` for points given as columns (of equal, non-zero length)."""
     return (
         frozenset(map(type, keys)) == _STR_ONLY
         and frozenset(map(type, values)) == _FLOAT_ONLY
@@ -204,6 +216,35 @@ def plain_metrics(metrics: Sequence[object]) -> bool:
     )
 
 
+def validate_metric_columns(
+    keys: Sequence[object],
+    values: Sequence[object],
+    timestamps: Sequence[object],
+    steps: Sequence[object],
+) -> list[Metric]:
+    """Metric points given as four equally long columns: point ``i`` is
+    ``(keys[i], values[i], timestamps[i], steps[i])``; the checks and limit of
+    :func:`validate_batch`, run column by column."""
+    lengths = {"key": len(keys), "value": len(values), "timestamp": len(timestamps)}
+    lengths["step"] = len(steps)
+    if len(set(lengths.values())) > 1:
+        raise InvalidParameterError(
+            "metric columns must be equally long; got "
+            + ", ".join(f"{count} {name}s" for name, count in lengths.items())
+        )
+    _check_count(keys, MAX_BATCH_METRICS, "metrics")
+    if not keys:
+        return []
+    points = zip(keys, values, timestamps, steps, strict=True)
+    if not plain_columns(keys, values, timestamps, steps):
+        return [validate_metric(Metric._make(point)) for point in points]
+    for key in dict.fromkeys(keys):
+        validate_key(key, "metric")
+    return list(map(_as_metric, points))
+
+
+#: A Metric from a tuple of its four fields, without NamedTuple's Python-level ``__new__``.
+_as_metric = partial(tuple.__new__, Metric)
 _METRIC_ONLY = frozenset((Metric,))
 _STR_ONLY = frozenset((str,))
 _FLOAT_ONLY = frozenset((float,))

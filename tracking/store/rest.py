@@ -46,7 +46,6 @@ from tracking.store.rest_http import RestSession
 from tracking.store.rest_json import (
     experiment_from_json,
     metric_from_json,
-    metrics_json,
     pairs_json,
     run_from_json,
     run_info_from_json,
@@ -57,6 +56,8 @@ __all__ = ["MLFLOW_API", "TRACKFLOW_API", "RestTrackingStore"]
 T = TypeVar("T")
 
 _HEARTBEAT_CHUNK = 1000
+#: The columns of trackflow's log-batch, in Metric's field order.
+_METRIC_COLUMNS = ("key", "value", "timestamp", "step")
 
 #: Where MLflow's REST API lives on the server.
 MLFLOW_API = "api/2.0/mlflow"
@@ -127,13 +128,14 @@ class RestTrackingStore(TrackingStore):
             name: url(f"{TRACKFLOW_API}/{name}")
             for name in (
                 "runs/create",
+                "runs/log-batch",
                 "runs/children",
                 "runs/heartbeat",
                 "runs/reap-stale",
                 "metrics/get-history-sampled",
             )
         }
-        self._log_batch_url = self._mlflow["runs/log-batch"]
+        self._log_batch_url = self._trackflow["runs/log-batch"]
         self._health_url = url("health")
 
     def __repr__(self) -> str:
@@ -277,12 +279,14 @@ class RestTrackingStore(TrackingStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        body = {
-            "run_id": run_id,
-            "metrics": metrics_json(metrics),
-            "params": pairs_json(params),
-            "tags": pairs_json(tags),
-        }
+        # trackflow's log-batch: the points as four columns, a third of MLflow's JSON.
+        body: dict[str, Any] = {"run_id": run_id}
+        if metrics:
+            body["metrics"] = dict(zip(_METRIC_COLUMNS, zip(*metrics, strict=True), strict=True))
+        if params:
+            body["params"] = pairs_json(params)
+        if tags:
+            body["tags"] = pairs_json(tags)
         self.http.call("POST", self._log_batch_url, body=body, parse=False)
 
     def log_metric(self, run_id: str, metric: Metric) -> None:

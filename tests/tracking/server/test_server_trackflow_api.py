@@ -12,6 +12,7 @@ import pytest
 from _server_support import MLFLOW, TRACKFLOW
 
 from tracking.server.responses import dumps
+from tracking.server.schemas.trackflow import plain_column_batch
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -151,6 +152,124 @@ class TestHeartbeatAndReaping:
         response = client.post(f"{TRACKFLOW}/{path}", json=body)
         assert response.status_code == 400
         assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def history(client: TestClient, run_id: str, key: str = "m") -> list[dict[str, Any]]:
+    params = {"run_id": run_id, "metric_key": key}
+    response = client.get(f"{MLFLOW}/metrics/get-history", params=params)
+    assert response.status_code == 200, response.text
+    metrics: list[dict[str, Any]] = response.json()["metrics"]
+    return metrics
+
+
+def log_columns(client: TestClient, body: dict[str, Any], expect: int = 200) -> dict[str, Any]:
+    response = client.post(
+        f"{TRACKFLOW}/runs/log-batch",
+        content=dumps(body),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == expect, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+class TestLogBatchColumns:
+    """trackflow's log-batch: points as columns. Metrics alone take the fast lane
+    (:func:`plain_column_batch`); with params or tags, or in another shape, the body
+    goes through model validation. Both store the same and refuse with a 400."""
+
+    COLUMNS = {"key": ["m", "m"], "value": [0.5, 1.5], "timestamp": [7, 8], "step": [0, 1]}
+
+    def test_metrics_alone_take_the_fast_lane(self) -> None:
+        body = dumps({"run_id": "r" * 32, "metrics": self.COLUMNS, "params": [], "extra": 1})
+        assert plain_column_batch(body) == ("r" * 32, ["m", "m"], [0.5, 1.5], [7, 8], [0, 1])
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param({"params": [{"key": "p", "value": "1"}]}, id="params"),
+            pytest.param({"tags": [{"key": "t", "value": "1"}]}, id="tags"),
+            pytest.param({"params": None}, id="params-null"),
+            pytest.param({"metrics": {**COLUMNS, "step": 3}}, id="column-not-a-list"),
+            pytest.param(
+                {"metrics": {"key": ["m"], "value": [1.0], "timestamp": [1]}}, id="no-step"
+            ),
+            pytest.param({"metrics": [{"key": "m", "value": 1.0}]}, id="mlflow-shape"),
+            pytest.param({"run_id": 5}, id="run-id-not-a-string"),
+        ],
+    )
+    def test_other_bodies_take_the_model_lane(self, body: dict[str, Any]) -> None:
+        assert (
+            plain_column_batch(dumps({"run_id": "r" * 32, "metrics": self.COLUMNS, **body})) is None
+        )
+        assert plain_column_batch(b"[1, 2]") is None
+        assert plain_column_batch(b"{not json") is None
+
+    def test_both_lanes_store_the_same_points(self, client: TestClient) -> None:
+        fast, full = (create(client)["run"]["info"]["run_id"] for _ in range(2))
+        n = 300
+        columns = {
+            "key": ["m"] * n,
+            "value": [i / 4 for i in range(n - 2)] + [math.nan, 3],
+            "timestamp": [100 + i for i in range(n)],
+            "step": list(range(n)),
+        }
+        log_columns(client, {"run_id": fast, "metrics": columns})
+        params = [{"key": "p", "value": "1"}]
+        log_columns(client, {"run_id": full, "metrics": columns, "params": params})
+        points = history(client, fast)
+        assert points == history(client, full)
+        assert len(points) == n
+        assert points[0] == {"key": "m", "value": 0.0, "timestamp": 100, "step": 0}
+        assert [p["value"] for p in points[-2:]] == ["NaN", 3.0]
+        run = client.get(f"{MLFLOW}/runs/get", params={"run_id": full}).json()["run"]
+        assert run["data"]["params"] == params
+
+    @pytest.mark.parametrize(
+        ("metrics", "words"),
+        [
+            pytest.param({"value": [1.0]}, "equally long", id="unequal"),
+            pytest.param({"key": ["m", "a:b"]}, "a:b", id="bad-key"),
+            pytest.param({"value": [1.0, "NaN"]}, "number", id="string-value"),
+            pytest.param({"value": [1.0, True]}, "number", id="bool-value"),
+            pytest.param({"timestamp": [1, "2"]}, "timestamp", id="string-timestamp"),
+            pytest.param({"step": [0, 2**63]}, "64-bit", id="step-overflow"),
+            pytest.param({"step": [0, 1.5]}, "step", id="float-step"),
+        ],
+    )
+    @pytest.mark.parametrize("lane", ["fast", "model"])
+    def test_bad_columns_are_refused_and_nothing_is_written(
+        self, client: TestClient, metrics: dict[str, Any], words: str, lane: str
+    ) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        body: dict[str, Any] = {"run_id": run_id, "metrics": {**self.COLUMNS, **metrics}}
+        if lane == "model":
+            body["tags"] = [{"key": "t", "value": "v"}]
+            words = {"64-bit": "less than or equal", "number": "number"}.get(words, words)
+        answer = log_columns(client, body, 400)
+        assert answer["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert words in answer["message"]
+        assert history(client, run_id) == []
+        run = client.get(f"{MLFLOW}/runs/get", params={"run_id": run_id}).json()["run"]
+        assert "t" not in {t["key"] for t in run["data"]["tags"]}
+
+    @pytest.mark.parametrize("extra", [{}, {"tags": [{"key": "t", "value": "v"}]}])
+    def test_unknown_run_is_404(self, client: TestClient, extra: dict[str, Any]) -> None:
+        answer = log_columns(client, {"run_id": "f" * 32, "metrics": self.COLUMNS, **extra}, 404)
+        assert answer["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+    def test_more_than_1000_points_are_refused(self, client: TestClient) -> None:
+        run_id = create(client)["run"]["info"]["run_id"]
+        n = 1001
+        columns = {
+            "key": ["m"] * n,
+            "value": [1.0] * n,
+            "timestamp": [1] * n,
+            "step": list(range(n)),
+        }
+        answer = log_columns(client, {"run_id": run_id, "metrics": columns}, 400)
+        assert "1000" in answer["message"]
+        assert history(client, run_id) == []
 
 
 class TestSampledHistory:

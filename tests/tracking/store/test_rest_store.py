@@ -141,12 +141,12 @@ class TestRequests:
         request = recorder.requests[0]
         assert (request.method, str(request.url)) == (
             "POST",
-            f"{BASE}/api/2.0/mlflow/runs/log-batch",
+            f"{BASE}/api/2.0/trackflow/runs/log-batch",
         )
         assert request.headers["Content-Type"] == "application/json"
         assert recorder.body() == {
             "run_id": RUN_ID,
-            "metrics": [{"key": "loss", "value": 0.5, "timestamp": 1000, "step": 3}],
+            "metrics": {"key": ["loss"], "value": [0.5], "timestamp": [1000], "step": [3]},
             "params": [{"key": "lr", "value": "0.1"}],
             "tags": [{"key": "t", "value": "v"}],
         }
@@ -163,8 +163,21 @@ class TestRequests:
             ],
         )
         raw = recorder.requests[0].content
-        assert b'"value":NaN' in raw and b'"value":Infinity' in raw
-        assert b'"value":-Infinity' in raw
+        assert b'"value":[NaN,Infinity,-Infinity]' in raw
+
+    def test_metrics_alone_send_no_params_or_tags(self) -> None:
+        recorder = Recorder(_json({}))
+        store, _ = _store(recorder)
+        store.log_batch(RUN_ID, metrics=[Metric("a", 1.0, 5, 0), Metric("b", 2.0, 6, 1)])
+        assert recorder.body() == {
+            "run_id": RUN_ID,
+            "metrics": {
+                "key": ["a", "b"],
+                "value": [1.0, 2.0],
+                "timestamp": [5, 6],
+                "step": [0, 1],
+            },
+        }
 
     @pytest.mark.parametrize(
         ("value", "check"),

@@ -2,23 +2,27 @@
 
 They carry what MLflow's API has no call for: runs created with a
 caller-chosen id (idempotent retries), run trees, heartbeats and reaping,
-and metric series sampled down for charts. trackflow's HTTP client store
+metric series sampled down for charts, and a log-batch whose points travel
+as columns (a third of the JSON). trackflow's HTTP client store
 codes against exactly these shapes.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from tracking import validation
+from tracking.entities import Param, RunTag
 from tracking.server import params
 from tracking.server.render import metrics_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
-from tracking.server.routes.common import ERRORS, render_runs
+from tracking.server.routes.common import ERRORS, FastLaneRoute, render_runs
 from tracking.server.routes.runs import run_response
 from tracking.server.schemas.trackflow import (
     ChildrenResponse,
@@ -26,9 +30,11 @@ from tracking.server.schemas.trackflow import (
     CreateRunResponse,
     HealthResponse,
     HeartbeatRequest,
+    LogBatchColumns,
     ReapStaleRequest,
     ReapStaleResponse,
     SampledHistoryResponse,
+    plain_column_batch,
 )
 from tracking.server.state import ServerState, StateDep
 from tracking.store.sql.sampling import MAX_SAMPLED_POINTS
@@ -62,6 +68,40 @@ async def get_children(state: StateDep, run_id: str, recursive: bool = False) ->
     fetch = state.client.get_subtree if recursive else state.client.get_children
     runs = await state.run(fetch, run_id)
     return MlflowJSONResponse({"runs": render_runs(runs)})
+
+
+async def log_batch(body: LogBatchColumns, state: StateDep) -> Response:
+    """Up to 1000 metric points (as columns), 100 params and 100 tags in one
+    transaction: all or nothing."""
+    columns = body.metrics
+    metrics = validation.validate_metric_columns(
+        columns.key, columns.value, columns.timestamp, columns.step
+    )
+    await state.quick(
+        state.client.log_batch,
+        body.run_id,
+        metrics,
+        [Param(p.key, p.value) for p in body.params],
+        [RunTag(t.key, t.value) for t in body.tags],
+    )
+    return empty_response()
+
+
+class _LogBatchRoute(FastLaneRoute):
+    """``runs/log-batch``: metric columns alone (:func:`plain_column_batch`) take the fast lane."""
+
+    def lane(self, state: ServerState, body: bytes) -> Callable[[], object] | None:
+        plain = plain_column_batch(body)
+        return None if plain is None else partial(state.client.log_metric_columns, *plain)
+
+
+router.add_api_route(
+    "/runs/log-batch",
+    log_batch,
+    methods=["POST"],
+    response_model=dict[str, str],
+    route_class_override=_LogBatchRoute,
+)
 
 
 def _heartbeat(state: ServerState, run_ids: list[str], timestamp: int | None) -> None:

@@ -6,11 +6,21 @@ together with it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
+from pydantic_core import from_json
 
-from tracking.server.schemas.common import Int64, KeyValue, MetricOut, RequestModel, RunOut
+from tracking.server.schemas.common import (
+    INT64_MAX,
+    INT64_MIN,
+    Int64,
+    KeyValue,
+    MetricOut,
+    RequestModel,
+    RunOut,
+)
+from tracking.validation import MAX_BATCH_METRICS
 
 __all__ = [
     "ChildrenResponse",
@@ -18,9 +28,12 @@ __all__ = [
     "CreateRunResponse",
     "HealthResponse",
     "HeartbeatRequest",
+    "LogBatchColumns",
+    "MetricColumns",
     "ReapStaleRequest",
     "ReapStaleResponse",
     "SampledHistoryResponse",
+    "plain_column_batch",
 ]
 
 
@@ -37,6 +50,66 @@ class CreateRunRequest(RequestModel):
     parent_run_id: str | None = Field(None, description="Makes the run a child of this run.")
     status: Literal["RUNNING", "SCHEDULED"] = "RUNNING"
     user_id: str | None = Field(None, description="Default: the server's user.")
+
+
+#: A JSON number (NaN and the infinities as the bare tokens ``NaN``, ``Infinity``).
+Number = Annotated[float, Strict()]
+#: A JSON integer within 64 bits (no strings, no booleans).
+StrictInt64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+_COLUMNS = ("key", "value", "timestamp", "step")
+
+
+class MetricColumns(RequestModel):
+    """Metric points as four equally long columns: point ``i`` is
+    ``(key[i], value[i], timestamp[i], step[i])``."""
+
+    key: list[str] = Field(default_factory=list, max_length=MAX_BATCH_METRICS)
+    value: list[Number] = Field(default_factory=list, max_length=MAX_BATCH_METRICS)
+    timestamp: list[StrictInt64] = Field(
+        default_factory=list, max_length=MAX_BATCH_METRICS, description="Epoch milliseconds."
+    )
+    step: list[StrictInt64] = Field(default_factory=list, max_length=MAX_BATCH_METRICS)
+
+
+class LogBatchColumns(RequestModel):
+    """MLflow's ``runs/log-batch`` with the metric points sent as columns.
+
+    The same limits (1000 points, 100 params, 100 tags) and the same all or
+    nothing; a third of the JSON of MLflow's list of point objects, which is what
+    trackflow's client sends.
+    """
+
+    run_id: str
+    metrics: MetricColumns = Field(default_factory=MetricColumns)
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+#: ``(run_id, keys, values, timestamps, steps)``
+ColumnBatch = tuple[str, list[Any], list[Any], list[Any], list[Any]]
+
+
+def plain_column_batch(body: bytes) -> ColumnBatch | None:
+    """``(run_id, keys, values, timestamps, steps)`` of a :class:`LogBatchColumns`
+    body that holds metric points alone (any params or tags empty), its four
+    columns lists; ``None`` for anything else.
+
+    The columns are not checked here: :meth:`TrackingClient.log_metric_columns`
+    does that, a column at a time.
+    """
+    try:
+        data = from_json(body)
+    except ValueError:
+        return None
+    if type(data) is not dict or data.get("params", []) != [] or data.get("tags", []) != []:
+        return None
+    run_id, metrics = data.get("run_id"), data.get("metrics")
+    if type(run_id) is not str or type(metrics) is not dict:
+        return None
+    columns = [metrics.get(name) for name in _COLUMNS]
+    if any(type(column) is not list for column in columns):
+        return None
+    return (run_id, *columns)  # type: ignore[return-value]
 
 
 class CreateRunResponse(BaseModel):

@@ -149,6 +149,30 @@ class LoggingSuite:
         assert run.data.metrics["m3"] == 993.0
         assert len(client.get_metric_history(run_id, "m3")) == 100
 
+    def test_metric_columns(self, client: TrackingClient) -> None:
+        run_id = client.create_run("0").info.run_id
+        client.log_metric_columns(
+            run_id, ["a", "b", "a"], [0.5, math.nan, 2], [10, 11, 12], [0, 0, INT64_MAX]
+        )
+        history = client.get_metric_history(run_id, "a")
+        assert history == [Metric("a", 0.5, 10, 0), Metric("a", 2.0, 12, INT64_MAX)]
+        assert type(history[1].value) is float
+        assert math.isnan(client.get_run(run_id).data.metrics["b"])
+        client.log_metric_columns(run_id, [], [], [], [])
+        assert len(client.get_metric_history(run_id, "a")) == 2
+
+    def test_metric_columns_match_log_batch(self, client: TrackingClient) -> None:
+        by_columns, by_batch = (client.create_run("0").info.run_id for _ in range(2))
+        points = [Metric(f"m{i % 10}", i / 4, 1000 + i, i) for i in range(1000)]
+        client.log_metric_columns(by_columns, *map(list, zip(*points, strict=True)))
+        client.log_batch(by_batch, metrics=points)
+        for key in ("m0", "m9"):
+            assert client.get_metric_history(by_columns, key) == client.get_metric_history(
+                by_batch, key
+            )
+        columns, batch = client.get_run(by_columns), client.get_run(by_batch)
+        assert columns.data.latest == batch.data.latest
+
     def test_history_of_unknown_key_is_empty(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
         assert client.get_metric_history(run_id, "never") == []
@@ -245,6 +269,36 @@ _BAD_CALLS: list[tuple[str, Callable[[TrackingClient, str], object], str]] = [
         "batch-one-bad-metric",
         lambda c, r: c.log_batch(r, metrics=[Metric("ok", 1.0, 1, 0), Metric("bad", "x", 1, 0)]),  # type: ignore[arg-type]
         "number",
+    ),
+    (
+        "columns-unequal",
+        lambda c, r: c.log_metric_columns(r, ["m", "m"], [1.0], [1, 2], [0, 1]),
+        "equally long",
+    ),
+    (
+        "columns-1001",
+        lambda c, r: c.log_metric_columns(r, ["m"] * 1001, [1.0] * 1001, [1] * 1001, range(1001)),
+        "1000",
+    ),
+    (
+        "columns-bad-key",
+        lambda c, r: c.log_metric_columns(r, ["ok", "a:b"], [1.0, 2.0], [1, 1], [0, 0]),
+        "may only contain",
+    ),
+    (
+        "columns-bad-value",
+        lambda c, r: c.log_metric_columns(r, ["ok", "bad"], [1.0, "x"], [1, 1], [0, 0]),  # type: ignore[list-item]
+        "number",
+    ),
+    (
+        "columns-step-overflow",
+        lambda c, r: c.log_metric_columns(r, ["m"], [1.0], [1], [2**63]),
+        "64-bit",
+    ),
+    (
+        "columns-timestamp-bool",
+        lambda c, r: c.log_metric_columns(r, ["m"], [1.0], [True], [0]),
+        "timestamp",
     ),
     ("run-name-too-long", lambda c, r: c.update_run(r, name="n" * 251), "250"),
     ("bad-run-id", lambda c, r: c.log_metric("not a run id!", "m", 1.0), "run_id"),
