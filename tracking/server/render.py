@@ -21,6 +21,7 @@ from typing import Any
 from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo
 
 __all__ = [
+    "compact_run_json",
     "double_json",
     "experiment_json",
     "file_info_json",
@@ -90,6 +91,28 @@ def run_json(run: Run) -> dict[str, Any]:
             "tags": _pairs(run.data.tags),
         },
         "inputs": {},
+    }
+
+
+def compact_run_json(run: Run) -> dict[str, Any]:
+    """A run in trackflow's compact shape, for trackflow's own client: params and
+    tags as objects, each metric as ``[value, timestamp, step]`` of its latest point.
+
+    Not MLflow's JSON: NaN and the infinities stay floats (the encoder writes the
+    bare tokens), and there are no per-item objects to build, which halves the
+    bytes of a search page and the work on both ends.
+    """
+    data = run.data
+    points = data.latest
+    metrics: dict[str, tuple[float, int, int]] = {}
+    for key, value in data.metrics.items():
+        point = points.get(key)
+        metrics[key] = (value, 0, 0) if point is None else (value, point.timestamp, point.step)
+    return {
+        "info": run_info_json(run.info),
+        "params": dict(data.params),
+        "tags": dict(data.tags),
+        "metrics": metrics,
     }
 
 

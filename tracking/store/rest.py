@@ -44,6 +44,7 @@ from tracking.settings import get_settings
 from tracking.store.base import TrackingStore
 from tracking.store.rest_http import RestSession
 from tracking.store.rest_json import (
+    compact_run_from_json,
     experiment_from_json,
     metric_from_json,
     pairs_json,
@@ -129,6 +130,7 @@ class RestTrackingStore(TrackingStore):
             for name in (
                 "runs/create",
                 "runs/log-batch",
+                "runs/search",
                 "runs/children",
                 "runs/heartbeat",
                 "runs/reap-stale",
@@ -360,7 +362,8 @@ class RestTrackingStore(TrackingStore):
         }
         if page_token:
             body["page_token"] = page_token
-        return _page(self._post("runs/search", body), "runs", run_from_json)
+        answer = self.http.call("POST", self._trackflow["runs/search"], body=body)
+        return _page(answer, "runs", compact_run_from_json)
 
     # -- trackflow additions ------------------------------------------------
 

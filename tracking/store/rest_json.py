@@ -24,6 +24,7 @@ from tracking.entities import (
 )
 
 __all__ = [
+    "compact_run_from_json",
     "experiment_from_json",
     "key_values",
     "metric_from_json",
@@ -110,6 +111,26 @@ def run_from_json(item: Mapping[str, Any]) -> Run:
         run_info_from_json(item["info"], tags),
         RunData(
             params=MappingProxyType(key_values(data.get("params"))),
+            metrics=MappingProxyType({key: point.value for key, point in latest.items()}),
+            tags=MappingProxyType(tags),
+            latest=MappingProxyType(latest),
+        ),
+    )
+
+
+def compact_run_from_json(item: Mapping[str, Any]) -> Run:
+    """A :class:`~tracking.entities.Run` from trackflow's compact shape (see
+    ``tracking.server.render.compact_run_json``): params and tags as objects,
+    metrics as ``{key: [value, timestamp, step]}``."""
+    tags = item["tags"]
+    latest = {
+        key: Metric(key, float(value), int(timestamp), int(step))
+        for key, (value, timestamp, step) in item["metrics"].items()
+    }
+    return Run(
+        run_info_from_json(item["info"], tags),
+        RunData(
+            params=MappingProxyType(item["params"]),
             metrics=MappingProxyType({key: point.value for key, point in latest.items()}),
             tags=MappingProxyType(tags),
             latest=MappingProxyType(latest),

@@ -272,6 +272,63 @@ class TestLogBatchColumns:
         assert history(client, run_id) == []
 
 
+class TestCompactSearch:
+    """trackflow's runs/search: MLflow's body, the same runs, the compact run shape."""
+
+    def test_same_runs_as_mlflow_search_in_the_compact_shape(self, client: TestClient) -> None:
+        for i in range(5):
+            run_id = create(client, start_time=i, tags=[{"key": "t", "value": str(i)}])["run"][
+                "info"
+            ]["run_id"]
+            body = {
+                "run_id": run_id,
+                "metrics": {
+                    "key": ["acc", "acc", "loss"],
+                    "value": [i / 10, i / 5, math.nan if i == 2 else 1.0],
+                    "timestamp": [5, 6, 7],
+                    "step": [0, 1, 0],
+                },
+                "params": [{"key": "opt", "value": "adam" if i % 2 else "sgd"}],
+            }
+            log_columns(client, body)
+        query = {
+            "experiment_ids": ["0"],
+            "filter": "params.opt = 'sgd'",
+            "order_by": ["metrics.acc DESC"],
+            "max_results": 2,
+        }
+        compact = client.post(f"{TRACKFLOW}/runs/search", json=query)
+        assert compact.status_code == 200, compact.text
+        mlflow = client.post(f"{MLFLOW}/runs/search", json=query).json()
+        page = json.loads(compact.content)  # NaN arrives as the bare token
+        assert page["next_page_token"] == mlflow["next_page_token"]
+        assert [r["info"] for r in page["runs"]] == [r["info"] for r in mlflow["runs"]]
+        first = page["runs"][0]
+        assert first["params"] == {"opt": "sgd"}
+        assert first["tags"]["t"] == "4"
+        assert first["metrics"] == {"acc": [0.8, 6, 1], "loss": [1.0, 7, 0]}
+        assert math.isnan(page["runs"][1]["metrics"]["loss"][0])
+        rest = client.post(
+            f"{TRACKFLOW}/runs/search", json={**query, "page_token": page["next_page_token"]}
+        )
+        (last,) = json.loads(rest.content)["runs"]
+        assert last["metrics"]["acc"] == [0.0, 6, 1]
+        assert "next_page_token" not in json.loads(rest.content)
+
+    @pytest.mark.parametrize(
+        ("query", "words"),
+        [
+            pytest.param({"filter": "metrics.acc >"}, "filter", id="bad-filter"),
+            pytest.param({"max_results": 0}, "max_results", id="zero-results"),
+            pytest.param({"experiment_ids": "0"}, "experiment_ids", id="ids-not-a-list"),
+        ],
+    )
+    def test_bad_queries(self, client: TestClient, query: dict[str, Any], words: str) -> None:
+        response = client.post(f"{TRACKFLOW}/runs/search", json={"experiment_ids": ["0"], **query})
+        assert response.status_code == 400, response.text
+        assert words in response.json()["message"].lower()
+
+
 class TestSampledHistory:
     def test_long_series_keeps_extremes_within_max_points(self, client: TestClient) -> None:
         run_id = create(client)["run"]["info"]["run_id"]

@@ -49,6 +49,7 @@ from tracking.errors import (
 from tracking.settings import reset_settings
 from tracking.store.registry import clear_store_cache, get_store
 from tracking.store.rest import RestTrackingStore
+from tracking.store.rest_http import dumps
 from tracking.testing.store import (
     LoggingSuite,
     RunLifecycleSuite,
@@ -256,9 +257,19 @@ class TestRequests:
             run.data.params["x"] = "y"  # type: ignore[index]
 
     def test_search_runs_body_and_token(self) -> None:
-        recorder = Recorder(_json({"runs": [_run_json()], "next_page_token": "tok"}))
+        compact = {
+            "info": _run_json()["info"],
+            "params": {"lr": "0.1"},
+            "tags": {"mlflow.parentRunId": "p" * 32},
+            "metrics": {"acc": [0.5, 7, 3], "loss": [math.nan, 8, 4]},
+        }
+        raw = dumps({"runs": [compact], "next_page_token": "tok"})
+        recorder = Recorder(
+            httpx.Response(200, content=raw, headers={"content-type": "application/json"})
+        )
         store, _ = _store(recorder)
         page = store.search_runs(["1", "2"], "metrics.a > 1", ViewType.ALL, 10, ["name"], "p1")
+        assert recorder.requests[0].url.path == "/api/2.0/trackflow/runs/search"
         assert recorder.body() == {
             "experiment_ids": ["1", "2"],
             "filter": "metrics.a > 1",
@@ -267,7 +278,18 @@ class TestRequests:
             "order_by": ["name"],
             "page_token": "p1",
         }
-        assert [r.info.run_id for r in page] == [RUN_ID] and page.token == "tok"
+        (run,) = page
+        assert run.info.run_id == RUN_ID and page.token == "tok"
+        assert run.info.parent_run_id == "p" * 32
+        assert dict(run.data.params) == {"lr": "0.1"}
+        assert run.data.latest["acc"] == Metric("acc", 0.5, 7, 3)
+        assert run.data.metrics["acc"] == 0.5 and math.isnan(run.data.metrics["loss"])
+
+    def test_malformed_compact_search_answer(self) -> None:
+        recorder = Recorder(_json({"runs": [{"info": _run_json()["info"], "metrics": 5}]}))
+        store, _ = _store(recorder)
+        with pytest.raises(StoreError, match="runs"):
+            store.search_runs(["0"])
 
     def test_history_without_max_results_follows_pages(self) -> None:
         def page(request: httpx.Request) -> httpx.Response:

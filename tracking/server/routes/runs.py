@@ -43,7 +43,7 @@ from tracking.server.schemas.mlflow import (
 )
 from tracking.server.state import ServerState, StateDep
 
-__all__ = ["metrics_router", "router"]
+__all__ = ["metrics_router", "router", "search_page"]
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
 metrics_router = APIRouter(prefix="/metrics", tags=["runs"], responses=ERRORS)
@@ -201,12 +201,11 @@ async def log_model(body: LogModel, state: StateDep) -> Response:
     return empty_response()
 
 
-@router.post("/search", response_model=SearchRunsResponse)
-async def search_runs(body: SearchRuns, state: StateDep) -> Response:
-    """Runs of some experiments matching an MLflow filter (``OR`` and parentheses too)."""
+async def search_page(state: ServerState, body: SearchRuns) -> PagedList[Run]:
+    """The page of runs a ``runs/search`` body asks for."""
     # A page of a few hundred runs takes a few milliseconds: a quick call.
     runner = state.quick if body.max_results <= QUICK_SEARCH_RESULTS else state.run
-    page: PagedList[Run] = await runner(
+    return await runner(
         state.client.search_runs,
         params.experiment_ids(body.experiment_ids),
         body.filter or "",
@@ -215,6 +214,12 @@ async def search_runs(body: SearchRuns, state: StateDep) -> Response:
         body.order_by or None,
         body.page_token or None,
     )
+
+
+@router.post("/search", response_model=SearchRunsResponse)
+async def search_runs(body: SearchRuns, state: StateDep) -> Response:
+    """Runs of some experiments matching an MLflow filter (``OR`` and parentheses too)."""
+    page = await search_page(state, body)
     out: dict[str, Any] = {"runs": render_runs(page)}
     if page.token:
         out["next_page_token"] = page.token

@@ -18,12 +18,15 @@ from tracking.server.schemas.common import (
     KeyValue,
     MetricOut,
     RequestModel,
+    RunInfoOut,
     RunOut,
 )
 from tracking.validation import MAX_BATCH_METRICS
 
 __all__ = [
     "ChildrenResponse",
+    "CompactRunOut",
+    "CompactSearchResponse",
     "CreateRunRequest",
     "CreateRunResponse",
     "HealthResponse",
@@ -110,6 +113,26 @@ def plain_column_batch(body: bytes) -> ColumnBatch | None:
     if any(type(column) is not list for column in columns):
         return None
     return (run_id, *columns)  # type: ignore[return-value]
+
+
+class CompactRunOut(BaseModel):
+    """A run in trackflow's compact shape."""
+
+    info: RunInfoOut
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, tuple[float, int, int]] = Field(
+        default_factory=dict,
+        description="Each metric's latest point as [value, timestamp, step]; NaN and the "
+        "infinities as the bare JSON tokens NaN, Infinity, -Infinity.",
+    )
+
+
+class CompactSearchResponse(BaseModel):
+    """A page of runs in the compact shape; ``next_page_token`` is left out on the last page."""
+
+    runs: list[CompactRunOut] = Field(default_factory=list)
+    next_page_token: str | None = None
 
 
 class CreateRunResponse(BaseModel):
