@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Generic, NamedTuple, TypeVar
 
@@ -30,6 +31,7 @@ __all__ = [
     "RunStatus",
     "RunTag",
     "ViewType",
+    "metric_of",
 ]
 
 T = TypeVar("T")
@@ -112,6 +114,12 @@ class Metric(NamedTuple):
     value: float
     timestamp: int
     step: int
+
+
+#: A :class:`Metric` from a tuple (or list) of its four fields, without NamedTuple's
+#: Python-level ``__new__``: a third of the cost, for readers that build thousands
+#: from rows they already checked. It does not check the length.
+metric_of = partial(tuple.__new__, Metric)
 
 
 class Param(NamedTuple):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from functools import partial
 from numbers import Real
 from typing import Any, TypeVar
 
-from tracking.entities import Metric, Param, RunTag
+from tracking.entities import Metric, Param, RunTag, metric_of
 from tracking.errors import InvalidParameterError
 
 __all__ = [
@@ -192,9 +191,15 @@ def plain_metrics(metrics: Sequence[object]) -> bool:
     :func:`validate_metric` per point, which matters at 1000 points a call.
     Keys are not checked here.
     """
+    return _plain_keys(metrics) is not None
+
+
+def _plain_keys(metrics: Sequence[object]) -> Sequence[str] | None:
+    """The keys of :func:`plain_metrics`, a column; ``None`` if they are not plain."""
     if not metrics or frozenset(map(type, metrics)) != _METRIC_ONLY:
-        return False
-    return plain_columns(*zip(*metrics, strict=True))
+        return None
+    columns = tuple(zip(*metrics, strict=True))
+    return columns[0] if plain_columns(*columns) else None
 
 
 def plain_columns(
@@ -240,11 +245,9 @@ def validate_metric_columns(
         return [validate_metric(Metric._make(point)) for point in points]
     for key in dict.fromkeys(keys):
         validate_key(key, "metric")
-    return list(map(_as_metric, points))
+    return list(map(metric_of, points))
 
 
-#: A Metric from a tuple of its four fields, without NamedTuple's Python-level ``__new__``.
-_as_metric = partial(tuple.__new__, Metric)
 _METRIC_ONLY = frozenset((Metric,))
 _STR_ONLY = frozenset((str,))
 _FLOAT_ONLY = frozenset((float,))
@@ -252,8 +255,9 @@ _INT_ONLY = frozenset((int,))
 
 
 def _validate_metrics(metrics: Sequence[object]) -> list[Metric]:
-    if plain_metrics(metrics):
-        for key in dict.fromkeys(m[0] for m in metrics):  # type: ignore[index]
+    keys = _plain_keys(metrics)
+    if keys is not None:
+        for key in dict.fromkeys(keys):
             validate_key(key, "metric")
         return list(metrics)  # type: ignore[arg-type]
     return [validate_metric(_as(m, Metric, "metric")) for m in metrics]

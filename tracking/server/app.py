@@ -117,11 +117,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.trackflow = state
-    # Routes are matched one by one in this order: the busiest go first.
+    # Routes are matched one by one in this order: the busiest go first (trackflow's
+    # client sends its log-batch and searches to trackflow's own endpoints).
     mlflow_api = _mlflow_router()
     app.include_router(trackflow.health_router)
-    app.include_router(mlflow_api, prefix=API_PREFIXES[0])
     app.include_router(trackflow.router, prefix="/api/2.0/trackflow")
+    app.include_router(mlflow_api, prefix=API_PREFIXES[0])
     app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
     app.include_router(mlflow_api, prefix=API_PREFIXES[1], include_in_schema=False)
     install_error_handlers(app)

@@ -21,6 +21,7 @@ from tracking.entities import (
     RunData,
     RunInfo,
     RunStatus,
+    metric_of,
 )
 
 __all__ = [
@@ -124,7 +125,7 @@ def compact_run_from_json(item: Mapping[str, Any]) -> Run:
     metrics as ``{key: [value, timestamp, step]}``."""
     tags = item["tags"]
     latest = {
-        key: Metric(key, float(value), int(timestamp), int(step))
+        key: metric_of((key, float(value), timestamp, step))
         for key, (value, timestamp, step) in item["metrics"].items()
     }
     return Run(

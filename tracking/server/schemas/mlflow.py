@@ -7,13 +7,12 @@ Field names and defaults follow the protobuf messages; where MLflow accepts
 
 from __future__ import annotations
 
-from functools import partial
 from operator import itemgetter
 
 from pydantic import BaseModel, Field
 from pydantic_core import from_json
 
-from tracking.entities import Metric, ViewType
+from tracking.entities import Metric, ViewType, metric_of
 from tracking.errors import InvalidParameterError
 from tracking.server.schemas.common import (
     Double,
@@ -205,7 +204,6 @@ class LogBatch(RunRef):
 
 
 _POINT_FIELDS = itemgetter("key", "value", "timestamp", "step")
-_as_metric = partial(tuple.__new__, Metric)
 _DICT_ONLY = frozenset((dict,))
 
 
@@ -232,7 +230,7 @@ def plain_log_batch(body: bytes) -> tuple[str, list[Metric]] | None:
     if not items or frozenset(map(type, items)) != _DICT_ONLY:
         return None
     try:
-        metrics = list(map(_as_metric, map(_POINT_FIELDS, items)))
+        metrics = list(map(metric_of, map(_POINT_FIELDS, items)))
     except KeyError:
         return None
     return (run_id, metrics) if plain_metrics(metrics) else None

@@ -22,6 +22,7 @@ from tracking.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    metric_of,
 )
 from tracking.errors import (
     AlreadyExistsError,
@@ -512,8 +513,8 @@ class SqlTrackingStore(TrackingStore):
                 for rid, key, value in tag_rows:
                     tags[rid][key] = value
                 for rid, key, value, special, timestamp, step in latest_rows:
-                    number = metrics[rid][key] = decode_value(value, special)
-                    latest[rid][key] = Metric(key, number, timestamp, step)
+                    number = metrics[rid][key] = decode_value(value, special) if special else value
+                    latest[rid][key] = metric_of((key, number, timestamp, step))
         return [
             Run(
                 infos[rid],
