@@ -22,8 +22,10 @@ sent as a bearer token, ``TRACKFLOW_HTTP_TIMEOUT`` bounds each attempt and
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -42,11 +44,12 @@ from tracking.entities import (
 from tracking.errors import NotFoundError, StoreError
 from tracking.settings import get_settings
 from tracking.store.base import TrackingStore
-from tracking.store.rest_http import RestSession
+from tracking.store.rest_http import EndpointNotFoundError, RestSession
 from tracking.store.rest_json import (
     compact_run_from_json,
     experiment_from_json,
     metric_from_json,
+    metrics_json,
     pairs_json,
     run_from_json,
     run_info_from_json,
@@ -55,6 +58,7 @@ from tracking.store.rest_json import (
 __all__ = ["MLFLOW_API", "TRACKFLOW_API", "RestTrackingStore"]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 _HEARTBEAT_CHUNK = 1000
 #: The columns of trackflow's log-batch, in Metric's field order.
@@ -137,7 +141,9 @@ class RestTrackingStore(TrackingStore):
                 "metrics/get-history-sampled",
             )
         }
-        self._log_batch_url = self._trackflow["runs/log-batch"]
+        #: Whether the server has trackflow's lean log-batch and search (an older one
+        #: answers 404, and MLflow's endpoints serve from then on).
+        self._lean = True
         self._health_url = url("health")
 
     def __repr__(self) -> str:
@@ -145,6 +151,20 @@ class RestTrackingStore(TrackingStore):
 
     def close(self) -> None:
         self.http.close()
+
+    @contextlib.contextmanager
+    def _lean_or_mlflow(self) -> Iterator[None]:
+        """Around a call to a lean endpoint: a server without it (404, nothing done)
+        turns them off for this store, and the caller goes on with MLflow's."""
+        try:
+            yield
+        except EndpointNotFoundError:
+            _log.warning(
+                "%s has no lean log-batch/search endpoints (an older trackflow server?); "
+                "using MLflow's",
+                self.http.base_url,
+            )
+            self._lean = False
 
     def _post(self, name: str, body: dict[str, Any], parse: bool = True) -> Any:
         return self.http.call("POST", self._mlflow[name], body=body, parse=parse)
@@ -281,15 +301,21 @@ class RestTrackingStore(TrackingStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        # trackflow's log-batch: the points as four columns, a third of MLflow's JSON.
         body: dict[str, Any] = {"run_id": run_id}
-        if metrics:
-            body["metrics"] = dict(zip(_METRIC_COLUMNS, zip(*metrics, strict=True), strict=True))
         if params:
             body["params"] = pairs_json(params)
         if tags:
             body["tags"] = pairs_json(tags)
-        self.http.call("POST", self._log_batch_url, body=body, parse=False)
+        if self._lean:
+            # trackflow's log-batch: the points as four columns, under half MLflow's JSON.
+            if metrics:
+                columns = zip(*metrics, strict=True)
+                body["metrics"] = dict(zip(_METRIC_COLUMNS, columns, strict=True))
+            with self._lean_or_mlflow():
+                self.http.call("POST", self._trackflow["runs/log-batch"], body=body, parse=False)
+                return
+        body["metrics"] = metrics_json(metrics)
+        self._post("runs/log-batch", body, parse=False)
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
         key, value, timestamp, step = metric
@@ -362,8 +388,11 @@ class RestTrackingStore(TrackingStore):
         }
         if page_token:
             body["page_token"] = page_token
-        answer = self.http.call("POST", self._trackflow["runs/search"], body=body)
-        return _page(answer, "runs", compact_run_from_json)
+        if self._lean:
+            with self._lean_or_mlflow():
+                answer = self.http.call("POST", self._trackflow["runs/search"], body=body)
+                return _page(answer, "runs", compact_run_from_json)
+        return _page(self._post("runs/search", body), "runs", run_from_json)
 
     # -- trackflow additions ------------------------------------------------
 

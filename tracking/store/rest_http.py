@@ -49,7 +49,7 @@ from tracking.errors import (
     error_class_for_code,
 )
 
-__all__ = ["RETRY_STATUSES", "Body", "RestSession", "dumps"]
+__all__ = ["RETRY_STATUSES", "Body", "EndpointNotFoundError", "RestSession", "dumps"]
 
 #: Statuses worth another try: the server or a proxy in front of it is busy or restarting.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -105,6 +105,10 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
         seconds = when.timestamp() - time.time()
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+class EndpointNotFoundError(StoreError):
+    """The server has no such route: the wrong address, or a server older than the client."""
 
 
 class RestSession:
@@ -324,7 +328,7 @@ class RestSession:
         ):
             # A route the server does not know: the wrong address, or an older server.
             # Never a NotFoundError, which callers read as "no such run".
-            return StoreError(
+            return EndpointNotFoundError(
                 f"{method} {url}: 404 {message or 'Not Found'}; is {self.base_url} a trackflow "
                 "server of this version?"
             )

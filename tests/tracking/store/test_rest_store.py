@@ -291,6 +291,40 @@ class TestRequests:
         with pytest.raises(StoreError, match="runs"):
             store.search_runs(["0"])
 
+    def test_older_server_without_lean_endpoints_gets_mlflows(self) -> None:
+        missing = {"error_code": "ENDPOINT_NOT_FOUND", "message": "Not Found"}
+        recorder = Recorder(
+            _json(missing, 404),
+            _json({}),
+            _json({}),
+            _json({"runs": [_run_json()]}),
+        )
+        store, _ = _store(recorder)
+        store.log_batch(RUN_ID, metrics=[Metric("loss", 0.5, 1000, 3)])
+        store.log_batch(RUN_ID, params=[Param("lr", "0.1")])
+        assert [r.info.run_id for r in store.search_runs(["0"])] == [RUN_ID]
+        paths = [r.url.path for r in recorder.requests]
+        assert paths == [
+            "/api/2.0/trackflow/runs/log-batch",
+            "/api/2.0/mlflow/runs/log-batch",
+            "/api/2.0/mlflow/runs/log-batch",
+            "/api/2.0/mlflow/runs/search",
+        ]
+        assert recorder.body(1) == {
+            "run_id": RUN_ID,
+            "metrics": [{"key": "loss", "value": 0.5, "timestamp": 1000, "step": 3}],
+        }
+        assert recorder.body(2)["params"] == [{"key": "lr", "value": "0.1"}]
+
+    def test_unknown_run_on_a_lean_endpoint_is_not_a_missing_endpoint(self) -> None:
+        gone = {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Run {RUN_ID!r} not found"}
+        recorder = Recorder(_json(gone, 404), _json({}))
+        store, _ = _store(recorder)
+        with pytest.raises(NotFoundError, match="not found"):
+            store.log_batch(RUN_ID, metrics=[Metric("loss", 0.5, 1000, 3)])
+        store.log_batch(RUN_ID, metrics=[Metric("loss", 0.5, 1000, 3)])
+        assert [r.url.path for r in recorder.requests] == ["/api/2.0/trackflow/runs/log-batch"] * 2
+
     def test_history_without_max_results_follows_pages(self) -> None:
         def page(request: httpx.Request) -> httpx.Response:
             token = request.url.params.get("page_token")
