@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from tracking.server.render import run_json
 from tracking.server.responses import empty_response
 from tracking.server.state import ServerState
 
-__all__ = ["ERRORS", "FastLaneRoute", "render_runs"]
+__all__ = ["ERRORS", "add_fast_lane_route", "render_runs"]
 
 #: The error responses every endpoint may give, for the OpenAPI schema.
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -32,34 +33,45 @@ def render_runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return [run_json(run) for run in runs]
 
 
-class FastLaneRoute(APIRoute):
-    """A write route with a fast lane for what clients send hundreds of times a second.
+def add_fast_lane_route(
+    router: APIRouter,
+    path: str,
+    endpoint: Callable[..., Coroutine[Any, Any, Response]],
+    *,
+    lane: Callable[[bytes], Sequence[Any] | None],
+    call: Callable[..., None],
+) -> None:
+    """Add ``POST path``, a write answering ``{}``, with a fast lane for what clients
+    send hundreds of times a second.
 
-    Subclasses give :meth:`lane`. A JSON body the lane takes (plain metric
-    points, say) skips FastAPI's model validation, a third of such a request's
-    time; the call it returns runs through :meth:`ServerState.quick` and answers
-    ``{}``. Any other body takes FastAPI's request handling: model validation,
-    its error messages, the endpoint function. Both end in the same validation
-    (the server's :class:`~tracking.client.TrackingClient`) and the same
-    transaction. The OpenAPI schema is the endpoint's, unchanged.
+    A JSON body that ``lane`` takes (plain metric points, say) skips FastAPI's
+    model validation, a third of such a request's time: ``call`` (a
+    :class:`~tracking.client.TrackingClient` method) gets the server's client and
+    the arguments ``lane`` returned, through :meth:`ServerState.quick`. Any other
+    body takes FastAPI's request handling: model validation, its error messages,
+    ``endpoint``. Both end in the same validation (the server's client) and the
+    same transaction. The OpenAPI schema is ``endpoint``'s, unchanged.
     """
 
-    def lane(self, state: ServerState, body: bytes) -> Callable[[], object] | None:
-        """The store call (a ``functools.partial``) for a JSON ``body``, or ``None``
-        to leave the body to FastAPI."""
-        raise NotImplementedError
+    class FastLaneRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            standard = super().get_route_handler()
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        standard = super().get_route_handler()
-        lane = self.lane
+            async def handler(request: Request) -> Response:
+                if request.headers.get("content-type", "").startswith("application/json"):
+                    args = lane(await request.body())
+                    if args is not None:
+                        state: ServerState = request.app.state.trackflow
+                        await state.quick(call, state.client, *args)
+                        return empty_response()
+                return await standard(request)
 
-        async def handler(request: Request) -> Response:
-            if request.headers.get("content-type", "").startswith("application/json"):
-                state: ServerState = request.app.state.trackflow
-                call = lane(state, await request.body())
-                if call is not None:
-                    await state.quick(call)
-                    return empty_response()
-            return await standard(request)
+            return handler
 
-        return handler
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        response_model=dict[str, str],
+        route_class_override=FastLaneRoute,
+    )

@@ -9,8 +9,6 @@ through :meth:`ServerState.quick`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -18,12 +16,13 @@ from pydantic import Field
 from starlette.responses import Response
 
 from tracking import validation
+from tracking.client import TrackingClient
 from tracking.entities import Metric, PagedList, Param, Run, RunTag
 from tracking.errors import InvalidParameterError
 from tracking.server import params
 from tracking.server.render import metrics_json, run_info_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
-from tracking.server.routes.common import ERRORS, FastLaneRoute, render_runs
+from tracking.server.routes.common import ERRORS, add_fast_lane_route, render_runs
 from tracking.server.schemas.mlflow import (
     CreateRun,
     DeleteTag,
@@ -154,21 +153,8 @@ async def log_batch(body: LogBatch, state: StateDep) -> Response:
     return empty_response()
 
 
-class _LogBatchRoute(FastLaneRoute):
-    """``log-batch``: a body of plain metric points (:func:`plain_log_batch`) takes
-    the fast lane."""
-
-    def lane(self, state: ServerState, body: bytes) -> Callable[[], object] | None:
-        plain = plain_log_batch(body)
-        return None if plain is None else partial(state.client.log_batch, *plain)
-
-
-router.add_api_route(
-    "/log-batch",
-    log_batch,
-    methods=["POST"],
-    response_model=dict[str, str],
-    route_class_override=_LogBatchRoute,
+add_fast_lane_route(
+    router, "/log-batch", log_batch, lane=plain_log_batch, call=TrackingClient.log_batch
 )
 
 

@@ -11,19 +11,18 @@ codes against exactly these shapes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from tracking import validation
+from tracking.client import TrackingClient
 from tracking.entities import Param, RunTag
 from tracking.server import params
 from tracking.server.render import compact_run_json, metrics_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
-from tracking.server.routes.common import ERRORS, FastLaneRoute, render_runs
+from tracking.server.routes.common import ERRORS, add_fast_lane_route, render_runs
 from tracking.server.routes.runs import run_response, search_page
 from tracking.server.schemas.mlflow import SearchRuns
 from tracking.server.schemas.trackflow import (
@@ -101,20 +100,12 @@ async def log_batch(body: LogBatchColumns, state: StateDep) -> Response:
     return empty_response()
 
 
-class _LogBatchRoute(FastLaneRoute):
-    """``runs/log-batch``: metric columns alone (:func:`plain_column_batch`) take the fast lane."""
-
-    def lane(self, state: ServerState, body: bytes) -> Callable[[], object] | None:
-        plain = plain_column_batch(body)
-        return None if plain is None else partial(state.client.log_metric_columns, *plain)
-
-
-router.add_api_route(
+add_fast_lane_route(
+    router,
     "/runs/log-batch",
     log_batch,
-    methods=["POST"],
-    response_model=dict[str, str],
-    route_class_override=_LogBatchRoute,
+    lane=plain_column_batch,
+    call=TrackingClient.log_metric_columns,
 )
 
 
