@@ -117,7 +117,7 @@ class Metric(NamedTuple):
 
 
 #: A :class:`Metric` from a tuple (or list) of its four fields, without NamedTuple's
-#: Python-level ``__new__``: a third of the cost, for readers that build thousands
+#: Python-level ``__new__``: half the cost, for readers that build thousands
 #: from rows they already checked. It does not check the length.
 metric_of = partial(tuple.__new__, Metric)
 

@@ -78,7 +78,7 @@ class LogBatchColumns(RequestModel):
     """MLflow's ``runs/log-batch`` with the metric points sent as columns.
 
     The same limits (1000 points, 100 params, 100 tags) and the same all or
-    nothing; a third of the JSON of MLflow's list of point objects, which is what
+    nothing; under half the JSON of MLflow's list of point objects, which is what
     trackflow's client sends.
     """
 
