@@ -9,9 +9,6 @@ checks that nothing lands outside the server's artifact destination.
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +33,7 @@ from tracking.settings import reset_settings
 from tracking.store.registry import clear_store_cache
 from tracking.store.rest_http import RestSession
 from tracking.testing.artifacts import ArtifactRepoFactory, ArtifactRepositorySuite
+from tracking.testing.live_server import serving
 
 
 @dataclass
@@ -48,8 +46,6 @@ class Server:
 
 
 def _serve(tmp: Path, token: str | None = None) -> Iterator[Server]:
-    import uvicorn
-
     from tracking.server import ServerSettings, create_app
 
     db_uri = f"sqlite:///{tmp / 'server.db'}"
@@ -57,19 +53,8 @@ def _serve(tmp: Path, token: str | None = None) -> Iterator[Server]:
     settings = ServerSettings(
         backend_store_uri=db_uri, artifacts_destination=str(destination), auth_token=token
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", destination, db_uri)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_app(settings)) as url:
+        yield Server(url, destination, db_uri)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,7 @@ from tracking.settings import reset_settings
 from tracking.store.registry import clear_store_cache, get_store
 from tracking.store.rest import RestTrackingStore
 from tracking.store.rest_http import dumps
+from tracking.testing.live_server import serving
 from tracking.testing.store import (
     LoggingSuite,
     RunLifecycleSuite,
@@ -711,22 +712,9 @@ class SwappableApp:
 @pytest.fixture(scope="module")
 def live_app() -> Iterator[tuple[str, SwappableApp]]:
     """A uvicorn server thread on a free loopback port, serving a :class:`SwappableApp`."""
-    import uvicorn
-
     holder = SwappableApp()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(holder, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", holder
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(holder, lifespan="on") as url:
+        yield url, holder
 
 
 @pytest.fixture
