@@ -55,6 +55,7 @@ from servers import (
     ServerError,
     ServerProcess,
     mlflow_server,
+    postgres_admin,
     postgres_database,
     trackflow_command,
     trackflow_server,
@@ -200,18 +201,7 @@ class Backend:
 def postgres_unavailable(admin_url: str) -> str | None:
     """Why the PostgreSQL server at ``admin_url`` cannot be used, or None."""
     try:
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        u = make_url(admin_url)
-        with psycopg.connect(
-            host=u.host or "127.0.0.1",
-            port=u.port or 5432,
-            user=u.username or "postgres",
-            password=u.password,
-            dbname=u.database or "postgres",
-            connect_timeout=5,
-        ) as conn:
+        with postgres_admin(admin_url) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()

@@ -29,12 +29,17 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "ServerError",
     "ServerProcess",
     "free_port",
     "mlflow_server",
+    "postgres_admin",
     "postgres_database",
     "start_server",
     "trackflow_command",
@@ -270,6 +275,23 @@ def _running(
         server.stop()
 
 
+def postgres_admin(admin_url: str, **options: Any) -> psycopg.Connection[tuple[object, ...]]:
+    """A psycopg connection to the PostgreSQL server at ``admin_url`` (5 s to connect)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+    return psycopg.connect(
+        host=admin.host or "127.0.0.1",
+        port=admin.port or 5432,
+        user=admin.username or "postgres",
+        password=admin.password,
+        dbname=admin.database or "postgres",
+        connect_timeout=5,
+        **options,
+    )
+
+
 @contextlib.contextmanager
 def postgres_database(admin_url: str, name: str) -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database ``name``, dropped on exit.
@@ -283,19 +305,8 @@ def postgres_database(admin_url: str, name: str) -> Iterator[dict[str, str]]:
 
     admin = make_url(admin_url)
 
-    def connect() -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(
-            host=admin.host or "127.0.0.1",
-            port=admin.port or 5432,
-            user=admin.username or "postgres",
-            password=admin.password,
-            dbname=admin.database or "postgres",
-            connect_timeout=5,
-            autocommit=True,
-        )
-
     try:
-        with connect() as conn:
+        with postgres_admin(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
@@ -310,5 +321,8 @@ def postgres_database(admin_url: str, name: str) -> Iterator[dict[str, str]]:
             ),
         }
     finally:
-        with contextlib.suppress(psycopg.Error), connect() as conn:
+        with (
+            contextlib.suppress(psycopg.Error),
+            postgres_admin(admin_url, autocommit=True) as conn,
+        ):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
