@@ -34,15 +34,9 @@ from tracking.store.registry import clear_store_cache
 
 
 @pytest.fixture
-def uri(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def uri(fluent_uri: str) -> str:
     """The fluent API on a fresh SQLite file, with fresh fluent and buffer state."""
-    monkeypatch.setenv("TRACKFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
-    reset_settings()
-    fluent._reset_for_tests()
-    tracking.set_tracking_uri(sqlite_url)
-    yield sqlite_url
-    fluent._reset_for_tests()
-    clear_store_cache()
+    return fluent_uri
 
 
 @pytest.fixture

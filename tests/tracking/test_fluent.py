@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,12 @@ from tracking import errors, fluent
 from tracking.client import TrackingClient
 from tracking.entities import LifecycleStage, Run, RunStatus
 from tracking.settings import reset_settings
-from tracking.store.registry import clear_store_cache
 
 
 @pytest.fixture
-def uri(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def uri(fluent_uri: str) -> str:
     """The fluent API pointed at a fresh SQLite file, with fresh fluent state."""
-    monkeypatch.setenv("TRACKFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
-    reset_settings()
-    fluent._reset_for_tests()
-    tracking.set_tracking_uri(sqlite_url)
-    yield sqlite_url
-    fluent._reset_for_tests()
-    clear_store_cache()
+    return fluent_uri
 
 
 @pytest.fixture

@@ -22,27 +22,24 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import tracking
-from tracking import _heartbeat, _run_registry, fluent
+from tracking import _heartbeat, _run_registry
 from tracking.client import TrackingClient
 from tracking.entities import RunStatus
 from tracking.errors import StoreUnavailableError
-from tracking.settings import reset_settings
 from tracking.store.registry import clear_store_cache
 
 INTERVAL = 0.1
 
 
 @pytest.fixture
-def uri(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The fluent API on a fresh SQLite file, beating every INTERVAL seconds."""
-    monkeypatch.setenv("TRACKFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+def interval(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKFLOW_HEARTBEAT_INTERVAL", str(INTERVAL))
-    reset_settings()
-    fluent._reset_for_tests()
-    tracking.set_tracking_uri(sqlite_url)
-    yield sqlite_url
-    fluent._reset_for_tests()
-    clear_store_cache()
+
+
+@pytest.fixture
+def uri(interval: None, fluent_uri: str) -> str:
+    """The fluent API on a fresh SQLite file, beating every INTERVAL seconds."""
+    return fluent_uri
 
 
 def _heartbeat_time(uri: str, run_id: str) -> int:
