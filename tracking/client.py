@@ -26,7 +26,7 @@ from tracking.entities import (
     ViewType,
 )
 from tracking.errors import InvalidParameterError
-from tracking.settings import get_settings
+from tracking.settings import get_settings, resolve_tracking_uri
 from tracking.store.base import TrackingStore
 from tracking.store.registry import get_store
 
@@ -58,15 +58,18 @@ class TrackingClient:
         client.log_metric(run.info.run_id, "auc", 0.91, step=1)
         client.set_terminated(run.info.run_id)
 
-    ``tracking_uri`` defaults to ``TRACKFLOW_TRACKING_URI`` (else
-    ``sqlite:///trackflow.db``) and ``artifact_root`` to ``TRACKFLOW_ARTIFACT_ROOT``.
+    ``tracking_uri`` is resolved as the fluent API resolves it: the argument,
+    else :func:`tracking.set_tracking_uri`'s choice, else ``TRACKFLOW_TRACKING_URI``,
+    else ``sqlite:///trackflow.db``. ``artifact_root`` defaults to
+    ``TRACKFLOW_ARTIFACT_ROOT``.
     """
 
-    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
-        settings = get_settings()
-        self.tracking_uri = tracking_uri or settings.tracking_uri
+    def __init__(
+        self, tracking_uri: str | os.PathLike[str] | None = None, artifact_root: str | None = None
+    ) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self._store: TrackingStore = get_store(
-            self.tracking_uri, artifact_root or settings.artifact_root
+            self.tracking_uri, artifact_root or get_settings().artifact_root
         )
 
     @classmethod

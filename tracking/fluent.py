@@ -66,7 +66,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from tracking import _heartbeat, _run_registry, _shutdown, buffering, validation
+from tracking import _heartbeat, _run_registry, _shutdown, buffering, settings, validation
 from tracking.client import TrackingClient
 from tracking.entities import (
     ArtifactRef,
@@ -145,7 +145,6 @@ class _ChosenExperiment:
 
 
 _lock = threading.Lock()
-_tracking_uri: str | None = None
 _experiment: _ChosenExperiment | None = None
 _clients: dict[tuple[str, str | None], TrackingClient] = {}
 _experiment_ids: dict[tuple[str, str], str] = {}
@@ -212,17 +211,17 @@ def _exit_status(exc: BaseException | None) -> RunStatus:
 
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
-    """Send the fluent API's runs to ``uri`` (overrides ``TRACKFLOW_TRACKING_URI``).
+    """Send new runs to ``uri`` (overrides ``TRACKFLOW_TRACKING_URI``).
 
-    Runs already active keep writing where they started.
+    It holds for the fluent API and for every ``TrackingClient()`` built
+    without a URI. Runs already active keep writing where they started.
     """
-    global _tracking_uri
-    _tracking_uri = os.fspath(uri)
+    settings.set_tracking_uri(uri)
 
 
 def get_tracking_uri() -> str:
-    """The tracking URI the fluent API uses now."""
-    return _tracking_uri or get_settings().tracking_uri
+    """The tracking URI that the fluent API and ``TrackingClient()`` use now."""
+    return settings.get_tracking_uri()
 
 
 def _client() -> TrackingClient:
@@ -726,14 +725,14 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
 
 def _reset_for_tests() -> None:
     """Forget all fluent state of this process without ending any run (tests only)."""
-    global _tracking_uri, _experiment
+    global _experiment
     _heartbeat.stop()
     buffering._reset_for_tests()
     _run_registry.clear()
     _stack.set(())
     _last_run_id.set(None)
+    settings.set_tracking_uri(None)
     with _lock:
-        _tracking_uri = None
         _experiment = None
         _clients.clear()
         _experiment_ids.clear()

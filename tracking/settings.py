@@ -8,6 +8,7 @@ code that changes the environment on purpose).
 from __future__ import annotations
 
 import functools
+import os
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +18,10 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "TrackingSettings",
     "get_settings",
+    "get_tracking_uri",
     "reset_settings",
+    "resolve_tracking_uri",
+    "set_tracking_uri",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///trackflow.db"
@@ -67,3 +71,28 @@ def get_settings() -> TrackingSettings:
 def reset_settings() -> None:
     """Forget the cached settings so the next call reads the environment again."""
     get_settings.cache_clear()
+
+
+#: What ``set_tracking_uri`` chose for this process (None: the environment decides).
+_tracking_uri: str | None = None
+
+
+def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Make ``uri`` the tracking URI of this process (``None`` forgets the choice).
+
+    It overrides ``TRACKFLOW_TRACKING_URI`` for the fluent API and for every
+    ``TrackingClient()`` built without a URI, as ``mlflow.set_tracking_uri``
+    does for ``MlflowClient()``.
+    """
+    global _tracking_uri
+    _tracking_uri = os.fspath(uri) if uri is not None else None
+
+
+def get_tracking_uri() -> str:
+    """The tracking URI in force: ``set_tracking_uri``, else the environment, else the default."""
+    return _tracking_uri or get_settings().tracking_uri
+
+
+def resolve_tracking_uri(uri: str | os.PathLike[str] | None = None) -> str:
+    """``uri`` if given, else :func:`get_tracking_uri`: the one rule every caller follows."""
+    return os.fspath(uri) if uri else get_tracking_uri()
