@@ -16,7 +16,9 @@ them back to the same class on the client side::
     ├── AlreadyExistsError              400 RESOURCE_ALREADY_EXISTS
     ├── InvalidStateError               400 INVALID_STATE
     ├── UnauthenticatedError            401 UNAUTHENTICATED
+    ├── PermissionDeniedError           403 PERMISSION_DENIED
     ├── RequestLimitExceededError       429 REQUEST_LIMIT_EXCEEDED
+    ├── NotSupportedError               501 NOT_IMPLEMENTED
     └── StoreError                      500 INTERNAL_ERROR
         ├── StoreUnavailableError       503 TEMPORARILY_UNAVAILABLE
         └── SchemaOutOfDateError        500 INTERNAL_ERROR
@@ -40,6 +42,8 @@ __all__ = [
     "InvalidParameterError",
     "InvalidStateError",
     "NotFoundError",
+    "NotSupportedError",
+    "PermissionDeniedError",
     "RequestLimitExceededError",
     "RunNotFoundError",
     "SchemaOutOfDateError",
@@ -132,6 +136,20 @@ class UnauthenticatedError(TrackingError):
     error_code = "UNAUTHENTICATED"
 
 
+class PermissionDeniedError(TrackingError):
+    """The server refuses the request whoever sends it (a Host it does not serve, say)."""
+
+    http_status = 403
+    error_code = "PERMISSION_DENIED"
+
+
+class NotSupportedError(TrackingError):
+    """trackflow does not implement this part of MLflow (logged models, say)."""
+
+    http_status = 501
+    error_code = "NOT_IMPLEMENTED"
+
+
 class RequestLimitExceededError(TrackingError):
     """The server asked the client to slow down."""
 
@@ -163,7 +181,8 @@ _BY_CODE: dict[str, type[TrackingError]] = {
     "RESOURCE_ALREADY_EXISTS": AlreadyExistsError,
     "INVALID_STATE": InvalidStateError,
     "UNAUTHENTICATED": UnauthenticatedError,
-    "PERMISSION_DENIED": UnauthenticatedError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "NOT_IMPLEMENTED": NotSupportedError,
     "REQUEST_LIMIT_EXCEEDED": RequestLimitExceededError,
     "TEMPORARILY_UNAVAILABLE": StoreUnavailableError,
     "INTERNAL_ERROR": StoreError,

@@ -58,6 +58,16 @@ class FsspecArtifactRepository(ArtifactRepository):
     (stderr by default) when ``progress`` is True, or when it is None and
     stderr is a terminal.
 
+    ``display_root`` is how error messages name the root (default: the root
+    itself); the tracking server passes ``mlflow-artifacts:/`` so that its
+    answers never reveal where on its disk the artifacts live.
+
+    On a local filesystem every path is resolved with its symbolic links
+    before any I/O, and one that leads out of the root is refused
+    (:class:`~tracking.errors.InvalidParameterError`): a link planted under the
+    root can neither be read or listed through, nor written through. Listings
+    leave symbolic links out.
+
     Example::
 
         repo = FsspecArtifactRepository("s3://bucket/1/abc/artifacts", "abc")
@@ -76,8 +86,10 @@ class FsspecArtifactRepository(ArtifactRepository):
         console: Console | None = None,
         progress_min_files: int = PROGRESS_MIN_FILES,
         progress_min_bytes: int = PROGRESS_MIN_BYTES,
+        display_root: str | None = None,
     ) -> None:
         self.artifact_uri = resolve_artifact_root(artifact_uri)
+        self._display_root = display_root or self.artifact_uri
         self.run_id = run_id
         self._progress = ProgressPolicy(progress, console, progress_min_files, progress_min_bytes)
         if fs is None:
@@ -86,6 +98,10 @@ class FsspecArtifactRepository(ArtifactRepository):
             root = fs._strip_protocol(self.artifact_uri)
         self.fs: Any = fs
         self._root: str = root.rstrip("/") or root
+        protocol = getattr(fs, "protocol", ())
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        #: Whether paths are on this machine's disk, where symbolic links exist.
+        self._local = "file" in protocols or "local" in protocols
 
     @staticmethod
     def _filesystem_for(uri: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
@@ -108,10 +124,22 @@ class FsspecArtifactRepository(ArtifactRepository):
     # -- helpers -----------------------------------------------------------
 
     def _full(self, rel: str) -> str:
-        """The filesystem path of the relative artifact path ``rel``."""
+        """The filesystem path of the relative artifact path ``rel``, confined to the root."""
         if not rel:
             return self._root
-        return f"{self._root.rstrip('/')}/{rel}"
+        full = f"{self._root.rstrip('/')}/{rel}"
+        if self._local and not self._inside(full):
+            raise InvalidParameterError(
+                f"Invalid artifact path {rel!r}: it leads out of the artifact root "
+                f"{self._display_root} through a symbolic link"
+            )
+        return full
+
+    def _inside(self, full: str) -> bool:
+        """Whether the local path ``full``, links resolved, stays under the root."""
+        root = os.path.realpath(self._root)
+        real = os.path.realpath(full)
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
     def _uri(self, rel: str) -> str:
         return join_uri(self.artifact_uri, rel)
@@ -119,7 +147,7 @@ class FsspecArtifactRepository(ArtifactRepository):
     @contextlib.contextmanager
     def _translating(self, action: str, rel: str) -> Iterator[None]:
         """Turn OS and fsspec errors raised while doing ``action`` on ``rel`` into ours."""
-        where = f"{rel or '.'!r} under {self.artifact_uri}"
+        where = f"{rel or '.'!r} under {self._display_root}"
         try:
             yield
         except FileNotFoundError as exc:
@@ -247,7 +275,7 @@ class FsspecArtifactRepository(ArtifactRepository):
         listing = []
         for entry in entries:
             name = str(entry["name"]).rstrip("/")
-            if not name or name == base:
+            if not name or name == base or entry.get("islink"):
                 continue
             child = join_relative(rel, posixpath.basename(name))
             if entry["type"] == "directory":
@@ -301,13 +329,15 @@ class FsspecArtifactRepository(ArtifactRepository):
         for name, info in sorted(files.items()):
             if info.get("type") == "directory" or not name.startswith(prefix):
                 continue
+            if self._local and not self._inside(name):
+                continue  # reached through a symbolic link that leaves the root
             child = name[len(prefix) :]
             try:
                 child = normalize_artifact_path(child, field="stored name", allow_root=False)
             except InvalidParameterError as exc:
                 # Only a store written by something else can hold such a name.
                 raise StoreError(
-                    f"Refusing to download {name!r} from {self.artifact_uri}: {exc}"
+                    f"Refusing to download {name!r} from {self._display_root}: {exc}"
                 ) from exc
             local = os.path.join(target, *child.split("/"))
             plan.append((name, local, child, int(info.get("size") or 0)))

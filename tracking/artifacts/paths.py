@@ -171,8 +171,11 @@ def plan_directory_upload(
     """What ``log_artifacts`` uploads: ``(directory, [(local file, artifact path, size)])``.
 
     Every name is checked before anything is written; the plan is sorted by
-    artifact path. Empty directories are not kept (object stores have none)
-    and special files (sockets, FIFOs, broken links) are skipped.
+    artifact path. Symbolic links are followed, to files and directories alike,
+    so a linked directory is uploaded like any other; a link back into a
+    directory already being walked (a loop) raises InvalidParameterError
+    naming it. Empty directories are not kept (object stores have none) and
+    special files (sockets, FIFOs, broken links) are skipped.
     """
     source = os.fspath(local_dir)
     if not os.path.isdir(source):
@@ -182,8 +185,15 @@ def plan_directory_upload(
         )
     directory = normalize_artifact_path(artifact_path, field="artifact_path")
     plan: list[tuple[str, str, int]] = []
-    for dirpath, dirnames, filenames in os.walk(source):
+    for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
         dirnames.sort()
+        for name in dirnames:
+            linked = os.path.join(dirpath, name)
+            if os.path.islink(linked) and _is_loop(linked):
+                raise InvalidParameterError(
+                    f"Invalid local_dir {source!r}: the symbolic link {linked!r} points back "
+                    "into a directory that contains it, so the tree has no end"
+                )
         for filename in filenames:
             local = os.path.join(dirpath, filename)
             if not os.path.isfile(local):
@@ -195,3 +205,10 @@ def plan_directory_upload(
             plan.append((local, join_relative(directory, rel), os.path.getsize(local)))
     plan.sort(key=lambda item: item[1])
     return directory, plan
+
+
+def _is_loop(link: str) -> bool:
+    """Whether the directory ``link`` points to contains the link itself."""
+    target = os.path.realpath(link)
+    here = os.path.realpath(os.path.dirname(link))
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)

@@ -18,10 +18,17 @@ from fastapi import APIRouter, FastAPI
 from tracking.client import TrackingClient
 from tracking.server.artifacts import PROXY_ROOT, ArtifactProxy
 from tracking.server.errors import install_error_handlers
-from tracking.server.middleware import BearerAuthMiddleware, BodyLimitMiddleware
+from tracking.server.middleware import (
+    DOCS_PATHS,
+    OPEN_PATHS,
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    HostMatcher,
+)
 from tracking.server.responses import MlflowJSONResponse
 from tracking.server.routes import artifacts, experiments, models, runs, trackflow
-from tracking.server.settings import ServerSettings
+from tracking.server.settings import DEFAULT_CORS_ORIGIN_REGEX, ServerSettings
 from tracking.server.state import ServerState
 from tracking.store.sql.engine import WalCheckpointer, write_lock_for
 from tracking.store.sql.store import SqlTrackingStore
@@ -85,7 +92,7 @@ def create_app(
         settings=settings,
         store=store,
         client=TrackingClient.from_store(store, settings.backend_store_uri),
-        proxy=ArtifactProxy(settings.artifacts_destination),
+        proxy=ArtifactProxy(settings.artifacts_destination, settings.allowed_artifact_roots),
         inline_writes=inline,
     )
 
@@ -133,7 +140,13 @@ def create_app(
         artifact_limit=settings.max_artifact_bytes,
     )
     if settings.auth_token is not None:
-        app.add_middleware(BearerAuthMiddleware, token=settings.auth_token.get_secret_value())
+        open_paths = OPEN_PATHS | DOCS_PATHS if settings.open_docs else OPEN_PATHS
+        app.add_middleware(
+            BearerAuthMiddleware,
+            token=settings.auth_token.get_secret_value(),
+            open_paths=open_paths,
+        )
+    _add_browser_protection(app, settings)
     _log.info(
         "trackflow server on %s, artifacts in %s%s",
         store.engine.url.render_as_string(hide_password=True),
@@ -141,6 +154,27 @@ def create_app(
         " (bearer token required)" if settings.auth_token is not None else "",
     )
     return app
+
+
+def _add_browser_protection(app: FastAPI, settings: ServerSettings) -> None:
+    """CORS for the allowed origins (preflights answered before the token check), and
+    outermost the Host check with the security headers."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    origins = list(settings.cors_allowed_origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_origin_regex=None if origins else DEFAULT_CORS_ORIGIN_REGEX,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        max_age=600,
+    )
+    hosts = list(settings.allowed_hosts)
+    if settings.host not in ("0.0.0.0", "::", ""):
+        hosts.append(settings.host)  # the address it listens on is always its own
+    frame = None if settings.x_frame_options == "NONE" else settings.x_frame_options
+    app.add_middleware(HostCheckMiddleware, matcher=HostMatcher(hosts), frame_options=frame)
 
 
 def create_app_from_env() -> FastAPI:

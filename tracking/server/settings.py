@@ -8,13 +8,20 @@ settings back from the environment, where the command put them
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tracking.settings import DEFAULT_TRACKING_URI
 
 __all__ = [
+    "DEFAULT_ALLOWED_HOSTS",
     "DEFAULT_ARTIFACTS_DESTINATION",
+    "DEFAULT_CORS_ORIGIN_REGEX",
+    "DEFAULT_MAX_ARTIFACT_BYTES",
     "DEFAULT_MAX_REQUEST_BYTES",
     "ENV_PREFIX",
     "ServerSettings",
@@ -23,6 +30,24 @@ __all__ = [
 ENV_PREFIX = "TRACKFLOW_SERVER_"
 DEFAULT_ARTIFACTS_DESTINATION = "./trackflow-artifacts"
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_ARTIFACT_BYTES = 5 * 1024**3
+#: Host headers accepted when none are configured: loopback names and private addresses.
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]", "private")
+#: Browser origins allowed by CORS when none are configured: pages served from this machine.
+DEFAULT_CORS_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$"
+
+_CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: object) -> object:
+    """A comma-separated string (as the command line and the environment give it), a
+    JSON list, or a sequence."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return tuple(json.loads(text))
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
 
 
 class ServerSettings(BaseSettings):
@@ -64,10 +89,43 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Largest body accepted by the JSON APIs; larger ones get 413.",
     )
-    max_artifact_bytes: int | None = Field(
+    auth_token_file: Path | None = Field(
         None,
+        description="A file whose content (stripped) is the bearer token, so the token need "
+        "not show on the command line (`ps`).",
+    )
+    open_docs: bool = Field(
+        False,
+        description="Serve /docs, /redoc and /openapi.json without the bearer token "
+        "(by default they need it like the API).",
+    )
+    allowed_hosts: _CommaList = Field(
+        DEFAULT_ALLOWED_HOSTS,
+        description="Host header values accepted, comma-separated: names, addresses, "
+        "'*.example.com' wildcards, 'private' (any private or loopback address) or '*' "
+        "(any). Other hosts get 403, so DNS rebinding cannot reach the server from a "
+        "browser. Default: localhost, 127.0.0.1, [::1] and private addresses.",
+    )
+    cors_allowed_origins: _CommaList = Field(
+        (),
+        description="Browser origins allowed to call the API (CORS), comma-separated, or '*'. "
+        "Default: pages on localhost, 127.0.0.1 and [::1], any port.",
+    )
+    x_frame_options: str = Field(
+        "SAMEORIGIN",
+        description="X-Frame-Options on every response (SAMEORIGIN, DENY, or NONE to send none).",
+    )
+    allowed_artifact_roots: _CommaList = Field(
+        (),
+        description="Locations (fsspec URLs or paths), comma-separated, that clients may give "
+        "experiments as artifact_location, besides the artifacts destination; any other "
+        "location is refused with 400 and never read by the server.",
+    )
+    max_artifact_bytes: int | None = Field(
+        DEFAULT_MAX_ARTIFACT_BYTES,
         gt=0,
-        description="Largest artifact upload accepted (streamed to storage); None: no limit.",
+        description="Largest artifact upload accepted (streamed to storage), in bytes; larger "
+        "ones get 413. Default: 5 GiB.",
     )
     inline_writes: bool | None = Field(
         None,
@@ -76,6 +134,35 @@ class ServerSettings(BaseSettings):
         "writes are serialized anyway. "
         "None: inline for SQLite, threaded for server databases.",
     )
+
+    @field_validator(
+        "allowed_hosts", "cors_allowed_origins", "allowed_artifact_roots", mode="before"
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("x_frame_options")
+    @classmethod
+    def _frame_option(cls, value: str) -> str:
+        upper = value.strip().upper()
+        if upper not in ("SAMEORIGIN", "DENY", "NONE"):
+            raise ValueError(f"x_frame_options must be SAMEORIGIN, DENY or NONE, not {value!r}")
+        return upper
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> Self:
+        if self.auth_token_file is not None and self.auth_token is None:
+            try:
+                token = self.auth_token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read auth_token_file {str(self.auth_token_file)!r}: {exc.strerror}"
+                ) from None
+            if not token:
+                raise ValueError(f"auth_token_file {str(self.auth_token_file)!r} is empty")
+            self.auth_token = SecretStr(token)
+        return self
 
     def to_environ(self) -> dict[str, str]:
         """The environment variables that rebuild these settings in another process."""
@@ -87,5 +174,7 @@ class ServerSettings(BaseSettings):
                 value = value.get_secret_value()
             if isinstance(value, bool):
                 value = "true" if value else "false"
+            if isinstance(value, tuple | list):
+                value = ",".join(value)
             environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return environ

@@ -67,7 +67,9 @@ def server_settings(tmp_path: Path, migrated_db: Path) -> ServerSettings:
 @pytest.fixture
 def client(server_settings: ServerSettings) -> Iterator[TestClient]:
     """An httpx client talking to the app in-process (lifespan included)."""
-    with TestClient(create_app(server_settings), raise_server_exceptions=False) as test_client:
+    with TestClient(
+        create_app(server_settings), base_url="http://localhost", raise_server_exceptions=False
+    ) as test_client:
         yield test_client
 
 
@@ -75,7 +77,9 @@ def client(server_settings: ServerSettings) -> Iterator[TestClient]:
 def auth_client(server_settings: ServerSettings) -> Iterator[TestClient]:
     """A client of an app that wants ``Authorization: Bearer`` :data:`TOKEN`."""
     settings = ServerSettings(**{**server_settings.model_dump(), "auth_token": TOKEN})
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+    with TestClient(
+        create_app(settings), base_url="http://localhost", raise_server_exceptions=False
+    ) as test_client:
         yield test_client
 
 

@@ -165,21 +165,25 @@ class TestRunListing:
         body = client.get(f"{MLFLOW}/artifacts/list", params={"run_id": run_id}).json()
         assert body["files"] == []
 
-    def test_experiment_with_its_own_location_is_listed_from_there(
-        self, client: TestClient, tmp_path: Path
+    def test_experiment_under_an_allowed_root_is_listed_from_there(
+        self, server_settings: ServerSettings, tmp_path: Path
     ) -> None:
+        from fastapi.testclient import TestClient
+
         elsewhere = tmp_path / "elsewhere"
-        exp = client.post(
-            f"{MLFLOW}/experiments/create",
-            json={"name": "own", "artifact_location": str(elsewhere)},
-        ).json()
-        run = new_run(client, exp["experiment_id"])
-        root = Path(run["info"]["artifact_uri"])
-        root.mkdir(parents=True)
-        (root / "note.txt").write_text("hi")
-        body = client.get(
-            f"{MLFLOW}/artifacts/list", params={"run_id": run["info"]["run_id"]}
-        ).json()
+        settings = server_settings.model_copy(update={"allowed_artifact_roots": (str(elsewhere),)})
+        with TestClient(create_app(settings), base_url="http://localhost") as client:
+            exp = client.post(
+                f"{MLFLOW}/experiments/create",
+                json={"name": "own", "artifact_location": str(elsewhere / "own")},
+            ).json()
+            run = new_run(client, exp["experiment_id"])
+            root = Path(run["info"]["artifact_uri"])
+            root.mkdir(parents=True)
+            (root / "note.txt").write_text("hi")
+            body = client.get(
+                f"{MLFLOW}/artifacts/list", params={"run_id": run["info"]["run_id"]}
+            ).json()
         assert body["files"] == [{"path": "note.txt", "is_dir": False, "file_size": 2}]
 
 
@@ -188,12 +192,30 @@ class TestUploadLimit:
         from fastapi.testclient import TestClient
 
         settings = ServerSettings(**{**server_settings.model_dump(), "max_artifact_bytes": 100})
-        with TestClient(create_app(settings)) as limited:
+        with TestClient(create_app(settings), base_url="http://localhost") as limited:
             assert limited.put(f"{PROXY}/small.bin", content=b"x" * 100).status_code == 200
             response = limited.put(f"{PROXY}/big.bin", content=b"x" * 101)
             assert response.status_code == 413
             assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+            assert "limit of 100 bytes" in response.json()["message"]
             assert limited.get(f"{PROXY}/big.bin").status_code == 404
+
+    def test_uploads_are_limited_by_default(self) -> None:
+        from tracking.server.settings import DEFAULT_MAX_ARTIFACT_BYTES
+
+        assert ServerSettings().max_artifact_bytes == DEFAULT_MAX_ARTIFACT_BYTES == 5 * 1024**3
+
+    def test_declared_oversize_upload_is_refused_before_reading(
+        self, server_settings: ServerSettings
+    ) -> None:
+        from fastapi.testclient import TestClient
+
+        settings = server_settings.model_copy(update={"max_artifact_bytes": 1000})
+        with TestClient(create_app(settings), base_url="http://localhost") as limited:
+            response = limited.put(
+                f"{PROXY}/huge.bin", content=b"x" * 10, headers={"Content-Length": "5000"}
+            )
+        assert response.status_code == 413
 
 
 class TestDownloadNames:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from _server_support import MLFLOW, PROXY, TOKEN, TRACKFLOW
+from pydantic import SecretStr
+
+from tracking.server import ServerSettings, create_app
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -68,8 +72,20 @@ class TestAllowed:
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
 
-    def test_openapi_schema_is_open(self, auth_client: TestClient) -> None:
-        assert auth_client.get("/openapi.json").status_code == 200
+    @pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc"])
+    def test_docs_need_the_token_too(self, auth_client: TestClient, path: str) -> None:
+        assert auth_client.get(path).status_code == 401
+        assert auth_client.get(path, headers=GOOD).status_code == 200
+
+    def test_open_docs_switch_opens_them(self, server_settings: ServerSettings) -> None:
+        from fastapi.testclient import TestClient
+
+        settings = server_settings.model_copy(
+            update={"auth_token": SecretStr(TOKEN), "open_docs": True}
+        )
+        with TestClient(create_app(settings), base_url="http://localhost") as client:
+            assert client.get("/openapi.json").status_code == 200
+            assert client.get(f"{MLFLOW}/experiments/search").status_code == 401
 
     def test_right_token_works(self, auth_client: TestClient) -> None:
         response = auth_client.post(
@@ -80,3 +96,30 @@ class TestAllowed:
             f"{MLFLOW}/experiments/get-by-name", params={"experiment_name": "ok"}, headers=GOOD
         )
         assert found.status_code == 200
+
+
+class TestTokenSources:
+    def test_token_from_a_file(self, tmp_path: Path) -> None:
+        secret = tmp_path / "token"
+        secret.write_text(f"  {TOKEN}\n")
+        settings = ServerSettings(auth_token_file=secret)
+        assert settings.auth_token is not None
+        assert settings.auth_token.get_secret_value() == TOKEN
+
+    def test_token_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TRACKFLOW_SERVER_AUTH_TOKEN", TOKEN)
+        settings = ServerSettings()
+        assert settings.auth_token is not None
+        assert settings.auth_token.get_secret_value() == TOKEN
+
+    @pytest.mark.parametrize("content", [None, ""], ids=["missing", "empty"])
+    def test_unreadable_token_file_is_a_clear_error(
+        self, tmp_path: Path, content: str | None
+    ) -> None:
+        from pydantic import ValidationError
+
+        secret = tmp_path / "token"
+        if content is not None:
+            secret.write_text(content)
+        with pytest.raises(ValidationError, match="auth_token_file"):
+            ServerSettings(auth_token_file=secret)

@@ -26,7 +26,7 @@ def backend_client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
     settings = ServerSettings(
         backend_store_uri=db_url, artifacts_destination=str(tmp_path / "artifacts")
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         yield client
 
 

@@ -153,14 +153,6 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 class TestCommandLine:
-    def test_server_database_at_old_schema_is_refused(
-        self, postgres_url: str, tmp_path: Path
-    ) -> None:
-        done = _cli("server", "--backend-store-uri", postgres_url, "--port", "0", cwd=tmp_path)
-        assert done.returncode == 1
-        assert "trackflow db upgrade" in done.stderr
-        assert "Traceback" not in done.stderr + done.stdout
-
     def test_server_database_at_previous_revision_is_refused(
         self, postgres_url: str, tmp_path: Path
     ) -> None:

@@ -40,6 +40,8 @@ def _app() -> Any:
         ServerSettings(
             backend_store_uri=f"sqlite:///{workdir}/fuzz.db",
             artifacts_destination=str(workdir / "artifacts"),
+            # schemathesis calls the app as Host: testserver.
+            allowed_hosts="localhost,testserver",
         )
     )
 

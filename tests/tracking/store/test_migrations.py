@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,24 +64,62 @@ class TestMigrations:
 
 
 class TestSharedDatabases:
-    """PostgreSQL and MySQL are migrated on purpose, never when a store opens them."""
+    """PostgreSQL and MySQL get the schema created when empty; an older one is only
+    migrated on purpose, never when a store opens it."""
 
     @pytest.fixture(params=["postgres_url", "mysql_url"], ids=["postgres", "mysql"])
     def server_url(self, request: pytest.FixtureRequest) -> str:
         url: str = request.getfixturevalue(request.param)
         return url
 
-    def test_not_migrated_behind_your_back(self, server_url: str, tmp_path: Path) -> None:
-        db_url = server_url
-        with pytest.raises(SchemaOutOfDateError, match="trackflow db upgrade"):
-            SqlTrackingStore(db_url, str(tmp_path))
-        result = cli.main(["db", "upgrade", "--backend-store-uri", db_url], standalone_mode=False)
-        assert result is None
-        store = SqlTrackingStore(db_url, str(tmp_path))
+    def test_empty_database_gets_the_schema(self, server_url: str, tmp_path: Path) -> None:
+        store = SqlTrackingStore(server_url, str(tmp_path))
         try:
             assert store.get_experiment("0").name == "Default"
+            assert set(inspect(store.engine).get_table_names()) >= TABLES
         finally:
             store.close()
+
+    def test_processes_opening_an_empty_database_at_once_create_it_once(
+        self, server_url: str, tmp_path: Path
+    ) -> None:
+        script = (
+            "import sys\n"
+            "from tracking.store.sql.store import SqlTrackingStore\n"
+            "s = SqlTrackingStore(sys.argv[1], sys.argv[2])\n"
+            "print(s.get_experiment('0').name)\n"
+            "s.close()\n"
+        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, server_url, str(tmp_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        outputs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
+        assert [out.strip() for out, _ in outputs] == ["Default"] * 4
+        engine = create_tracking_engine(server_url)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT COUNT(*) FROM experiments").scalar() == 1
+        finally:
+            engine.dispose()
+
+    def test_database_with_other_tables_is_not_written_into(
+        self, server_url: str, tmp_path: Path
+    ) -> None:
+        engine = create_tracking_engine(server_url)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE someone_elses (id INTEGER)")
+        finally:
+            engine.dispose()
+        with pytest.raises(SchemaOutOfDateError, match="someone_elses"):
+            SqlTrackingStore(server_url, str(tmp_path))
 
     def test_old_revision_is_reported(self, server_url: str, tmp_path: Path) -> None:
         db_url = server_url

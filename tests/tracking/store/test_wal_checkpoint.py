@@ -97,12 +97,12 @@ def test_server_checkpoints_while_it_runs(tmp_path: Path) -> None:
     store = SqlTrackingStore(settings.backend_store_uri)
     try:
         app = create_app(settings, store=store, checkpoint_wal=True)
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://localhost") as client:
             assert client.get("/health").status_code == 200
             assert _autocheckpoint(store) == 0
         assert _autocheckpoint(store) == 1000
         # Without checkpoint_wal, an app given a store leaves its checkpoints alone.
-        with TestClient(create_app(settings, store=store)) as client:
+        with TestClient(create_app(settings, store=store), base_url="http://localhost") as client:
             assert client.get("/health").status_code == 200
             assert _autocheckpoint(store) == 1000
     finally:

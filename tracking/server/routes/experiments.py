@@ -32,11 +32,15 @@ router = APIRouter(prefix="/experiments", tags=["experiments"], responses=ERRORS
 
 @router.post("/create", response_model=CreateExperimentResponse)
 async def create_experiment(body: CreateExperiment, state: StateDep) -> Response:
-    """Create an experiment; RESOURCE_ALREADY_EXISTS if the name is taken."""
+    """Create an experiment; RESOURCE_ALREADY_EXISTS if the name is taken.
+
+    An ``artifact_location`` outside the server's artifacts destination and
+    allowed roots is refused (400), so no client can point the server at its
+    own disk.
+    """
     tags = {tag.key: tag.value for tag in body.tags}
-    new_id = await state.run(
-        state.client.create_experiment, body.name, body.artifact_location or None, tags
-    )
+    location = state.proxy.confine(body.artifact_location) if body.artifact_location else None
+    new_id = await state.run(state.client.create_experiment, body.name, location, tags)
     return MlflowJSONResponse({"experiment_id": new_id})
 
 

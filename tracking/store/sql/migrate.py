@@ -1,13 +1,17 @@
 """Schema migrations: Alembic owns the schema; this module runs and checks it.
 
 An embedded SQLite file is upgraded automatically when a store opens it. A
-shared database (PostgreSQL, MySQL) is upgraded on purpose with ``trackflow db
-upgrade``; a store opened on an older schema refuses with
+shared database (PostgreSQL, MySQL) gets the schema created when a store opens
+it empty, as MLflow does, under a database lock so that processes starting at
+once create it once; an older schema is upgraded only on purpose with
+``trackflow db upgrade``, and a store opened on one refuses with
 :class:`~tracking.errors.SchemaOutOfDateError` saying so.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -16,12 +20,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from tracking.errors import SchemaOutOfDateError, StoreError
 from tracking.store.sql.engine import WRITE
 
-__all__ = ["HEAD_REVISION", "current_revision", "downgrade", "ensure_schema", "upgrade"]
+__all__ = [
+    "HEAD_REVISION",
+    "create_schema_if_empty",
+    "current_revision",
+    "downgrade",
+    "ensure_schema",
+    "upgrade",
+]
 
 #: The newest migration; a test checks that it is Alembic's head.
 HEAD_REVISION = "0002"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+#: The name of the lock that serialises schema creation on a server database.
+_LOCK_NAME = "trackflow_schema"
+_LOCK_TIMEOUT_S = 120
 
 
 def _alembic_config(connection: Connection) -> object:
@@ -70,8 +84,63 @@ def downgrade(engine: Engine, revision: str) -> None:
         raise StoreError(f"migrating the tracking database failed: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _schema_lock(connection: Connection) -> Iterator[None]:
+    """Hold a database-wide lock (a session-level advisory lock) for the block."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        acquire = text("SELECT pg_advisory_lock(hashtext(:name))")
+        release = text("SELECT pg_advisory_unlock(hashtext(:name))")
+    elif dialect in ("mysql", "mariadb"):
+        acquire = text(f"SELECT GET_LOCK(:name, {_LOCK_TIMEOUT_S})")
+        release = text("SELECT RELEASE_LOCK(:name)")
+    else:
+        yield
+        return
+    got = connection.execute(acquire, {"name": _LOCK_NAME}).scalar()
+    connection.commit()
+    if got == 0:
+        raise StoreError(
+            f"waited {_LOCK_TIMEOUT_S}s for another process creating the trackflow schema"
+        )
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.execute(release, {"name": _LOCK_NAME})
+        connection.commit()
+
+
+def create_schema_if_empty(engine: Engine) -> bool:
+    """Create the schema in a database that holds no tables; True if this call did.
+
+    Runs under a database lock: of several processes opening the same empty
+    database at once, one creates the schema and the others find it done. A
+    database with tables but no trackflow schema is refused rather than
+    written into.
+    """
+    from alembic import command
+
+    url = engine.url.render_as_string(hide_password=True)
+    with engine.connect() as connection, _schema_lock(connection):
+        with connection.begin():
+            if current_revision(connection) is not None:
+                return False
+            others = set(inspect(connection).get_table_names()) - {"alembic_version"}
+        if others:
+            raise SchemaOutOfDateError(
+                f"the tracking database {url} has tables ({', '.join(sorted(others)[:5])}"
+                f"{', ...' if len(others) > 5 else ''}) but no trackflow schema; give trackflow "
+                "an empty database of its own"
+            )
+        with connection.begin():
+            command.upgrade(_alembic_config(connection), "head")  # type: ignore[arg-type]
+    return True
+
+
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
-    """Check the schema is current; migrate it when ``auto_upgrade`` (embedded SQLite)."""
+    """Check the schema is current; migrate it when ``auto_upgrade`` (embedded SQLite),
+    create it in an empty database, refuse an older one."""
     with engine.connect() as connection:
         revision = current_revision(connection)
         connection.rollback()
@@ -82,10 +151,15 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
         return
     url = engine.url.render_as_string(hide_password=True)
     if revision is None:
-        raise SchemaOutOfDateError(
-            f"the tracking database {url} has no trackflow schema yet; create it with "
-            f"`trackflow db upgrade --backend-store-uri {url}`"
-        )
+        try:
+            create_schema_if_empty(engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"creating the trackflow schema in {url} failed: {exc}") from exc
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+            connection.rollback()
+        if revision == HEAD_REVISION:
+            return
     raise SchemaOutOfDateError(
         f"the tracking database {url} is at schema revision {revision}, this trackflow needs "
         f"{HEAD_REVISION}; migrate it with `trackflow db upgrade --backend-store-uri {url}`"
