@@ -501,3 +501,76 @@ class TestRegistry:
     def test_unknown_scheme_is_refused_by_fsspec(self) -> None:
         with pytest.raises(InvalidParameterError, match="fsspec cannot open"):
             artifact_repository_for("nosuchproto://x/y", "r")
+
+
+class TestSymbolicLinks:
+    """Links under a local root never lead out of it; linked local directories upload."""
+
+    @pytest.fixture
+    def repo(self, tmp_path: Path) -> FsspecArtifactRepository:
+        root = tmp_path / "root"
+        outside = tmp_path / "outside"
+        root.mkdir()
+        outside.mkdir()
+        (outside / "secret.txt").write_text("secret")
+        (root / "mine.txt").write_text("mine")
+        (root / "dir-link").symlink_to(outside, target_is_directory=True)
+        (root / "file-link.txt").symlink_to(outside / "secret.txt")
+        (root / "inner-link.txt").symlink_to(root / "mine.txt")
+        return FsspecArtifactRepository(str(root), "r")
+
+    def test_reads_through_links_out_of_the_root_are_refused(
+        self, repo: FsspecArtifactRepository, tmp_path: Path
+    ) -> None:
+        for path in ("dir-link/secret.txt", "file-link.txt"):
+            with pytest.raises(InvalidParameterError, match="symbolic link"):
+                repo.read_bytes(path)
+        with pytest.raises(InvalidParameterError, match="symbolic link"):
+            repo.download_artifacts("dir-link", str(tmp_path / "dst"))
+
+    def test_a_link_that_stays_inside_is_read(self, repo: FsspecArtifactRepository) -> None:
+        assert repo.read_bytes("inner-link.txt") == b"mine"
+
+    def test_listing_leaves_links_out(self, repo: FsspecArtifactRepository) -> None:
+        assert [f.path for f in repo.list_artifacts()] == ["mine.txt"]
+
+    def test_downloading_the_root_skips_what_links_lead_to(
+        self, repo: FsspecArtifactRepository, tmp_path: Path
+    ) -> None:
+        local = Path(repo.download_artifacts("", str(tmp_path / "all")))
+        assert not (local / "dir-link" / "secret.txt").exists()
+        assert not (local / "file-link.txt").exists()
+        assert (local / "mine.txt").read_text() == "mine"
+
+    def test_writes_through_links_are_refused(
+        self, repo: FsspecArtifactRepository, tmp_path: Path
+    ) -> None:
+        with pytest.raises(InvalidParameterError, match="symbolic link"):
+            repo.log_bytes(b"planted", "dir-link/new.txt")
+        with pytest.raises(InvalidParameterError, match="symbolic link"):
+            repo.log_bytes(b"overwritten", "file-link.txt")
+        assert not (tmp_path / "outside" / "new.txt").exists()
+        assert (tmp_path / "outside" / "secret.txt").read_text() == "secret"
+
+    def test_log_artifacts_copies_a_linked_directory(self, tmp_path: Path) -> None:
+        data = tmp_path / "data"
+        shared = tmp_path / "shared"
+        data.mkdir()
+        shared.mkdir()
+        (shared / "labels.csv").write_text("a,b\n")
+        (data / "train.csv").write_text("x\n")
+        (data / "labels").symlink_to(shared, target_is_directory=True)
+        repo = FsspecArtifactRepository(str(tmp_path / "root"), "r")
+        refs = repo.log_artifacts(str(data), "data")
+        assert [r.path for r in refs] == ["data/labels/labels.csv", "data/train.csv"]
+        assert repo.read_bytes("data/labels/labels.csv") == b"a,b\n"
+
+    def test_log_artifacts_refuses_a_link_loop(self, tmp_path: Path) -> None:
+        data = tmp_path / "data"
+        (data / "sub").mkdir(parents=True)
+        (data / "sub" / "f.txt").write_text("x")
+        (data / "sub" / "back").symlink_to(data, target_is_directory=True)
+        repo = FsspecArtifactRepository(str(tmp_path / "root"), "r")
+        with pytest.raises(InvalidParameterError, match="points back"):
+            repo.log_artifacts(str(data))
+        assert repo.list_artifacts() == []
