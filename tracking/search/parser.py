@@ -33,7 +33,7 @@ from lark.exceptions import (
     UnexpectedToken,
 )
 
-from tracking.errors import SearchSyntaxError
+from tracking.errors import InvalidParameterError, SearchSyntaxError
 from tracking.search.ast import And, Comparison, Entity, Filter, Op, Or, OrderBy, Value
 from tracking.search.schema import (
     EXPERIMENT_SCHEMA,
@@ -44,6 +44,8 @@ from tracking.search.schema import (
 )
 
 __all__ = [
+    "MAX_FILTER_COMPARISONS",
+    "MAX_FILTER_KEYS",
     "parse_experiment_filter",
     "parse_experiment_order_by",
     "parse_filter",
@@ -51,6 +53,12 @@ __all__ = [
     "parse_run_filter",
     "parse_run_order_by",
 ]
+
+#: Most comparisons one filter may hold (SQLite refuses expressions nested 1,000 deep).
+MAX_FILTER_COMPARISONS = 500
+#: Most distinct metric, param and tag keys one filter may name: each is a join, and
+#: SQLite joins at most 64 tables, MySQL/MariaDB 61.
+MAX_FILTER_KEYS = 50
 
 _PREFIXES: dict[str, Entity] = {
     "metric": Entity.METRIC,
@@ -429,13 +437,46 @@ def parse_filter(text: str | None, schema: SearchSchema) -> Filter | None:
         tree = _lark().parse(text, start="filter")
         if not tree.children:  # pragma: no cover - blank text is handled above
             return None
-        return _build(tree.children[0], text, schema)
+        built = _build(tree.children[0], text, schema)
     except UnexpectedInput as exc:
         raise _translate(exc, text, schema, "search filter", "filter") from None
     except RecursionError:
         raise _syntax_error(
             "the filter nests AND/OR groups too deeply", text, 0, label="search filter"
         ) from None
+    _check_size(built)
+    return built
+
+
+def _comparisons(node: Filter) -> Iterable[Comparison]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Comparison):
+            yield current
+        else:
+            stack.extend(current.operands)
+
+
+def _check_size(node: Filter) -> None:
+    """Refuse a filter too big for the databases, naming the limit it passes."""
+    count = 0
+    keys: set[tuple[Entity, str]] = set()
+    for comparison in _comparisons(node):
+        count += 1
+        if comparison.entity is not Entity.ATTRIBUTE:
+            keys.add((comparison.entity, comparison.key))
+    if count > MAX_FILTER_COMPARISONS:
+        raise InvalidParameterError(
+            f"Invalid search filter: it holds {count} comparisons, more than the limit of "
+            f"{MAX_FILTER_COMPARISONS}; compare one key with many values as "
+            "IN ('a', 'b', ...) instead of ORing equalities"
+        )
+    if len(keys) > MAX_FILTER_KEYS:
+        raise InvalidParameterError(
+            f"Invalid search filter: it names {len(keys)} distinct metric, param and tag keys, "
+            f"more than the limit of {MAX_FILTER_KEYS}"
+        )
 
 
 @functools.lru_cache(maxsize=1024)

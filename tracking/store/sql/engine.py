@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -307,8 +308,19 @@ def _is_retryable(exc: DBAPIError) -> bool:
     )
 
 
+#: Driver messages that mean a statement is too big (SQLite, MySQL/MariaDB, PostgreSQL).
+_TOO_BIG = re.compile(
+    r"tables in a join|Expression tree is too large|too many SQL variables|"
+    r"Too many tables|stack depth limit exceeded|too many terms in compound",
+    re.IGNORECASE,
+)
+
+
 def translate_db_error(exc: SQLAlchemyError) -> TrackingError:
     """A TrackingError for a driver error that no store method handled itself."""
+    if isinstance(exc, OperationalError) and _TOO_BIG.search(_short(exc)):
+        # The statement, not the database, is the problem: a retry would fail again.
+        return InvalidParameterError(f"the query is too large for the database: {_short(exc)}")
     if isinstance(exc, OperationalError):
         return StoreUnavailableError(f"the tracking database is unavailable: {_short(exc)}")
     if isinstance(exc, IntegrityError):

@@ -432,6 +432,48 @@ class SearchSuite:
         assert fragment in str(info.value)
 
     @pytest.mark.parametrize(
+        ("filter_string", "fragment"),
+        [
+            pytest.param(
+                " and ".join(f"metrics.k{i} > 0" for i in range(70)),
+                "70 distinct metric, param and tag keys, more than the limit of 50",
+                id="70-keys",
+            ),
+            pytest.param(
+                " or ".join(f"params.p = '{i}'" for i in range(1000)),
+                "1000 comparisons, more than the limit of 500",
+                id="1000-ors-one-key",
+            ),
+            pytest.param(
+                " or ".join(f"metrics.k{i} > 0" for i in range(5000)),
+                "5000 comparisons",
+                id="5000-ored-keys",
+            ),
+        ],
+    )
+    def test_filter_too_big_is_refused_not_retried(
+        self, client: TrackingClient, filter_string: str, fragment: str
+    ) -> None:
+        eid = client.create_experiment("search-too-big")
+        with pytest.raises(InvalidParameterError) as info:
+            client.search_runs([eid], filter_string)
+        assert fragment in str(info.value)
+
+    def test_filter_at_the_limits_works(self, client: TrackingClient) -> None:
+        eid = client.create_experiment("search-at-limit")
+        run_id = client.create_run(eid, run_name="wide").info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[Metric(f"k{i}", 1.0, 10, 0) for i in range(25)],
+            params=[Param(f"p{i}", "x") for i in range(25)],
+        )
+        keys = [f"metrics.k{i} > 0" for i in range(25)] + [f"params.p{i} = 'x'" for i in range(25)]
+        found = client.search_runs([eid], " and ".join(keys), order_by=["metrics.k0 DESC"])
+        assert [r.info.run_id for r in found] == [run_id]
+        ors = " or ".join(f"params.p0 = '{i}'" for i in range(499)) + " or params.p0 = 'x'"
+        assert [r.info.run_id for r in client.search_runs([eid], ors)] == [run_id]
+
+    @pytest.mark.parametrize(
         "order_by",
         [["metrics.acc up"], ["bogus"], ["metricz.a DESC"], [""]],
         ids=["direction", "attribute", "prefix", "empty"],
