@@ -148,13 +148,37 @@ async def _on_tracking_error(_request: Request, exc: Exception) -> MlflowJSONRes
     return tracking_error_response(exc)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> MlflowJSONResponse:
+_JSON_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+def _body_shape_message(request: Request, errors: Sequence[Any]) -> str | None:
+    """What is wrong when the body as a whole is not a JSON object, or None."""
+    for error in errors:
+        if tuple(error.get("loc", ())) != ("body",) or error.get("type") not in (
+            "model_attributes_type",
+            "dict_type",
+        ):
+            continue
+        body = error.get("input")
+        content_type = request.headers.get("content-type", "")
+        if isinstance(body, bytes | bytearray) or "json" not in content_type.lower():
+            given = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+            return (
+                "The request body must be a JSON object sent with Content-Type: "
+                f"application/json; this request has {given}. With curl, add "
+                "-H 'Content-Type: application/json' (curl -d alone sends a form)."
+            )
+        kind = _JSON_NAMES.get(type(body), "number")
+        return f"The request body must be a JSON object, not a JSON {kind}."
+    return None
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> MlflowJSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    message = _body_shape_message(request, errors) or validation_message(errors)
     return error_response(
-        400,
-        InvalidParameterError.error_code,
-        validation_message(exc.errors()),
-        InvalidParameterError.__name__,
+        400, InvalidParameterError.error_code, message, InvalidParameterError.__name__
     )
 
 

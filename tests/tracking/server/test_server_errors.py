@@ -253,3 +253,46 @@ class TestValidationMessage:
     )
     def test_sentences(self, errors: list[dict[str, Any]], expected: str) -> None:
         assert validation_message(errors) == expected
+
+
+class TestBodyThatIsNotJson:
+    @pytest.mark.parametrize(
+        ("path", "content_type"),
+        [
+            pytest.param(
+                f"{MLFLOW}/experiments/create", "application/x-www-form-urlencoded", id="curl-d"
+            ),
+            pytest.param(f"{MLFLOW}/experiments/create", None, id="no-content-type"),
+            pytest.param(f"{MLFLOW}/runs/log-batch", "text/plain", id="log-batch-text"),
+            pytest.param(
+                "/api/2.0/trackflow/runs/log-batch",
+                "application/x-www-form-urlencoded",
+                id="lean-log-batch",
+            ),
+        ],
+    )
+    def test_form_body_is_told_to_send_json(
+        self, client: Any, path: str, content_type: str | None
+    ) -> None:
+        headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
+        response = client.post(path, content=b"name=x", headers=headers)
+        body = assert_error(
+            response,
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "must be a JSON object",
+            "Content-Type: application/json",
+        )
+        assert "valid dictionary" not in body["message"]
+        lookup = client.get(f"{MLFLOW}/experiments/get-by-name", params={"experiment_name": "x"})
+        assert lookup.status_code == 404
+
+    def test_json_without_content_type_is_told_so(self, client: Any) -> None:
+        response = client.post(
+            f"{MLFLOW}/experiments/create", content=b'{"name": "x"}', headers={"Content-Type": ""}
+        )
+        assert_error(response, 400, "INVALID_PARAMETER_VALUE", "no Content-Type")
+
+    def test_json_array_is_named(self, client: Any) -> None:
+        response = client.post(f"{MLFLOW}/experiments/create", json=[1])
+        assert_error(response, 400, "INVALID_PARAMETER_VALUE", "not a JSON array")
