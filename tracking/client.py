@@ -14,6 +14,8 @@ from typing import Any
 from tracking import validation
 from tracking.entities import (
     ArtifactRef,
+    Dataset,
+    DatasetInput,
     Experiment,
     FileInfo,
     Metric,
@@ -297,6 +299,20 @@ class TrackingClient:
         :meth:`log_batch` with metrics alone, checked a column at a time."""
         metrics = validation.validate_metric_columns(keys, values, timestamps, steps)
         self._store.log_batch(validation.validate_run_id(run_id), metrics, (), ())
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput | Dataset]) -> None:
+        """Record the data sets a run used (MLflow's ``log_inputs``).
+
+        Each item is a :class:`~tracking.DatasetInput` (a data set and the tags
+        of its use, such as ``mlflow.data.context``) or a bare
+        :class:`~tracking.Dataset`. A data set the run already has is kept as
+        it is. The run's ``inputs.dataset_inputs`` lists them::
+
+            client.log_inputs(run_id, [DatasetInput(Dataset("train", "9f86d081", "local",
+                                                            "/data/train.csv"))])
+        """
+        checked = validation.validate_dataset_inputs(datasets)
+        self._store.log_inputs(validation.validate_run_id(run_id), checked)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of a metric, by step then timestamp."""

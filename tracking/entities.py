@@ -18,9 +18,12 @@ from typing import Generic, NamedTuple, TypeVar
 
 __all__ = [
     "ArtifactRef",
+    "Dataset",
+    "DatasetInput",
     "Experiment",
     "ExperimentTag",
     "FileInfo",
+    "InputTag",
     "LifecycleStage",
     "Metric",
     "PagedList",
@@ -28,6 +31,7 @@ __all__ = [
     "Run",
     "RunData",
     "RunInfo",
+    "RunInputs",
     "RunStatus",
     "RunTag",
     "ViewType",
@@ -215,11 +219,57 @@ class RunData:
 
 
 @dataclass(frozen=True, slots=True)
+class Dataset:
+    """A data set a run used, as MLflow records it: what it is, not its content.
+
+    ``digest`` identifies the content (a hash, at most 36 characters);
+    ``source_type`` and ``source`` say where it lives (``"local"`` and a path,
+    ``"s3"`` and a URL, ``"trackflow-artifact"`` and an artifact URI ...);
+    ``schema`` and ``profile`` are optional JSON text. Example::
+
+        Dataset("churn-train", "9f86d081", "local", '{"uri": "/data/train.csv"}')
+    """
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+class InputTag(NamedTuple):
+    """A tag of one run's use of a data set (``mlflow.data.context``: ``"training"``)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInput:
+    """A data set used by a run, with the tags of that use."""
+
+    dataset: Dataset
+    tags: tuple[InputTag, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    """What a run consumed: ``dataset_inputs``, as in MLflow's ``run.inputs``."""
+
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+
+
+_NO_INPUTS = RunInputs()
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
-    """A run: ``info`` (metadata) and ``data`` (params, metrics, tags)."""
+    """A run: ``info`` (metadata), ``data`` (params, metrics, tags) and ``inputs``."""
 
     info: RunInfo
     data: RunData
+    inputs: RunInputs = _NO_INPUTS
 
 
 class PagedList(list[T], Generic[T]):

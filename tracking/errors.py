@@ -18,7 +18,7 @@ them back to the same class on the client side::
     ├── UnauthenticatedError            401 UNAUTHENTICATED
     ├── PermissionDeniedError           403 PERMISSION_DENIED
     ├── RequestLimitExceededError       429 REQUEST_LIMIT_EXCEEDED
-    ├── NotSupportedError               501 NOT_IMPLEMENTED
+    ├── NotSupportedError               400 NOT_IMPLEMENTED
     └── StoreError                      500 INTERNAL_ERROR
         ├── StoreUnavailableError       503 TEMPORARILY_UNAVAILABLE
         └── SchemaOutOfDateError        500 INTERNAL_ERROR
@@ -144,9 +144,12 @@ class PermissionDeniedError(TrackingError):
 
 
 class NotSupportedError(TrackingError):
-    """trackflow does not implement this part of MLflow (logged models, say)."""
+    """trackflow does not implement this part of MLflow (logged models, say).
 
-    http_status = 501
+    A 400, not a 501: the server works, the request asks for what it does not offer.
+    """
+
+    http_status = 400
     error_code = "NOT_IMPLEMENTED"
 
 

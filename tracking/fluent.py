@@ -70,7 +70,10 @@ from tracking import _heartbeat, _run_registry, _shutdown, buffering, settings, 
 from tracking.client import TrackingClient
 from tracking.entities import (
     ArtifactRef,
+    Dataset,
+    DatasetInput,
     Experiment,
+    InputTag,
     LifecycleStage,
     Metric,
     Param,
@@ -107,6 +110,7 @@ __all__ = [
     "log_artifact",
     "log_artifacts",
     "log_dict",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -169,7 +173,7 @@ class ActiveRun(Run):
     def __init__(
         self, run: Run, client: TrackingClient, token: int, buffered: bool = False
     ) -> None:
-        super().__init__(run.info, run.data)
+        super().__init__(run.info, run.data, run.inputs)
         # Run is frozen; these are private and set once.
         object.__setattr__(self, "_client", client)
         object.__setattr__(self, "_token", token)
@@ -597,6 +601,26 @@ def log_param(key: str, value: Any) -> Any:
         )
         return value
     return run.client.log_param(run.info.run_id, key, value)
+
+
+def log_input(
+    dataset: Dataset, context: str | None = None, tags: Mapping[str, Any] | None = None
+) -> None:
+    """Record that the active run used ``dataset`` (MLflow's ``mlflow.log_input``).
+
+    ``context`` (``"training"``, ``"evaluation"`` ...) is stored as the input tag
+    ``mlflow.data.context``, beside any other ``tags`` of this use::
+
+        tracking.log_input(tracking.Dataset("churn", digest, "local", path), context="training")
+    """
+    pairs = {str(k): str(v) for k, v in (tags or {}).items()}
+    if context is not None:
+        pairs["mlflow.data.context"] = context
+    use = DatasetInput(dataset, tuple(InputTag(k, v) for k, v in pairs.items()))
+    run = _run_for_logging()
+    if run._buffered:
+        buffering.wait(run.client, run.info.run_id)
+    run.client.log_inputs(run.info.run_id, [use])
 
 
 def log_params(params: Mapping[str, Any]) -> None:

@@ -6,12 +6,13 @@ written, so a rejected call or batch writes nothing, whatever the store.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from numbers import Real
 from typing import Any, TypeVar
 
-from tracking.entities import Metric, Param, RunTag, metric_of
+from tracking.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, metric_of
 from tracking.errors import InvalidParameterError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "plain_columns",
     "plain_metrics",
     "validate_batch",
+    "validate_dataset_inputs",
     "validate_experiment_name",
     "validate_key",
     "validate_max_results",
@@ -52,14 +54,17 @@ MAX_RUN_ID_LENGTH = 32
 _NT = TypeVar("_NT", Metric, Param, RunTag)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-_KEY_RE = re.compile(r"^[\w\-./ ]+$")
+# MLflow 3's rule (mlflow.utils.validation): word characters, "/", ".", "-", " " and ":".
+_KEY_RE = re.compile(r"[/\w.\- :]+")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 # Keys are checked once per process: log_batch sees the same few keys thousands of times.
 _GOOD_KEYS: set[str] = set()
 
 
 def validate_key(key: object, kind: str) -> str:
-    """A metric, param or tag key: 1-250 of word characters, ``.``, ``-``, ``/`` and space."""
+    """A metric, param or tag key, by MLflow 3's rules: 1-250 of word characters, ``.``,
+    ``-``, ``/``, ``:`` and space, and a normal relative path (no ``..``, no leading,
+    trailing or doubled ``/``, no ``.`` segment), since keys may become file names."""
     if type(key) is str and key in _GOOD_KEYS:
         return key
     if not isinstance(key, str):
@@ -71,14 +76,16 @@ def validate_key(key: object, kind: str) -> str:
             f"{kind} key {key[:40]!r}... is {len(key)} characters long; "
             f"the limit is {MAX_ENTITY_KEY_LENGTH}"
         )
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise InvalidParameterError(
             f"invalid {kind} key {key!r}: keys may only contain letters, digits, "
-            "underscores (_), dashes (-), periods (.), spaces ( ) and slashes (/)"
+            "underscores (_), dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)"
         )
-    if key.startswith("/") or ".." in key.split("/"):
+    normal = posixpath.normpath(key)
+    if normal != key or normal == "." or normal.startswith(("..", "/")):
         raise InvalidParameterError(
-            f"invalid {kind} key {key!r}: it must be a relative path without '..'"
+            f"invalid {kind} key {key!r}: keys may be used as file names and must not "
+            f"resolve to another name as such; this one would resolve to {normal!r}"
         )
     if len(_GOOD_KEYS) < 100_000:
         _GOOD_KEYS.add(key)
@@ -322,3 +329,65 @@ def validate_max_results(max_results: object, limit: int = MAX_SEARCH_RESULTS) -
     if not 1 <= max_results <= limit:
         raise InvalidParameterError(f"max_results must be between 1 and {limit}, got {max_results}")
     return max_results
+
+
+#: MLflow's limits for data sets and their input tags (mlflow.utils.validation).
+MAX_DATASETS_PER_BATCH = 1000
+_DATASET_LIMITS = (
+    ("name", 500, True),
+    ("digest", 36, True),
+    ("source_type", 36, True),
+    ("source", 65535, True),
+    ("schema", 1048575, False),
+    ("profile", 16777215, False),
+)
+MAX_INPUT_TAG_KEY_LENGTH = 255
+MAX_INPUT_TAG_VALUE_LENGTH = 500
+
+
+def validate_dataset_inputs(inputs: Sequence[object]) -> list[DatasetInput]:
+    """Check data set inputs for ``log_inputs`` against MLflow's limits, naming the field."""
+    if isinstance(inputs, str | bytes) or not isinstance(inputs, Sequence):
+        raise InvalidParameterError(
+            f"datasets must be a list of DatasetInput, got {type(inputs).__name__}"
+        )
+    _check_count(inputs, MAX_DATASETS_PER_BATCH, "dataset inputs")
+    checked = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, Dataset):
+            item = DatasetInput(item)
+        if not isinstance(item, DatasetInput) or not isinstance(item.dataset, Dataset):
+            raise InvalidParameterError(
+                f"datasets[{i}] must be a DatasetInput (or a Dataset), got {type(item).__name__}"
+            )
+        for field, limit, required in _DATASET_LIMITS:
+            value = getattr(item.dataset, field)
+            where = f"datasets[{i}].dataset.{field}"
+            if value is None and not required:
+                continue
+            if not isinstance(value, str):
+                raise InvalidParameterError(f"{where} must be a string, got {type(value).__name__}")
+            if required and not value:
+                raise InvalidParameterError(f"{where} must not be empty")
+            if len(value) > limit:
+                raise InvalidParameterError(
+                    f"{where} is {len(value)} characters long; the limit is {limit}"
+                )
+        tags = []
+        for j, tag in enumerate(item.tags):
+            key, value = tag
+            where = f"datasets[{i}].tags[{j}]"
+            if not isinstance(key, str) or not key or len(key) > MAX_INPUT_TAG_KEY_LENGTH:
+                raise InvalidParameterError(
+                    f"{where}.key must be a string of 1 to {MAX_INPUT_TAG_KEY_LENGTH} "
+                    f"characters, got {key!r:.80}"
+                )
+            text = value if isinstance(value, str) else str(value)
+            if len(text) > MAX_INPUT_TAG_VALUE_LENGTH:
+                raise InvalidParameterError(
+                    f"{where}.value of tag {key!r} is {len(text)} characters long; the limit "
+                    f"is {MAX_INPUT_TAG_VALUE_LENGTH}"
+                )
+            tags.append(InputTag(key, text))
+        checked.append(DatasetInput(item.dataset, tuple(tags)))
+    return checked

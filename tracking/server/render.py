@@ -18,13 +18,15 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo
+from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunInputs
+from tracking.store.rest_json import dataset_input_json
 
 __all__ = [
     "compact_run_json",
     "double_json",
     "experiment_json",
     "file_info_json",
+    "inputs_json",
     "metric_json",
     "metrics_json",
     "run_info_json",
@@ -90,8 +92,15 @@ def run_json(run: Run) -> dict[str, Any]:
             "params": _pairs(run.data.params),
             "tags": _pairs(run.data.tags),
         },
-        "inputs": {},
+        "inputs": inputs_json(run.inputs),
     }
+
+
+def inputs_json(inputs: RunInputs) -> dict[str, Any]:
+    """MLflow's RunInputs: ``{"dataset_inputs": [{"tags", "dataset"}]}``, ``{}`` if none."""
+    if not inputs.dataset_inputs:
+        return {}
+    return {"dataset_inputs": [dataset_input_json(item) for item in inputs.dataset_inputs]}
 
 
 def compact_run_json(run: Run) -> dict[str, Any]:
@@ -108,12 +117,15 @@ def compact_run_json(run: Run) -> dict[str, Any]:
     for key, value in data.metrics.items():
         point = points.get(key)
         metrics[key] = (value, 0, 0) if point is None else (value, point.timestamp, point.step)
-    return {
+    out = {
         "info": run_info_json(run.info),
         "params": dict(data.params),
         "tags": dict(data.tags),
         "metrics": metrics,
     }
+    if run.inputs.dataset_inputs:
+        out["inputs"] = inputs_json(run.inputs)
+    return out
 
 
 def metric_json(metric: Metric) -> dict[str, Any]:

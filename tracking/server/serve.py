@@ -9,7 +9,9 @@ in each process, which reads the settings back from the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -31,24 +33,30 @@ _DEMO_TIMEOUT_S = 300.0
 
 
 def serve(settings: ServerSettings, *, demo: bool = False) -> None:
-    """Open the store, optionally fill it with the demo sweep, then serve until stopped."""
+    """Open the store and take the port, optionally fill the store with the demo sweep,
+    then serve until stopped.
+
+    The port is bound before the demo runs, so a port already taken stops the
+    command before anything is written; the address printed is the one served.
+    """
     settings = settings.model_copy(
         update={"artifacts_destination": resolve_artifact_root(settings.artifacts_destination)}
     )
+    _warn_if_exposed(settings)
     store = open_store(settings)
+    sock: socket.socket | None = None
     try:
+        sock = _bind(settings.host, settings.port)
+        port = sock.getsockname()[1]
         if demo:
-            fill_with_demo(settings, store)
-        url = f"http://{settings.host}:{settings.port}"
+            fill_with_demo(settings, store, served_at=_url(settings.host, port))
         click.echo(
             f"trackflow server: {store.engine.url.render_as_string(hide_password=True)}, "
-            f"artifacts in {settings.artifacts_destination}, {url}"
+            f"artifacts in {settings.artifacts_destination}, serving {_url(settings.host, port)}"
             + (" (bearer token required)" if settings.auth_token is not None else ""),
             err=True,
         )
         common = {
-            "host": settings.host,
-            "port": settings.port,
             "access_log": settings.access_log,
             "log_level": "info",
             "loop": "auto",
@@ -57,16 +65,67 @@ def serve(settings: ServerSettings, *, demo: bool = False) -> None:
         }
         if settings.workers == 1:
             app = create_app(settings, store=store, checkpoint_wal=True)
-            uvicorn.run(app, **common)  # type: ignore[arg-type]
+            config = uvicorn.Config(app, host=settings.host, port=port, **common)  # type: ignore[arg-type]
+            uvicorn.Server(config).run(sockets=[sock])
             return
         store.close()
-        os.environ.update(settings.to_environ())
-        uvicorn.run(_FACTORY, factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+        sock.close()
+        os.environ.update(settings.model_copy(update={"port": port}).to_environ())
+        uvicorn.run(
+            _FACTORY,
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=port,
+            **common,  # type: ignore[arg-type]
+        )
     finally:
+        if sock is not None:
+            sock.close()
         store.close()
 
 
-def fill_with_demo(settings: ServerSettings, store: SqlTrackingStore) -> None:
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port``; a clear error if it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise TrackingError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_if_exposed(settings: ServerSettings) -> None:
+    if settings.auth_token is None and not _is_loopback(settings.host):
+        click.echo(
+            f"WARNING: listening on {settings.host} without --auth-token: anyone who can reach "
+            "this address can read, change and delete every run and artifact. Set a token "
+            "(--auth-token-file or TRACKFLOW_SERVER_AUTH_TOKEN) or listen on 127.0.0.1.",
+            err=True,
+        )
+
+
+def fill_with_demo(
+    settings: ServerSettings, store: SqlTrackingStore, served_at: str | None = None
+) -> None:
     """Log ``trackflow demo`` into the store through the server's own API.
 
     The demo runs in a child process against a private instance of the app
@@ -96,7 +155,13 @@ def fill_with_demo(settings: ServerSettings, store: SqlTrackingStore) -> None:
         env["TRACKFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
         click.echo("filling the store with the demo sweep ...", err=True)
         done = subprocess.run(
-            [sys.executable, "-m", "tracking.cli", "demo"],
+            [
+                sys.executable,
+                "-m",
+                "tracking.cli",
+                "demo",
+                *(("--served-at", served_at) if served_at else ()),
+            ],
             env=env,
             timeout=_DEMO_TIMEOUT_S,
             check=False,

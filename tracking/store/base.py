@@ -12,6 +12,7 @@ import abc
 from collections.abc import Sequence
 
 from tracking.entities import (
+    DatasetInput,
     Experiment,
     Metric,
     PagedList,
@@ -137,6 +138,10 @@ class TrackingStore(abc.ABC):
     def set_tag(self, run_id: str, tag: RunTag) -> None:
         """Set (or overwrite) a run tag."""
         self.log_batch(run_id, tags=(tag,))
+
+    @abc.abstractmethod
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Record the data sets a run used; those it already has are left as they are."""
 
     @abc.abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:

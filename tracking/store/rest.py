@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tracking.entities import (
+    DatasetInput,
     Experiment,
     Metric,
     PagedList,
@@ -47,6 +48,7 @@ from tracking.store.base import TrackingStore
 from tracking.store.rest_http import EndpointNotFoundError, RestSession
 from tracking.store.rest_json import (
     compact_run_from_json,
+    dataset_input_json,
     experiment_from_json,
     metric_from_json,
     metrics_json,
@@ -125,6 +127,7 @@ class RestTrackingStore(TrackingStore):
                 "runs/log-parameter",
                 "runs/set-tag",
                 "runs/delete-tag",
+                "runs/log-inputs",
                 "runs/search",
                 "metrics/get-history",
             )
@@ -333,6 +336,10 @@ class RestTrackingStore(TrackingStore):
         self._post(
             "runs/set-tag", {"run_id": run_id, "key": tag.key, "value": tag.value}, parse=False
         )
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        body = {"run_id": run_id, "datasets": [dataset_input_json(item) for item in inputs]}
+        self._post("runs/log-inputs", body, parse=False)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._post("runs/delete-tag", {"run_id": run_id, "key": key}, parse=False)

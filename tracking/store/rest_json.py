@@ -14,18 +14,24 @@ from types import MappingProxyType
 from typing import Any
 
 from tracking.entities import (
+    Dataset,
+    DatasetInput,
     Experiment,
+    InputTag,
     LifecycleStage,
     Metric,
     Run,
     RunData,
     RunInfo,
+    RunInputs,
     RunStatus,
     metric_of,
 )
 
 __all__ = [
     "compact_run_from_json",
+    "dataset_input_from_json",
+    "dataset_input_json",
     "experiment_from_json",
     "key_values",
     "metric_from_json",
@@ -33,6 +39,7 @@ __all__ = [
     "pairs_json",
     "run_from_json",
     "run_info_from_json",
+    "run_inputs_from_json",
 ]
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -102,6 +109,47 @@ def run_info_from_json(info: Mapping[str, Any], tags: Mapping[str, str] | None =
     )
 
 
+def dataset_input_json(item: DatasetInput) -> dict[str, Any]:
+    """MLflow's DatasetInput: ``{"tags": [{"key", "value"}], "dataset": {...}}``."""
+    ds = item.dataset
+    dataset: dict[str, Any] = {
+        "name": ds.name,
+        "digest": ds.digest,
+        "source_type": ds.source_type,
+        "source": ds.source,
+    }
+    if ds.schema is not None:
+        dataset["schema"] = ds.schema
+    if ds.profile is not None:
+        dataset["profile"] = ds.profile
+    return {"tags": [{"key": k, "value": v} for k, v in item.tags], "dataset": dataset}
+
+
+def dataset_input_from_json(item: Mapping[str, Any]) -> DatasetInput:
+    """The inverse of :func:`dataset_input_json`."""
+    ds = item["dataset"]
+    return DatasetInput(
+        Dataset(
+            ds["name"],
+            ds["digest"],
+            ds["source_type"],
+            ds["source"],
+            ds.get("schema"),
+            ds.get("profile"),
+        ),
+        tuple(InputTag(t["key"], str(t.get("value", ""))) for t in item.get("tags") or ()),
+    )
+
+
+def run_inputs_from_json(inputs: Mapping[str, Any] | None) -> RunInputs:
+    """MLflow's ``run.inputs`` (``{}`` or missing: none)."""
+    items = (inputs or {}).get("dataset_inputs") or ()
+    return RunInputs(tuple(dataset_input_from_json(item) for item in items)) if items else _NONE
+
+
+_NONE = RunInputs()
+
+
 def run_from_json(item: Mapping[str, Any]) -> Run:
     """A :class:`~tracking.entities.Run` with its params, latest metrics (values and
     points) and tags."""
@@ -116,6 +164,7 @@ def run_from_json(item: Mapping[str, Any]) -> Run:
             tags=MappingProxyType(tags),
             latest=MappingProxyType(latest),
         ),
+        run_inputs_from_json(item.get("inputs")),
     )
 
 
@@ -136,4 +185,5 @@ def compact_run_from_json(item: Mapping[str, Any]) -> Run:
             tags=MappingProxyType(tags),
             latest=MappingProxyType(latest),
         ),
+        run_inputs_from_json(item.get("inputs")),
     )

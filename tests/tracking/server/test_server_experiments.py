@@ -43,9 +43,9 @@ class TestCreateAndGet:
         assert experiment["tags"] == [{"key": "team", "value": "ml"}]
 
     def test_explicit_artifact_location_is_kept(self, client: TestClient) -> None:
-        exp_id = create(client, "elsewhere", artifact_location="memory://elsewhere")
+        exp_id = create(client, "elsewhere", artifact_location="mlflow-artifacts:/elsewhere")
         got = client.get(f"{MLFLOW}/experiments/get", params={"experiment_id": exp_id}).json()
-        assert got["experiment"]["artifact_location"] == "memory://elsewhere"
+        assert got["experiment"]["artifact_location"] == "mlflow-artifacts:/elsewhere"
 
     def test_get_by_name(self, client: TestClient) -> None:
         exp_id = create(client, "by-name")

@@ -229,7 +229,7 @@ class TestLogBatchColumns:
         ("metrics", "words"),
         [
             pytest.param({"value": [1.0]}, "equally long", id="unequal"),
-            pytest.param({"key": ["m", "a:b"]}, "a:b", id="bad-key"),
+            pytest.param({"key": ["m", "a,b"]}, "a,b", id="bad-key"),
             pytest.param({"value": [1.0, "NaN"]}, "number", id="string-value"),
             pytest.param({"value": [1.0, True]}, "number", id="bool-value"),
             pytest.param({"timestamp": [1, "2"]}, "timestamp", id="string-timestamp"),

@@ -12,7 +12,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from tracking.cli import cli
 from tracking.errors import SchemaOutOfDateError
 from tracking.store.sql.engine import create_tracking_engine
 from tracking.store.sql.migrate import HEAD_REVISION, downgrade, upgrade

@@ -17,8 +17,17 @@ from starlette.responses import Response
 
 from tracking import validation
 from tracking.client import TrackingClient
-from tracking.entities import Metric, PagedList, Param, Run, RunTag
-from tracking.errors import InvalidParameterError
+from tracking.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunTag,
+)
+from tracking.errors import InvalidParameterError, NotSupportedError
 from tracking.server import params
 from tracking.server.render import metrics_json, run_info_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
@@ -27,6 +36,7 @@ from tracking.server.schemas.mlflow import (
     CreateRun,
     DeleteTag,
     LogBatch,
+    LogInputs,
     LogMetric,
     LogModel,
     LogParam,
@@ -178,6 +188,33 @@ def _record_logged_model(state: ServerState, run_id: str, model_json: str) -> No
             history = []
     history.append(model)
     state.client.set_tag(run_id, LOGGED_MODELS_TAG, json.dumps(history))
+
+
+@router.post("/log-inputs", response_model=dict[str, str])
+async def log_inputs(body: LogInputs, state: StateDep) -> Response:
+    """Record the data sets a run used (``datasets``); MLflow 3's logged-model ``models``
+    are refused (501), as trackflow keeps no logged models."""
+    if body.models:
+        raise NotSupportedError(
+            "runs/log-inputs: model inputs refer to MLflow 3 logged models, which trackflow "
+            "does not keep; log data sets only"
+        )
+    inputs = [
+        DatasetInput(
+            Dataset(
+                d.dataset.name,
+                d.dataset.digest,
+                d.dataset.source_type,
+                d.dataset.source,
+                d.dataset.schema_,
+                d.dataset.profile,
+            ),
+            tuple(InputTag(t.key, t.value) for t in d.tags),
+        )
+        for d in body.datasets
+    ]
+    await state.run(state.client.log_inputs, body.resolved_run_id(), inputs)
+    return empty_response()
 
 
 @router.post("/log-model", response_model=dict[str, str])

@@ -17,6 +17,8 @@ from tracking.entities import RunStatus, ViewType
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "DatasetBody",
+    "DatasetInputBody",
     "Double",
     "ExperimentOut",
     "Int64",
@@ -25,6 +27,7 @@ __all__ = [
     "RequestModel",
     "RunDataOut",
     "RunInfoOut",
+    "RunInputsOut",
     "RunOut",
     "RunStatusField",
     "ViewTypeField",
@@ -134,12 +137,36 @@ class RunDataOut(BaseModel):
     tags: list[KeyValue] = Field(default_factory=list)
 
 
+class DatasetBody(RequestModel):
+    """MLflow's Dataset: what a data set is and where it lives (not its content)."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema_: str | None = Field(None, alias="schema", description="JSON text, optional.")
+    profile: str | None = Field(None, description="JSON text, optional.")
+
+
+class DatasetInputBody(RequestModel):
+    """A data set used by a run, with the tags of that use."""
+
+    tags: list[KeyValue] = Field(default_factory=list)
+    dataset: DatasetBody
+
+
+class RunInputsOut(BaseModel):
+    """What a run consumed (``{}`` when nothing was logged)."""
+
+    dataset_inputs: list[DatasetInputBody] = Field(default_factory=list)
+
+
 class RunOut(BaseModel):
     """A run as MLflow renders it."""
 
     info: RunInfoOut
     data: RunDataOut
-    inputs: dict[str, Any] = Field(default_factory=dict, description="Always empty.")
+    inputs: RunInputsOut = Field(default_factory=RunInputsOut)
 
 
 class ExperimentOut(BaseModel):

@@ -8,6 +8,7 @@ Field names and defaults follow the protobuf messages; where MLflow accepts
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_core import from_json
@@ -15,6 +16,7 @@ from pydantic_core import from_json
 from tracking.entities import Metric, ViewType, metric_of
 from tracking.errors import InvalidParameterError
 from tracking.server.schemas.common import (
+    DatasetInputBody,
     Double,
     ExperimentOut,
     Int64,
@@ -38,6 +40,7 @@ __all__ = [
     "FileInfoOut",
     "ListArtifactsResponse",
     "LogBatch",
+    "LogInputs",
     "LogMetric",
     "LogModel",
     "LogParam",
@@ -178,6 +181,14 @@ class SetTag(RunRef):
 
     key: str
     value: str = ""
+
+
+class LogInputs(RunRef):
+    """``POST runs/log-inputs``: data sets a run used (``models``: MLflow 3's logged-model
+    inputs, which trackflow does not keep; a non-empty list is refused)."""
+
+    datasets: list[DatasetInputBody] = Field(default_factory=list)
+    models: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class DeleteTag(RunRef):

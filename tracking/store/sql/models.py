@@ -31,22 +31,28 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
+    UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "LONG_TEXT",
     "ROLLUP_BLOCK",
     "SPECIAL_FINITE",
     "SPECIAL_NAN",
     "SPECIAL_NEG_INF",
     "SPECIAL_POS_INF",
     "Base",
+    "DatasetModel",
     "ExperimentModel",
     "ExperimentTagModel",
     "LatestMetricModel",
     "MetricModel",
     "MetricRollupModel",
     "ParamModel",
+    "RunInputModel",
     "RunModel",
     "TagModel",
     "table_of",
@@ -218,6 +224,45 @@ class MetricRollupModel(Base):
     max_special: Mapped[int] = mapped_column(SmallInteger)
     max_step: Mapped[int] = mapped_column(BigInteger)
     max_timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+#: Text of up to 16 MiB on every backend (MySQL's TEXT stops at 64 KiB).
+LONG_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class DatasetModel(Base):
+    """A data set of an experiment, once per (name, digest); ``dataset_uuid`` is derived
+    from the experiment, name and digest, so logging it twice finds the same row."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("experiment_id", "name", "digest"), _MYSQL)
+
+    dataset_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(36))
+    source_type: Mapped[str] = mapped_column(String(36))
+    source: Mapped[str] = mapped_column(LONG_TEXT)
+    schema: Mapped[str | None] = mapped_column(LONG_TEXT)
+    profile: Mapped[str | None] = mapped_column(LONG_TEXT)
+
+
+class RunInputModel(Base):
+    """A run's use of a data set; ``tags`` is the JSON object of the input's tags."""
+
+    __tablename__ = "run_inputs"
+    __table_args__ = (Index("ix_run_inputs_dataset_uuid", "dataset_uuid"), _MYSQL)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_uuid: Mapped[str] = mapped_column(
+        ForeignKey("datasets.dataset_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    tags: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tracking.entities import (
+    DatasetInput,
     Experiment,
     LifecycleStage,
     Metric,
@@ -19,6 +20,7 @@ from tracking.entities import (
     Run,
     RunData,
     RunInfo,
+    RunInputs,
     RunStatus,
     RunTag,
     ViewType,
@@ -42,6 +44,7 @@ from tracking.store.sql.hotpath import (
     decode_value,
     run_info,
 )
+from tracking.store.sql.inputs import load_inputs, log_inputs
 from tracking.store.sql.migrate import ensure_schema
 from tracking.store.sql.models import (
     ExperimentModel,
@@ -67,6 +70,7 @@ _metrics = table_of(MetricModel)
 _latest = table_of(LatestMetricModel)
 
 _IN_CHUNK = 500
+_NO_INPUTS = RunInputs()
 _NO_LIMIT = 2**62
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -151,6 +155,10 @@ class SqlTrackingStore(TrackingStore):
                 return sql_engine.retrying(fn)
             except RetryTransactionError:
                 continue
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a write transaction, again on lock errors and deadlocks."""
+        return self._write(fn)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         def attempt() -> T:
@@ -515,16 +523,35 @@ class SqlTrackingStore(TrackingStore):
                 for rid, key, value, special, timestamp, step in latest_rows:
                     number = metrics[rid][key] = decode_value(value, special) if special else value
                     latest[rid][key] = metric_of((key, number, timestamp, step))
+        inputs = load_inputs(conn, list(infos)) if infos else {}
         return [
             Run(
                 infos[rid],
                 RunData(
                     params=params[rid], metrics=metrics[rid], tags=tags[rid], latest=latest[rid]
                 ),
+                inputs.get(rid, _NO_INPUTS),
             )
             for rid in run_ids
             if rid in infos
         ]
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        def work(conn: Connection) -> None:
+            row = conn.execute(
+                select(_runs.c.experiment_id, _runs.c.lifecycle_stage).where(
+                    _runs.c.run_uuid == run_id
+                )
+            ).first()
+            if row is None:
+                raise RunNotFoundError(f"Run {run_id!r} not found")
+            if row.lifecycle_stage != "active":
+                raise InvalidStateError(
+                    f"The run {run_id} must be in the 'active' state. Current state is deleted."
+                )
+            log_inputs(conn, run_id, int(row.experiment_id), inputs)
+
+        self._write(work)
 
     def get_run(self, run_id: str) -> Run:
         runs = self.read(lambda conn: self.load_runs(conn, [run_id]))

@@ -13,11 +13,13 @@ empty store. Every case then runs against that backend::
 from __future__ import annotations
 
 from tracking.testing.store.experiments import ExperimentSuite
+from tracking.testing.store.inputs import InputSuite
 from tracking.testing.store.run_data import LoggingSuite, ValidationSuite
 from tracking.testing.store.runs import NestingSuite, RunLifecycleSuite
 
 __all__ = [
     "ExperimentSuite",
+    "InputSuite",
     "LoggingSuite",
     "NestingSuite",
     "RunLifecycleSuite",
@@ -27,6 +29,6 @@ __all__ = [
 
 
 class StoreConformance(
-    ExperimentSuite, RunLifecycleSuite, NestingSuite, LoggingSuite, ValidationSuite
+    ExperimentSuite, RunLifecycleSuite, NestingSuite, LoggingSuite, ValidationSuite, InputSuite
 ):
     """Every conformance case; needs a ``client`` fixture."""

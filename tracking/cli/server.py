@@ -1,0 +1,111 @@
+"""``trackflow server``: MLflow's tracking REST API (and trackflow's) on uvicorn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+__all__ = ["COMMANDS"]
+
+
+@click.command()
+@click.option(
+    "--backend-store-uri",
+    default=None,
+    help="SQLAlchemy URL of the tracking database [default: TRACKFLOW_TRACKING_URI, else "
+    "sqlite:///trackflow.db]. SQLite is migrated on start and an empty PostgreSQL/MySQL "
+    "database gets the schema; one at an older schema needs `trackflow db upgrade` first.",
+)
+@click.option(
+    "--artifacts-destination",
+    default=None,
+    help="fsspec URL or path where proxied artifacts are stored [default: ./trackflow-artifacts].",
+)
+@click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
+@click.option(
+    "--port", default=None, type=click.IntRange(0, 65535), help="TCP port [default: 5000]."
+)
+@click.option(
+    "--workers", default=None, type=click.IntRange(1, 256), help="Worker processes [default: 1]."
+)
+@click.option(
+    "--auth-token",
+    default=None,
+    help="Require `Authorization: Bearer <token>` on every API call [env: "
+    "TRACKFLOW_SERVER_AUTH_TOKEN]; /health stays open. Prefer --auth-token-file or the "
+    "environment: a command-line token shows in `ps`.",
+)
+@click.option(
+    "--auth-token-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Read the bearer token from this file.",
+)
+@click.option(
+    "--open-docs/--no-open-docs",
+    default=None,
+    help="Serve /docs, /redoc and /openapi.json without the token [default: they need it].",
+)
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Host header values served, comma-separated ('*.example.com', 'private', '*') "
+    "[default: localhost, 127.0.0.1, [::1] and private addresses]; others get 403.",
+)
+@click.option(
+    "--cors-allowed-origins",
+    default=None,
+    help="Browser origins allowed to call the API, comma-separated, or '*' "
+    "[default: http(s)://localhost, 127.0.0.1 and [::1], any port].",
+)
+@click.option(
+    "--x-frame-options",
+    default=None,
+    type=click.Choice(["SAMEORIGIN", "DENY", "NONE"], case_sensitive=False),
+    help="X-Frame-Options of every response [default: SAMEORIGIN].",
+)
+@click.option(
+    "--allowed-artifact-roots",
+    default=None,
+    help="Further locations (fsspec URLs or paths), comma-separated, that experiments may "
+    "use as artifact_location; the artifacts destination is always allowed.",
+)
+@click.option(
+    "--max-artifact-bytes",
+    default=None,
+    type=click.IntRange(1),
+    help="Largest artifact upload accepted, in bytes [default: 5 GiB].",
+)
+@click.option(
+    "--access-log/--no-access-log", default=None, help="Log every request [default: off]."
+)
+@click.option(
+    "--demo", is_flag=True, help="First fill the store with the demo sweep (`trackflow demo`)."
+)
+def server(demo: bool, **options: Any) -> None:
+    """Serve MLflow's tracking REST API (and trackflow's additions) with FastAPI on uvicorn.
+
+    MLflow clients work with MLFLOW_TRACKING_URI=http://HOST:PORT; trackflow's with
+    TRACKFLOW_TRACKING_URI=http://HOST:PORT. Every option also comes from
+    TRACKFLOW_SERVER_<OPTION> in the environment.
+    """
+    from pydantic import ValidationError
+
+    from tracking.server.serve import serve
+    from tracking.server.settings import ServerSettings
+
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        settings = ServerSettings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise click.UsageError(problems) from None
+    serve(settings, demo=demo)
+
+
+COMMANDS = [server]

@@ -1,0 +1,109 @@
+"""Data sets and run inputs in SQL: what ``log_inputs`` writes and runs read back.
+
+A data set is stored once per experiment, name and digest, under an id derived
+from the three (a UUID 5), so logging it from many runs, many processes or
+twice over finds the same row; a run's use of it is one ``run_inputs`` row,
+which a repeated ``log_inputs`` leaves as it is (as MLflow does).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from tracking.entities import Dataset, DatasetInput, InputTag, RunInputs
+from tracking.store.sql.models import DatasetModel, RunInputModel, table_of
+
+__all__ = ["dataset_uuid", "load_inputs", "log_inputs"]
+
+_datasets = table_of(DatasetModel)
+_inputs = table_of(RunInputModel)
+_NAMESPACE = uuid.UUID("6f1d3c52-6a0e-4c1b-9c55-7d7a1b0e2f11")
+
+
+def dataset_uuid(experiment_id: int, name: str, digest: str) -> str:
+    """The id of a data set of an experiment: the same for the same name and digest."""
+    return str(uuid.uuid5(_NAMESPACE, json.dumps([experiment_id, name, digest])))
+
+
+def _insert_ignoring(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        conn.execute(ins(table).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(mysql.insert(table).prefix_with("IGNORE"), rows)
+
+
+def log_inputs(
+    conn: Connection, run_id: str, experiment_id: int, inputs: Sequence[DatasetInput]
+) -> None:
+    """Record that run ``run_id`` used these data sets (those it already has are kept)."""
+    datasets: dict[str, dict[str, Any]] = {}
+    uses: dict[str, dict[str, Any]] = {}
+    start = conn.execute(
+        select(func.count()).select_from(_inputs).where(_inputs.c.run_uuid == run_id)
+    ).scalar_one()
+    for item in inputs:
+        ds = item.dataset
+        key = dataset_uuid(experiment_id, ds.name, ds.digest)
+        datasets.setdefault(
+            key,
+            {
+                "dataset_uuid": key,
+                "experiment_id": experiment_id,
+                "name": ds.name,
+                "digest": ds.digest,
+                "source_type": ds.source_type,
+                "source": ds.source,
+                "schema": ds.schema,
+                "profile": ds.profile,
+            },
+        )
+        uses.setdefault(
+            key,
+            {
+                "run_uuid": run_id,
+                "dataset_uuid": key,
+                "tags": json.dumps({t.key: t.value for t in item.tags}, ensure_ascii=False),
+                "position": start + len(uses),
+            },
+        )
+    _insert_ignoring(conn, _datasets, list(datasets.values()))
+    _insert_ignoring(conn, _inputs, list(uses.values()))
+
+
+_LOAD = (
+    select(
+        _inputs.c.run_uuid,
+        _inputs.c.tags,
+        _datasets.c.name,
+        _datasets.c.digest,
+        _datasets.c.source_type,
+        _datasets.c.source,
+        _datasets.c.schema,
+        _datasets.c.profile,
+    )
+    .join(_datasets, _datasets.c.dataset_uuid == _inputs.c.dataset_uuid)
+    .where(_inputs.c.run_uuid.in_(bindparam("run_ids", expanding=True)))
+    .order_by(_inputs.c.run_uuid, _inputs.c.position)
+)
+
+
+def load_inputs(conn: Connection, run_ids: Sequence[str]) -> Mapping[str, RunInputs]:
+    """The inputs of those runs that have any, by run id, in the order they were logged."""
+    found: dict[str, list[DatasetInput]] = {}
+    for run_uuid, tags, name, digest, source_type, source, schema, profile in conn.execute(
+        _LOAD, {"run_ids": list(run_ids)}
+    ):
+        dataset = Dataset(name, digest, source_type, source, schema, profile)
+        pairs = tuple(InputTag(k, v) for k, v in json.loads(tags).items())
+        found.setdefault(run_uuid, []).append(DatasetInput(dataset, pairs))
+    return {run_id: RunInputs(tuple(items)) for run_id, items in found.items()}
