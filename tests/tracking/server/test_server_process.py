@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,46 @@ def test_bad_option_values_are_usage_errors(option: str, tmp_path: Path) -> None
     done = _cli("server", option, "-3", cwd=tmp_path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+class TestStartUp:
+    def test_port_taken_stops_before_the_demo_writes(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = _cli("server", "--demo", "--port", str(port), cwd=tmp_path)
+        assert done.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+        assert "Traceback" not in done.stderr
+        client = TrackingClient(f"sqlite:///{tmp_path}/trackflow.db")
+        assert client.get_experiment_by_name("demo-sweep") is None
+
+    def test_exposed_without_token_warns(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("0.0.0.0", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = _cli("server", "--host", "0.0.0.0", "--port", str(port), cwd=tmp_path)
+        assert "WARNING: listening on 0.0.0.0 without --auth-token" in done.stderr
+        assert done.returncode == 1  # and the port was taken: it never served
+
+    def test_bad_security_option_is_a_usage_error(self, tmp_path: Path) -> None:
+        missing = tmp_path / "no-such-token"
+        done = _cli("server", "--auth-token-file", str(missing), cwd=tmp_path)
+        assert done.returncode == 2
+        assert "auth_token_file" in done.stderr
+        assert "Traceback" not in done.stderr
+
+    @pytest.mark.slow
+    def test_demo_twice_keeps_one_sweep_and_prints_the_served_address(self, tmp_path: Path) -> None:
+        for _ in range(2):
+            with start_server(tmp_path, extra=("--demo",)) as server:
+                pass
+        log = server.log.read_text()
+        assert f"tracking URI: {server.url}" in log
+        assert "already in 'demo-sweep'" in log
+        client = TrackingClient(server.db_uri)
+        exp = client.get_experiment_by_name("demo-sweep")
+        assert exp is not None
+        assert len(client.search_runs([exp.experiment_id])) == 7
