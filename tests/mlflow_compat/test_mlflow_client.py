@@ -652,3 +652,49 @@ class TestAuth:
         run_id = auth["with_token"]["run_id"]
         assert [m.value for m in client.get_metric_history(run_id, "m")] == [1.5]
         assert dict(client.get_run(run_id).data.params) == {"p": "v"}
+
+
+# -- keys with ':', data sets, log_model ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inputs(run_scenario: Any, compat_server: CompatServer) -> ScenarioResult:
+    return run_scenario("inputs", compat_server)
+
+
+class TestKeysDatasetsModels:
+    def test_keys_with_colons_are_accepted(
+        self, inputs: ScenarioResult, stored: TrackingClient
+    ) -> None:
+        got = inputs["colon_keys"]
+        assert got["metrics"] == {"train:loss": 0.5}
+        assert got["params"] == {"opt:name": "adam"}
+        assert got["tags"] == {"team:owner": "ml"}
+        run = stored.get_run(got["run_id"])
+        assert dict(run.data.params) == {"opt:name": "adam"}
+
+    def test_log_input_is_stored_and_read_back(
+        self, inputs: ScenarioResult, stored: TrackingClient
+    ) -> None:
+        got = inputs["log_input"]
+        assert len(got["inputs"]) == 1
+        item = got["inputs"][0]
+        assert (item["name"], item["digest"], item["source_type"]) == (
+            "churn-train",
+            "9f86d081",
+            "http",
+        )
+        assert "example.invalid/churn.csv" in item["source"]
+        assert item["tags"] == {"mlflow.data.context": "training"}
+        assert got["searched"] == ["churn-train"]
+        own = stored.get_run(got["run_id"]).inputs.dataset_inputs
+        assert [(i.dataset.name, dict(i.tags)) for i in own] == [
+            ("churn-train", {"mlflow.data.context": "training"})
+        ]
+
+    def test_log_model_fails_clearly(self, inputs: ScenarioResult) -> None:
+        got = inputs["log_model"]
+        assert got["type"] in {"RestException", "MlflowException"}, got
+        assert got["error_code"] == "NOT_IMPLEMENTED"
+        assert "not supported" in got["message"]
+        assert "log_artifacts" in got["message"]

@@ -3,7 +3,9 @@
 trackflow has runs and artifacts but not MLflow 3's ``LoggedModel`` objects.
 MLflow 3 clients look a run's models up while listing its artifacts
 (``logged-models/search`` filtered by name); answering "none" keeps that
-listing working. Creating logged models stays unsupported (404).
+listing working. Every other logged-model call (``log_model`` starts by
+creating one) is refused with ``NOT_IMPLEMENTED`` and a message saying what to
+do instead, rather than an opaque 404.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from tracking.errors import NotSupportedError
 from tracking.server import params
 from tracking.server.responses import MlflowJSONResponse
 from tracking.server.routes.common import ERRORS
@@ -46,3 +49,24 @@ async def search_logged_models(body: SearchLoggedModels) -> Response:
     """Logged models of some experiments: none, as trackflow keeps none."""
     params.experiment_ids(body.experiment_ids)
     return MlflowJSONResponse({"models": []})
+
+
+_NOT_KEPT = (
+    "trackflow keeps no MLflow 3 logged models, so mlflow.<flavor>.log_model and the "
+    "logged-model API are not supported; save the model's files as run artifacts instead "
+    "(mlflow.log_artifacts(local_dir, 'model') or tracking.log_artifact)"
+)
+
+
+@router.post("", response_model=dict[str, str])
+async def create_logged_model() -> Response:
+    """What ``log_model`` calls first in MLflow 3: refused with NOT_IMPLEMENTED (400)."""
+    raise NotSupportedError(_NOT_KEPT)
+
+
+@router.api_route(
+    "/{model_path:path}", methods=["GET", "POST", "PATCH", "DELETE"], response_model=dict[str, str]
+)
+async def logged_model_call(model_path: str) -> Response:
+    """Any other logged-model call (get, finalize, tags, delete): NOT_IMPLEMENTED (400)."""
+    raise NotSupportedError(_NOT_KEPT)
