@@ -35,8 +35,8 @@ scenario.require(colon_keys)
 
 @scenario.step("log_input")
 def log_input() -> dict[str, Any]:
-    from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
 
     mlflow.set_experiment(experiment_id=colon_keys["experiment_id"])
     source = HTTPDatasetSource(url="https://example.invalid/churn.csv")
