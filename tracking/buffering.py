@@ -21,9 +21,13 @@ What is guaranteed
   with the others noted on it). Ending a run flushes that run and raises its
   failures; at interpreter exit the buffer is drained and failures are logged.
 * **A run whose buffered data could not be written ends FAILED**, not
-  FINISHED (KILLED stays KILLED), and ``end_run`` then raises the error. When
-  the run ends because an exception leaves its ``with`` block, that exception
-  keeps propagating, with the buffering failure added as a note.
+  FINISHED (KILLED stays KILLED), with a ``trackflow.failureReason`` tag, even
+  when an earlier :func:`flush` raised the failure already; ``end_run`` raises
+  a failure not raised before. When the run ends because an exception leaves
+  its ``with`` block, that exception keeps propagating, with the buffering
+  failure added as a note. If the store is still unreachable when the run
+  ends, the run stays RUNNING there until ``reap_stale_runs`` marks it FAILED
+  (its heartbeats stop with the process).
 * **A store that is down is waited for.** Connection errors and ``503``s are
   retried with backoff until the store is back, for at most
   :attr:`LogBuffer.retry_timeout` seconds (120 by default) per outage; then
@@ -103,6 +107,7 @@ class _Pending:
         "accepted",
         "client",
         "coalesced",
+        "lost",
         "metrics",
         "params",
         "run_id",
@@ -122,6 +127,8 @@ class _Pending:
         self.accepted = 0  # records handed to the buffer
         self.settled = 0  # records sent, failed, or merged into a later one
         self.coalesced = 0  # merged records waiting to be counted with the next batch
+        #: Whether some record of the run could not be written (raised or not yet).
+        self.lost = False
 
     def has_data(self) -> bool:
         return bool(self.metrics or self.params or self.tags)
@@ -285,8 +292,9 @@ class LogBuffer:
             self._errors.clear()
         _raise(failures)
 
-    def flush_run(self, client: TrackingClient, run_id: str, *, forget: bool = False) -> None:
-        """Send what is queued for one run; raise its failures.
+    def flush_run(self, client: TrackingClient, run_id: str, *, forget: bool = False) -> bool:
+        """Send what is queued for one run; raise its failures. Returns whether the run
+        ever lost records, even ones whose failure an earlier flush raised already.
 
         ``forget`` (when the run ends) also drops what the buffer remembers of it.
         """
@@ -294,11 +302,12 @@ class LogBuffer:
         key = (id(client), run_id)
         with self._cond:
             failures = self._errors.pop(key, [])
-            if forget:
-                pending = self._runs.get(key)
-                if pending is not None and not pending.has_data():
-                    del self._runs[key]
+            pending = self._runs.get(key)
+            lost = pending is not None and pending.lost
+            if forget and pending is not None and not pending.has_data():
+                del self._runs[key]
         _raise(failures)
+        return lost
 
     def pending_count(self) -> int:
         """How many records wait to be sent."""
@@ -362,6 +371,7 @@ class LogBuffer:
             f"{batch.describe()} were not written"
         )
         with self._cond:
+            pending.lost = True
             self._errors.setdefault((id(pending.client), pending.run_id), []).append(error)
             # A param that was not written does not bind later calls to its value.
             for key, value in batch.params:
@@ -493,10 +503,12 @@ def flush() -> None:
         _buffer.flush()
 
 
-def flush_run(client: TrackingClient, run_id: str, *, forget: bool = False) -> None:
-    """Send the buffered records of one run; raise what failed for it."""
+def flush_run(client: TrackingClient, run_id: str, *, forget: bool = False) -> bool:
+    """Send the buffered records of one run; raise what failed for it. Returns whether
+    the run ever lost records."""
     if _buffer is not None:
-        _buffer.flush_run(client, run_id, forget=forget)
+        return _buffer.flush_run(client, run_id, forget=forget)
+    return False
 
 
 def wait(client: TrackingClient | None = None, run_id: str | None = None) -> None:

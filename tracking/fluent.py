@@ -126,6 +126,8 @@ __all__ = [
 
 _DEFAULT_EXPERIMENT_ID = "0"
 _NOTE_TAG = "mlflow.note.content"
+_FAILURE_TAG = "trackflow.failureReason"
+_LOST_REASON = "some buffered log records could not be written to the tracking store"
 
 #: The active runs of this thread or task, innermost last.
 _stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
@@ -525,15 +527,18 @@ def _terminate(run: ActiveRun, status: RunStatus) -> list[TrackingError]:
     if not _run_registry.claim(run._token):
         return []
     failures: list[TrackingError] = []
+    lost = False
     if run._buffered:
         try:
-            buffering.flush_run(run.client, run.info.run_id, forget=True)
+            lost = buffering.flush_run(run.client, run.info.run_id, forget=True)
         except TrackingError as exc:
             failures.append(exc)
-            # Its data is incomplete: a FINISHED run would claim otherwise.
-            if status is RunStatus.FINISHED:
-                status = RunStatus.FAILED
+            lost = True
     try:
+        if lost and status is RunStatus.FINISHED:
+            # Its data is incomplete: a FINISHED run would claim otherwise.
+            status = RunStatus.FAILED
+            run.client.set_tag(run.info.run_id, _FAILURE_TAG, _LOST_REASON)
         run.client.set_terminated(run.info.run_id, status)
     except TrackingError as exc:
         if not failures:

@@ -220,7 +220,7 @@ class TestValidationAtTheCall:
             (lambda: tracking.log_metric("m", 1.0, step=2**63), "64-bit"),
             (lambda: tracking.log_param("", 1), "empty"),
             (lambda: tracking.log_param("p", "x" * 6001), "6000"),
-            (lambda: tracking.set_tag("a:b", "v"), "may only contain"),
+            (lambda: tracking.set_tag("a,b", "v"), "may only contain"),
             (lambda: tracking.set_tags({"t": "x" * 5001}), "5000"),
             (lambda: tracking.log_metrics({"ok": 1.0, "bad": "x"}), "number"),  # type: ignore[dict-item]
             (lambda: tracking.log_params({"a/../b": 1}), ".."),
@@ -280,7 +280,8 @@ class TestFailures:
             data = reader.get_run(run_id).data
             assert dict(data.params) == {"lr": "0.1", "depth": "3"}
             assert data.metrics == {"m": 1.0} and data.tags["t"] == "v"
-        assert reader.get_run(run_id).info.status is RunStatus.FINISHED
+        # A param was lost: the run does not claim to have FINISHED whole.
+        assert reader.get_run(run_id).info.status is RunStatus.FAILED
 
     def test_a_rejected_param_does_not_bind_later_calls(
         self, reader: TrackingClient, uri: str
@@ -376,8 +377,12 @@ class TestOutages:
         assert any("10 metrics" in note for note in caught.value.__notes__)
         batches.failures.clear()
         tracking.log_metric("after", 1.0)
-        tracking.end_run()
-        assert reader.get_run(run.info.run_id).data.metrics == {"after": 1.0}
+        tracking.end_run()  # the failure was raised by flush already: not again
+        ended = reader.get_run(run.info.run_id)
+        assert ended.data.metrics == {"after": 1.0}
+        # Points were lost, so the run does not claim to have FINISHED.
+        assert ended.info.status is RunStatus.FAILED
+        assert "could not be written" in ended.data.tags["trackflow.failureReason"]
 
 
 # -- against a real server ------------------------------------------------------------

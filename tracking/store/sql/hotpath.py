@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     literal_column,
     null,
@@ -74,6 +75,8 @@ _metrics = table_of(MetricModel)
 _latest = table_of(LatestMetricModel)
 _params = table_of(ParamModel)
 _tags = table_of(TagModel)
+#: Tags that say why a run failed; a run that goes on or ends otherwise loses them.
+FAILURE_TAGS = ("trackflow.failureReason", "trackflow.reapedAt")
 _runs = table_of(RunModel)
 _rollups = table_of(MetricRollupModel)
 
@@ -437,6 +440,14 @@ class HotPath:
             .offset(bindparam("offset")),
             (),
         )
+        self._clear_failure = compile_(
+            delete(_tags).where(
+                _tags.c.run_uuid == bindparam("run_uuid"),
+                # Constants in the SQL: the compiled statement binds only the run.
+                or_(*(_tags.c.key == literal_column(f"'{key}'") for key in FAILURE_TAGS)),
+            ),
+            (),
+        )
         self._rename_run = compile_(
             update(_runs)
             .where(_runs.c.run_uuid == bindparam("b_run_uuid"))
@@ -603,6 +614,9 @@ class HotPath:
                     ),
                 },
             )
+            if status is not None and status is not RunStatus.FAILED:
+                # Why it failed (or was reaped) no longer holds for a run that goes on.
+                self._clear_failure.execute(cursor, {"run_uuid": run_id})
             if run_name is not None:
                 self._upsert_tags.execute(
                     cursor, {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name}

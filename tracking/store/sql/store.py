@@ -39,6 +39,7 @@ from tracking.store.base import TrackingStore
 from tracking.store.sql import engine as sql_engine
 from tracking.store.sql.engine import create_tracking_engine, transaction
 from tracking.store.sql.hotpath import (
+    FAILURE_TAGS,
     HotPath,
     RetryTransactionError,
     decode_value,
@@ -76,7 +77,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
-REAPED_TAGS = ("trackflow.failureReason", "trackflow.reapedAt")
+REAPED_TAGS = FAILURE_TAGS
 
 
 def _experiment_id(experiment_id: str | int) -> int:

@@ -202,6 +202,25 @@ class NestingSuite:
         assert client.get_run(done).info.status is RunStatus.FINISHED
         assert client.reap_stale_runs(older_than=600) == []
 
+    def test_reaped_run_that_goes_on_loses_its_failure_reason(self, client: TrackingClient) -> None:
+        now = int(time.time() * 1000)
+        run_id = client.create_run("0", start_time=now - 3_600_000).info.run_id
+        assert client.reap_stale_runs(older_than=600) == [run_id]
+        assert "trackflow.failureReason" in client.get_run(run_id).data.tags
+        # Its process was alive after all: it carries on and finishes.
+        client.update_run(run_id, status=RunStatus.RUNNING)
+        client.set_terminated(run_id)
+        run = client.get_run(run_id)
+        assert run.info.status is RunStatus.FINISHED
+        assert "trackflow.failureReason" not in run.data.tags
+        assert "trackflow.reapedAt" not in run.data.tags
+
+    def test_failed_run_keeps_its_reason(self, client: TrackingClient) -> None:
+        run_id = client.create_run("0").info.run_id
+        client.set_tag(run_id, "trackflow.failureReason", "boom")
+        client.set_terminated(run_id, RunStatus.FAILED)
+        assert client.get_run(run_id).data.tags["trackflow.failureReason"] == "boom"
+
     @pytest.mark.parametrize(
         "older_than", [0, -5, "soon", True], ids=["zero", "neg", "str", "bool"]
     )
