@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import click
 
 __all__ = ["COMMANDS"]
@@ -20,25 +24,39 @@ def db() -> None:
     """Manage the tracking database schema."""
 
 
-@db.command("upgrade")
-@_URI_OPTION
-def db_upgrade(backend_store_uri: str) -> None:
-    """Migrate the database to the schema this trackflow needs."""
+@contextlib.contextmanager
+def _engine(uri: str) -> Iterator[Any]:
+    """An engine on ``uri`` for the block, its driver errors translated, then disposed."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from tracking.store.sql.engine import create_tracking_engine, translate_db_error
-    from tracking.store.sql.migrate import HEAD_REVISION, current_revision, upgrade
 
-    engine = create_tracking_engine(backend_store_uri)
+    engine = create_tracking_engine(uri)
     try:
-        with engine.connect() as conn:
-            before = current_revision(conn)
-        upgrade(engine)
+        yield engine
     except SQLAlchemyError as exc:
         raise translate_db_error(exc) from exc
     finally:
         engine.dispose()
-    url = engine.url.render_as_string(hide_password=True)
+
+
+def _revision(engine: Any) -> str | None:
+    from tracking.store.sql.migrate import current_revision
+
+    with engine.connect() as conn:
+        return current_revision(conn)
+
+
+@db.command("upgrade")
+@_URI_OPTION
+def db_upgrade(backend_store_uri: str) -> None:
+    """Migrate the database to the schema this trackflow needs."""
+    from tracking.store.sql.migrate import HEAD_REVISION, upgrade
+
+    with _engine(backend_store_uri) as engine:
+        before = _revision(engine)
+        upgrade(engine)
+        url = engine.url.render_as_string(hide_password=True)
     if before == HEAD_REVISION:
         click.echo(f"{url} is already at revision {HEAD_REVISION}")
     else:
@@ -49,20 +67,11 @@ def db_upgrade(backend_store_uri: str) -> None:
 @_URI_OPTION
 def db_current(backend_store_uri: str) -> None:
     """Print the schema revision of the database and whether it is current (exit 1 if not)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from tracking.store.sql.migrate import HEAD_REVISION
 
-    from tracking.store.sql.engine import create_tracking_engine, translate_db_error
-    from tracking.store.sql.migrate import HEAD_REVISION, current_revision
-
-    engine = create_tracking_engine(backend_store_uri)
-    try:
-        with engine.connect() as conn:
-            revision = current_revision(conn)
-    except SQLAlchemyError as exc:
-        raise translate_db_error(exc) from exc
-    finally:
-        engine.dispose()
-    url = engine.url.render_as_string(hide_password=True)
+    with _engine(backend_store_uri) as engine:
+        revision = _revision(engine)
+        url = engine.url.render_as_string(hide_password=True)
     if revision == HEAD_REVISION:
         click.echo(f"{url}: revision {revision} (current)")
         return
