@@ -111,21 +111,24 @@ def _schema_lock(connection: Connection) -> Iterator[None]:
         connection.commit()
 
 
-def create_schema_if_empty(engine: Engine) -> bool:
-    """Create the schema in a database that holds no tables; True if this call did.
+def create_schema_if_empty(engine: Engine) -> str | None:
+    """Create the schema in a database that holds no tables; returns the revision the
+    database is at afterwards, read under the lock.
 
     Runs under a database lock: of several processes opening the same empty
-    database at once, one creates the schema and the others find it done. A
-    database with tables but no trackflow schema is refused rather than
-    written into.
+    database at once, one creates the schema and the others wait and find it
+    done (MySQL's DDL is not transactional: without the lock they would see it
+    half made). A database with tables but no trackflow schema is refused
+    rather than written into.
     """
     from alembic import command
 
     url = engine.url.render_as_string(hide_password=True)
     with engine.connect() as connection, _schema_lock(connection):
         with connection.begin():
-            if current_revision(connection) is not None:
-                return False
+            revision = current_revision(connection)
+            if revision is not None:
+                return revision
             others = set(inspect(connection).get_table_names()) - {"alembic_version"}
         if others:
             raise SchemaOutOfDateError(
@@ -135,7 +138,7 @@ def create_schema_if_empty(engine: Engine) -> bool:
             )
         with connection.begin():
             command.upgrade(_alembic_config(connection), "head")  # type: ignore[arg-type]
-    return True
+    return HEAD_REVISION
 
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
@@ -150,16 +153,13 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
         upgrade(engine)
         return
     url = engine.url.render_as_string(hide_password=True)
-    if revision is None:
-        try:
-            create_schema_if_empty(engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"creating the trackflow schema in {url} failed: {exc}") from exc
-        with engine.connect() as connection:
-            revision = current_revision(connection)
-            connection.rollback()
-        if revision == HEAD_REVISION:
-            return
+    # Read again under the lock: another process may be creating the schema right now.
+    try:
+        revision = create_schema_if_empty(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"creating the trackflow schema in {url} failed: {exc}") from exc
+    if revision == HEAD_REVISION:
+        return
     raise SchemaOutOfDateError(
         f"the tracking database {url} is at schema revision {revision}, this trackflow needs "
         f"{HEAD_REVISION}; migrate it with `trackflow db upgrade --backend-store-uri {url}`"
