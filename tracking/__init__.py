@@ -25,6 +25,8 @@ from tracking.entities import (
     FileInfo,
     InputTag,
     LifecycleStage,
+    Lineage,
+    LineageEdge,
     Metric,
     PagedList,
     Param,
@@ -38,6 +40,7 @@ from tracking.entities import (
 )
 from tracking.errors import (
     AlreadyExistsError,
+    ArtifactIntegrityError,
     ArtifactNotFoundError,
     ExperimentNotFoundError,
     InvalidParameterError,
@@ -79,12 +82,15 @@ from tracking.fluent import (
     set_tags,
     set_tracking_uri,
     start_run,
+    use_artifact,
 )
 from tracking.ids import run_id_for
+from tracking.links import experiment_url, run_url
 
 __all__ = [
     "ActiveRun",
     "AlreadyExistsError",
+    "ArtifactIntegrityError",
     "ArtifactNotFoundError",
     "ArtifactRef",
     "Dataset",
@@ -96,6 +102,8 @@ __all__ = [
     "InvalidParameterError",
     "InvalidStateError",
     "LifecycleStage",
+    "Lineage",
+    "LineageEdge",
     "Metric",
     "NotFoundError",
     "NotSupportedError",
@@ -121,6 +129,7 @@ __all__ = [
     "active_run",
     "delete_tag",
     "end_run",
+    "experiment_url",
     "flush",
     "get_artifact_uri",
     "get_run",
@@ -136,10 +145,12 @@ __all__ = [
     "log_params",
     "log_text",
     "run_id_for",
+    "run_url",
     "search_runs",
     "set_experiment",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "use_artifact",
 ]

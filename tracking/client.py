@@ -6,6 +6,7 @@ import functools
 import getpass
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,8 @@ from tracking.entities import (
     DatasetInput,
     Experiment,
     FileInfo,
+    Lineage,
+    LineageEdge,
     Metric,
     PagedList,
     Param,
@@ -34,6 +37,7 @@ from tracking.store.registry import get_store
 
 __all__ = ["TrackingClient"]
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _STALE_REASON = "no heartbeat for {seconds:.0f}s: the process running it died or was killed"
 
 
@@ -385,6 +389,42 @@ class TrackingClient:
         return self._store.reap_stale_runs(
             int(seconds * 1000), _now_ms(), _STALE_REASON.format(seconds=seconds)
         )
+
+    # -- lineage ----------------------------------------------------------------
+
+    def record_lineage(
+        self,
+        consumer_run_id: str,
+        producer_run_id: str,
+        artifact_path: str,
+        sha256: str,
+        timestamp: int | None = None,
+    ) -> None:
+        """Record that run ``consumer_run_id`` used the artifact ``artifact_path`` of run
+        ``producer_run_id`` (content ``sha256``); recording it again is a no-op.
+        :func:`tracking.use_artifact` does this for the active run."""
+        from tracking.artifacts.paths import normalize_artifact_path
+
+        consumer = validation.validate_run_id(consumer_run_id, "consumer_run_id")
+        producer = validation.validate_run_id(producer_run_id, "producer_run_id")
+        path = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+        if len(path) > 500:
+            raise InvalidParameterError(
+                f"artifact_path is {len(path)} characters long; the limit is 500"
+            )
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise InvalidParameterError(
+                f"sha256 must be 64 lowercase hex digits, got {sha256!r:.80}"
+            )
+        if timestamp is not None:
+            validation.validate_metric(Metric("timestamp", 0.0, timestamp, 0))
+        when = _now_ms() if timestamp is None else timestamp
+        self._store.record_lineage(LineageEdge(consumer, producer, path, sha256, when))
+
+    def get_lineage(self, run_id: str) -> Lineage:
+        """The artifacts a run consumed (each edge names the producing run) and the runs
+        that consumed its artifacts."""
+        return self._store.get_lineage(validation.validate_run_id(run_id))
 
     # -- artifacts --------------------------------------------------------------
 

@@ -25,6 +25,8 @@ __all__ = [
     "FileInfo",
     "InputTag",
     "LifecycleStage",
+    "Lineage",
+    "LineageEdge",
     "Metric",
     "PagedList",
     "Param",
@@ -216,6 +218,26 @@ class RunData:
     metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     tags: Mapping[str, str] = field(default_factory=_empty)
     latest: Mapping[str, Metric] = field(default_factory=lambda: MappingProxyType({}))
+
+
+class LineageEdge(NamedTuple):
+    """A run used an artifact another run produced: ``consumer`` read ``path`` of
+    ``producer``, whose content had ``sha256``, at ``timestamp`` (ms)."""
+
+    consumer_run_id: str
+    producer_run_id: str
+    artifact_path: str
+    sha256: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """A run's place in the artifact graph: what it ``consumed`` (each edge names the
+    producing run) and which runs consumed what it ``produced``."""
+
+    consumed: tuple[LineageEdge, ...] = ()
+    produced: tuple[LineageEdge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ them back to the same class on the client side::
     │   └── ArtifactNotFoundError
     ├── AlreadyExistsError              400 RESOURCE_ALREADY_EXISTS
     ├── InvalidStateError               400 INVALID_STATE
+    │   └── ArtifactIntegrityError      (an artifact's content is not what was logged)
     ├── UnauthenticatedError            401 UNAUTHENTICATED
     ├── PermissionDeniedError           403 PERMISSION_DENIED
     ├── RequestLimitExceededError       429 REQUEST_LIMIT_EXCEEDED
@@ -37,6 +38,7 @@ from typing import ClassVar
 
 __all__ = [
     "AlreadyExistsError",
+    "ArtifactIntegrityError",
     "ArtifactNotFoundError",
     "ExperimentNotFoundError",
     "InvalidParameterError",
@@ -127,6 +129,10 @@ class InvalidStateError(TrackingError):
 
     http_status = 400
     error_code = "INVALID_STATE"
+
+
+class ArtifactIntegrityError(InvalidStateError):
+    """An artifact's content no longer has the sha256 recorded when it was logged."""
 
 
 class UnauthenticatedError(TrackingError):

@@ -84,6 +84,7 @@ from tracking.entities import (
 )
 from tracking.errors import (
     AlreadyExistsError,
+    ArtifactIntegrityError,
     InvalidParameterError,
     InvalidStateError,
     RunNotFoundError,
@@ -122,6 +123,7 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "use_artifact",
 ]
 
 _DEFAULT_EXPERIMENT_ID = "0"
@@ -735,6 +737,53 @@ def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> ArtifactRef:
     """Save a dict as JSON (YAML for ``.yaml``/``.yml``) at ``artifact_file`` of the active run."""
     run = _run_for_logging()
     return run.client.log_dict(run.info.run_id, dictionary, artifact_file)
+
+
+def use_artifact(ref: ArtifactRef, dst_path: str | os.PathLike[str] | None = None) -> str:
+    """Download an artifact another run produced, check it, and record the lineage edge.
+
+    ``ref`` is what ``log_artifact`` returned (any run, any process: it travels
+    between pipeline steps as a small record). The file is downloaded into
+    ``dst_path`` (default: a new temporary directory) and its sha256 compared
+    with ``ref.sha256``; on a mismatch the download is removed and
+    :class:`~tracking.errors.ArtifactIntegrityError` raised, and nothing is
+    recorded. Otherwise the active run (started if none is) gets the edge
+    "consumed ``ref.path`` of ``ref.run_id``" and the local path is returned::
+
+        model = tracking.use_artifact(train_ref)   # in the evaluate step
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    if not isinstance(ref, ArtifactRef):
+        raise InvalidParameterError(
+            f"use_artifact takes the ArtifactRef that log_artifact returned, got "
+            f"{type(ref).__name__}"
+        )
+    if not ref.sha256:
+        raise InvalidParameterError(
+            f"artifact {ref.path!r} of run {ref.run_id} has no sha256 (a directory?): "
+            "use one file's ArtifactRef"
+        )
+    run = _run_for_logging()
+    target = os.fspath(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="trackflow-")
+    local = run.client.download_artifacts(ref.run_id, ref.path, target)
+    digest = hashlib.sha256()
+    with open(local, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != ref.sha256:
+        if dst_path is None:
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            os.remove(local)
+        raise ArtifactIntegrityError(
+            f"artifact {ref.path!r} of run {ref.run_id} changed since it was logged: sha256 "
+            f"{digest.hexdigest()}, expected {ref.sha256}; it was not used"
+        )
+    run.client.record_lineage(run.info.run_id, ref.run_id, ref.path, ref.sha256)
+    return local
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from tracking.entities import (
     DatasetInput,
     Experiment,
+    Lineage,
+    LineageEdge,
     Metric,
     PagedList,
     Param,
@@ -138,6 +140,14 @@ class TrackingStore(abc.ABC):
     def set_tag(self, run_id: str, tag: RunTag) -> None:
         """Set (or overwrite) a run tag."""
         self.log_batch(run_id, tags=(tag,))
+
+    @abc.abstractmethod
+    def record_lineage(self, edge: LineageEdge) -> None:
+        """Store that one run used an artifact of another (kept once per edge)."""
+
+    @abc.abstractmethod
+    def get_lineage(self, run_id: str) -> Lineage:
+        """What the run consumed, and which runs consumed what it produced."""
 
     @abc.abstractmethod
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:

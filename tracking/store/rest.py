@@ -33,6 +33,8 @@ import httpx
 from tracking.entities import (
     DatasetInput,
     Experiment,
+    Lineage,
+    LineageEdge,
     Metric,
     PagedList,
     Param,
@@ -50,6 +52,8 @@ from tracking.store.rest_json import (
     compact_run_from_json,
     dataset_input_json,
     experiment_from_json,
+    lineage_edge_json,
+    lineage_from_json,
     metric_from_json,
     metrics_json,
     pairs_json,
@@ -141,6 +145,8 @@ class RestTrackingStore(TrackingStore):
                 "runs/children",
                 "runs/heartbeat",
                 "runs/reap-stale",
+                "lineage/record",
+                "lineage/get",
                 "metrics/get-history-sampled",
             )
         }
@@ -410,6 +416,18 @@ class RestTrackingStore(TrackingStore):
             params={"run_id": run_id, "recursive": "true" if recursive else "false"},
         )
         return list(_page(answer, "runs", run_from_json))
+
+    def record_lineage(self, edge: LineageEdge) -> None:
+        self.http.call(
+            "POST", self._trackflow["lineage/record"], body=lineage_edge_json(edge), parse=False
+        )
+
+    def get_lineage(self, run_id: str) -> Lineage:
+        answer = self.http.call("GET", self._trackflow["lineage/get"], params={"run_id": run_id})
+        try:
+            return lineage_from_json(answer)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise _malformed("lineage", answer, exc) from exc
 
     def heartbeat(self, run_ids: Sequence[str], timestamp: int) -> None:
         ids = list(run_ids)

@@ -19,6 +19,8 @@ from tracking.entities import (
     Experiment,
     InputTag,
     LifecycleStage,
+    Lineage,
+    LineageEdge,
     Metric,
     Run,
     RunData,
@@ -34,6 +36,8 @@ __all__ = [
     "dataset_input_json",
     "experiment_from_json",
     "key_values",
+    "lineage_edge_json",
+    "lineage_from_json",
     "metric_from_json",
     "metrics_json",
     "pairs_json",
@@ -148,6 +152,29 @@ def run_inputs_from_json(inputs: Mapping[str, Any] | None) -> RunInputs:
 
 
 _NONE = RunInputs()
+
+
+def lineage_edge_json(edge: LineageEdge) -> dict[str, Any]:
+    """``{"consumer_run_id", "producer_run_id", "artifact_path", "sha256", "timestamp"}``."""
+    return edge._asdict()
+
+
+def _edges(items: Iterable[Mapping[str, Any]]) -> tuple[LineageEdge, ...]:
+    return tuple(
+        LineageEdge(
+            str(e["consumer_run_id"]),
+            str(e["producer_run_id"]),
+            str(e["artifact_path"]),
+            str(e["sha256"]),
+            int(e["timestamp"]),
+        )
+        for e in items
+    )
+
+
+def lineage_from_json(answer: Mapping[str, Any]) -> Lineage:
+    """``{"consumed": [edge, ...], "produced": [edge, ...]}`` as a Lineage."""
+    return Lineage(_edges(answer.get("consumed") or ()), _edges(answer.get("produced") or ()))
 
 
 def run_from_json(item: Mapping[str, Any]) -> Run:

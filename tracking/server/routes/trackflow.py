@@ -32,6 +32,8 @@ from tracking.server.schemas.trackflow import (
     CreateRunResponse,
     HealthResponse,
     HeartbeatRequest,
+    LineageEdgeBody,
+    LineageResponse,
     LogBatchColumns,
     ReapStaleRequest,
     ReapStaleResponse,
@@ -39,6 +41,7 @@ from tracking.server.schemas.trackflow import (
     plain_column_batch,
 )
 from tracking.server.state import ServerState, StateDep
+from tracking.store.rest_json import lineage_edge_json
 from tracking.store.sql.sampling import MAX_SAMPLED_POINTS
 
 __all__ = ["health_router", "router"]
@@ -141,6 +144,32 @@ async def get_history_sampled(
     key = validation.validate_key(metric_key, "metric")
     points = await state.run(state.store.get_metric_history_sampled, checked, key, max_points)
     return MlflowJSONResponse({"metrics": metrics_json(points)})
+
+
+@router.post("/lineage/record", response_model=dict[str, str])
+async def record_lineage(body: LineageEdgeBody, state: StateDep) -> Response:
+    """Store that a run used an artifact of another run (once per edge)."""
+    await state.run(
+        state.client.record_lineage,
+        body.consumer_run_id,
+        body.producer_run_id,
+        body.artifact_path,
+        body.sha256,
+        body.timestamp,
+    )
+    return empty_response()
+
+
+@router.get("/lineage/get", response_model=LineageResponse)
+async def get_lineage(state: StateDep, run_id: str) -> Response:
+    """What a run consumed (with the producing runs) and produced (with the consumers)."""
+    found = await state.run(state.client.get_lineage, run_id)
+    return MlflowJSONResponse(
+        {
+            "consumed": [lineage_edge_json(e) for e in found.consumed],
+            "produced": [lineage_edge_json(e) for e in found.produced],
+        }
+    )
 
 
 @health_router.get("/health", response_model=HealthResponse)

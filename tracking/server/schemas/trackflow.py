@@ -31,6 +31,8 @@ __all__ = [
     "CreateRunResponse",
     "HealthResponse",
     "HeartbeatRequest",
+    "LineageEdgeBody",
+    "LineageResponse",
     "LogBatchColumns",
     "MetricColumns",
     "ReapStaleRequest",
@@ -170,6 +172,24 @@ class SampledHistoryResponse(BaseModel):
     """At most ``max_points`` points of a series, in step order, its extremes kept."""
 
     metrics: list[MetricOut] = Field(default_factory=list)
+
+
+class LineageEdgeBody(RequestModel):
+    """``POST lineage/record`` and each edge of ``lineage/get``: run ``consumer_run_id``
+    used ``artifact_path`` of run ``producer_run_id``, whose content had ``sha256``."""
+
+    consumer_run_id: str
+    producer_run_id: str
+    artifact_path: str
+    sha256: str = Field(description="Hex sha256 of the artifact's content (64 characters).")
+    timestamp: Int64 | None = Field(None, description="When, in ms (default: now).")
+
+
+class LineageResponse(BaseModel):
+    """A run's edges: what it consumed, and who consumed what it produced."""
+
+    consumed: list[LineageEdgeBody] = Field(default_factory=list)
+    produced: list[LineageEdgeBody] = Field(default_factory=list)
 
 
 class HealthResponse(BaseModel):

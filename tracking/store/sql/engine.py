@@ -48,6 +48,7 @@ __all__ = [
     "SqliteWriteLock",
     "WalCheckpointer",
     "create_tracking_engine",
+    "insert_ignoring",
     "normalize_db_url",
     "retrying",
     "transaction",
@@ -361,3 +362,17 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             conn.execution_options(**{WRITE: True})
         with conn.begin():
             yield conn
+
+
+def insert_ignoring(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``, skipping those whose key exists (any dialect)."""
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        conn.execute(ins(table).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(mysql.insert(table).prefix_with("IGNORE"), rows)

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from tracking.entities import Dataset, DatasetInput, InputTag, RunInputs
+from tracking.store.sql.engine import insert_ignoring
 from tracking.store.sql.models import DatasetModel, RunInputModel, table_of
 
 __all__ = ["dataset_uuid", "load_inputs", "log_inputs"]
@@ -29,17 +29,6 @@ _NAMESPACE = uuid.UUID("6f1d3c52-6a0e-4c1b-9c55-7d7a1b0e2f11")
 def dataset_uuid(experiment_id: int, name: str, digest: str) -> str:
     """The id of a data set of an experiment: the same for the same name and digest."""
     return str(uuid.uuid5(_NAMESPACE, json.dumps([experiment_id, name, digest])))
-
-
-def _insert_ignoring(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        conn.execute(ins(table).on_conflict_do_nothing(), rows)
-    else:
-        conn.execute(mysql.insert(table).prefix_with("IGNORE"), rows)
 
 
 def log_inputs(
@@ -76,8 +65,8 @@ def log_inputs(
                 "position": start + len(uses),
             },
         )
-    _insert_ignoring(conn, _datasets, list(datasets.values()))
-    _insert_ignoring(conn, _inputs, list(uses.values()))
+    insert_ignoring(conn, _datasets, list(datasets.values()))
+    insert_ignoring(conn, _inputs, list(uses.values()))
 
 
 _LOAD = (

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: The newest migration; a test checks that it is Alembic's head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 #: The name of the lock that serialises schema creation on a server database.

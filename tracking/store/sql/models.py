@@ -49,6 +49,7 @@ __all__ = [
     "ExperimentModel",
     "ExperimentTagModel",
     "LatestMetricModel",
+    "LineageModel",
     "MetricModel",
     "MetricRollupModel",
     "ParamModel",
@@ -263,6 +264,24 @@ class RunInputModel(Base):
     )
     tags: Mapped[str] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer)
+
+
+class LineageModel(Base):
+    """An edge of the artifact graph: a run used an artifact another run produced."""
+
+    __tablename__ = "lineage"
+    __table_args__ = (Index("ix_lineage_producer_run_uuid", "producer_run_uuid"), _MYSQL)
+
+    consumer_run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    producer_run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    # 500 characters: the whole key must fit MySQL's 3072-byte index limit.
+    artifact_path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -14,6 +14,8 @@ from tracking.entities import (
     DatasetInput,
     Experiment,
     LifecycleStage,
+    Lineage,
+    LineageEdge,
     Metric,
     PagedList,
     Param,
@@ -37,6 +39,7 @@ from tracking.errors import (
 )
 from tracking.store.base import TrackingStore
 from tracking.store.sql import engine as sql_engine
+from tracking.store.sql import lineage
 from tracking.store.sql.engine import create_tracking_engine, transaction
 from tracking.store.sql.hotpath import (
     FAILURE_TAGS,
@@ -536,6 +539,21 @@ class SqlTrackingStore(TrackingStore):
             for rid in run_ids
             if rid in infos
         ]
+
+    def record_lineage(self, edge: LineageEdge) -> None:
+        def work(conn: Connection) -> None:
+            for run_id in (edge.consumer_run_id, edge.producer_run_id):
+                self._run_stage(conn, run_id)
+            lineage.record_lineage(conn, edge)
+
+        self._write(work)
+
+    def get_lineage(self, run_id: str) -> Lineage:
+        def work(conn: Connection) -> Lineage:
+            self._run_stage(conn, run_id)
+            return lineage.get_lineage(conn, run_id)
+
+        return self.read(work)
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         def work(conn: Connection) -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from tracking.testing.store.experiments import ExperimentSuite
 from tracking.testing.store.inputs import InputSuite
+from tracking.testing.store.lineage import LineageSuite
 from tracking.testing.store.run_data import LoggingSuite, ValidationSuite
 from tracking.testing.store.runs import NestingSuite, RunLifecycleSuite
 
 __all__ = [
     "ExperimentSuite",
     "InputSuite",
+    "LineageSuite",
     "LoggingSuite",
     "NestingSuite",
     "RunLifecycleSuite",
@@ -29,6 +31,12 @@ __all__ = [
 
 
 class StoreConformance(
-    ExperimentSuite, RunLifecycleSuite, NestingSuite, LoggingSuite, ValidationSuite, InputSuite
+    ExperimentSuite,
+    RunLifecycleSuite,
+    NestingSuite,
+    LoggingSuite,
+    ValidationSuite,
+    InputSuite,
+    LineageSuite,
 ):
     """Every conformance case; needs a ``client`` fixture."""
