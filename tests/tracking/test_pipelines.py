@@ -1,0 +1,121 @@
+"""The orchestrator-neutral step layer: ids from the step's identity, idempotent and
+order-proof state changes, stragglers closed when the pipeline run ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracking import RunStatus, TrackingClient
+from tracking.pipelines import ATTEMPT_TAG, FAILURE_REASON_TAG, PipelineRun, PipelineTracker, Step
+
+
+@pytest.fixture
+def tracker(tmp_path: Path) -> PipelineTracker:
+    client = TrackingClient(f"sqlite:///{tmp_path}/t.db", str(tmp_path / "artifacts"))
+    return PipelineTracker(client, "retrain")
+
+
+PIPE = PipelineRun("airflow", "retrain", "scheduled__2026-12-01T00:00:00+00:00")
+
+
+def _status(tracker: PipelineTracker, run_id: str) -> RunStatus:
+    return tracker.client.get_run(run_id).info.status
+
+
+class TestIdentity:
+    def test_ids_are_stable_and_distinct(self) -> None:
+        assert Step(PIPE, "train").run_id == Step(PIPE, "train", attempt=3).run_id
+        assert Step(PIPE, "train").run_id != Step(PIPE, "evaluate").run_id
+        assert Step(PIPE, "trial", 0).run_id != Step(PIPE, "trial", 1).run_id
+        # Airflow's map_index -1 means "not mapped".
+        assert Step(PIPE, "train", -1).run_id == Step(PIPE, "train").run_id
+        assert Step(PIPE, "trial", 2).run_name == "trial[2]"
+        other = PipelineRun("airflow", "retrain", "manual__2026-12-01")
+        assert Step(other, "train").run_id != Step(PIPE, "train").run_id
+
+
+class TestStates:
+    def test_success_builds_the_tree(self, tracker: PipelineTracker) -> None:
+        for task in ("extract", "train"):
+            tracker.step_running(Step(PIPE, task))
+            tracker.step_ended(Step(PIPE, task), RunStatus.FINISHED)
+        tracker.pipeline_ended(PIPE, RunStatus.FINISHED)
+        parent = tracker.client.get_run(PIPE.run_id)
+        assert parent.info.status is RunStatus.FINISHED
+        children = tracker.client.get_children(PIPE.run_id)
+        assert sorted(c.info.run_name for c in children) == ["extract", "train"]
+        assert {c.info.status for c in children} == {RunStatus.FINISHED}
+        assert parent.info.experiment_id == tracker.experiment_id()
+
+    def test_retry_reuses_the_run(self, tracker: PipelineTracker) -> None:
+        first, second = Step(PIPE, "train", attempt=1), Step(PIPE, "train", attempt=2)
+        tracker.step_running(first)
+        tracker.step_ended(first, RunStatus.FAILED, reason="MemoryError", retrying=True)
+        run = tracker.client.get_run(first.run_id)
+        assert run.info.status is RunStatus.SCHEDULED
+        assert run.data.tags[FAILURE_REASON_TAG] == "MemoryError"
+        tracker.step_running(second)
+        assert _status(tracker, first.run_id) is RunStatus.RUNNING
+        tracker.step_ended(second, RunStatus.FINISHED)
+        run = tracker.client.get_run(first.run_id)
+        assert run.info.status is RunStatus.FINISHED
+        assert run.data.tags[ATTEMPT_TAG] == "2"
+        assert FAILURE_REASON_TAG not in run.data.tags
+        assert len(tracker.client.get_children(PIPE.run_id)) == 1
+
+    def test_failure_records_the_reason(self, tracker: PipelineTracker) -> None:
+        step = Step(PIPE, "validate")
+        tracker.step_running(step)
+        tracker.step_ended(step, RunStatus.FAILED, reason="ValueError: 3 null labels")
+        run = tracker.client.get_run(step.run_id)
+        assert run.info.status is RunStatus.FAILED
+        assert run.data.tags[FAILURE_REASON_TAG] == "ValueError: 3 null labels"
+
+    def test_repeated_and_late_events_change_nothing(self, tracker: PipelineTracker) -> None:
+        step = Step(PIPE, "train", attempt=2)
+        tracker.step_running(step)
+        tracker.step_running(step)  # sent twice
+        tracker.step_ended(step, RunStatus.FINISHED)
+        tracker.step_ended(step, RunStatus.FINISHED)
+        end = tracker.client.get_run(step.run_id).info.end_time
+        tracker.step_running(step)  # a late "running" of the same try
+        tracker.step_ended(Step(PIPE, "train", attempt=1), RunStatus.FAILED)  # an older try
+        run = tracker.client.get_run(step.run_id)
+        assert run.info.status is RunStatus.FINISHED
+        assert run.info.end_time == end
+        assert len(tracker.client.get_children(PIPE.run_id)) == 1
+
+    def test_an_end_without_a_start_still_lands(self, tracker: PipelineTracker) -> None:
+        step = Step(PIPE, "report")
+        tracker.step_ended(step, RunStatus.KILLED, reason="SIGTERM")
+        run = tracker.client.get_run(step.run_id)
+        assert run.info.status is RunStatus.KILLED
+        assert run.info.parent_run_id == PIPE.run_id
+        assert run.data.tags[FAILURE_REASON_TAG] == "SIGTERM"
+
+
+class TestPipelineEnd:
+    def test_stragglers_are_closed(self, tracker: PipelineTracker) -> None:
+        tracker.step_running(Step(PIPE, "done"))
+        tracker.step_ended(Step(PIPE, "done"), RunStatus.FINISHED)
+        tracker.step_running(Step(PIPE, "hung"))
+        waiting = Step(PIPE, "retrying")
+        tracker.step_running(waiting)
+        tracker.step_ended(waiting, RunStatus.FAILED, retrying=True)
+        closed = tracker.pipeline_ended(PIPE, RunStatus.FAILED, reason="task hung failed")
+        assert set(closed) == {Step(PIPE, "hung").run_id, waiting.run_id}
+        for run_id in closed:
+            run = tracker.client.get_run(run_id)
+            assert run.info.status is RunStatus.FAILED
+            assert "when the pipeline run ended FAILED" in run.data.tags[FAILURE_REASON_TAG]
+        assert _status(tracker, Step(PIPE, "done").run_id) is RunStatus.FINISHED
+        assert _status(tracker, PIPE.run_id) is RunStatus.FAILED
+
+    def test_success_kills_what_is_left(self, tracker: PipelineTracker) -> None:
+        tracker.step_running(Step(PIPE, "skipped-branch"))
+        tracker.pipeline_ended(PIPE, RunStatus.FINISHED)
+        assert _status(tracker, Step(PIPE, "skipped-branch").run_id) is RunStatus.KILLED
+        # Sent again: nothing changes.
+        assert tracker.pipeline_ended(PIPE, RunStatus.FINISHED) == []

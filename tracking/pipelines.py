@@ -1,0 +1,257 @@
+"""Pipeline steps as runs, for any orchestrator: the layer Airflow and Prefect share.
+
+A **pipeline run** (an Airflow DAG run, a Prefect flow run) is a parent run; each
+**step** (a task instance, a task run, one instance of a mapped step) is a child
+run. Their run ids come from the orchestrator's own identity of the step
+(:meth:`Step.run_id`), so every process that touches a step, on every retry and
+every re-sent event, lands on the same run with no search.
+
+Orchestrators send state changes more than once and out of order, so every
+method of :class:`PipelineTracker` is idempotent, and an event for an older
+attempt of a step never overwrites what a newer attempt did (a late "running"
+cannot reopen a finished step; a new attempt can)::
+
+    tracker = PipelineTracker(TrackingClient(), experiment="retrain")
+    pipeline = PipelineRun("airflow", "retrain", "scheduled__2026-12-01")
+    step = Step(pipeline, "train", attempt=1)
+    tracker.step_running(step)
+    tracker.step_ended(step, RunStatus.FAILED, reason="OOM", retrying=True)  # SCHEDULED
+    tracker.step_running(Step(pipeline, "train", attempt=2))                 # same run
+    tracker.step_ended(Step(pipeline, "train", attempt=2), RunStatus.FINISHED)
+    tracker.pipeline_ended(pipeline, RunStatus.FINISHED)  # closes stragglers
+
+Nothing here knows Airflow or Prefect: ``operators/`` and ``flows/`` translate
+their events into these calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracking.client import TrackingClient
+from tracking.entities import Run, RunStatus, RunTag
+from tracking.errors import AlreadyExistsError, RunNotFoundError
+from tracking.ids import run_id_for
+
+__all__ = [
+    "ATTEMPT_TAG",
+    "FAILURE_REASON_TAG",
+    "PipelineRun",
+    "PipelineTracker",
+    "Step",
+]
+
+#: The attempt (Airflow's try_number, Prefect's run_count) a step's run is at.
+ATTEMPT_TAG = "trackflow.attempt"
+#: Why a run failed.
+FAILURE_REASON_TAG = "trackflow.failureReason"
+_ORCHESTRATOR_TAG = "trackflow.orchestrator"
+_MAX_REASON = 5000
+
+_log = logging.getLogger("tracking.pipelines")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRun:
+    """One run of a pipeline: ``orchestrator`` (``"airflow"``), the pipeline's id
+    (the ``dag_id``, the flow's name) and the orchestrator's id of this run."""
+
+    orchestrator: str
+    pipeline_id: str
+    run_key: str
+
+    @property
+    def run_id(self) -> str:
+        """The tracking run id of the pipeline run: the same in every process."""
+        return run_id_for(self.orchestrator, self.pipeline_id, self.run_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a pipeline run; ``map_index`` for one instance of a mapped step,
+    ``attempt`` (1, 2, ...) for the try it is at."""
+
+    pipeline: PipelineRun
+    step_id: str
+    map_index: int | None = None
+    attempt: int = 1
+    name: str | None = field(default=None, compare=False)
+
+    @property
+    def run_id(self) -> str:
+        """The tracking run id of the step (all attempts share it)."""
+        parts: tuple[object, ...] = (
+            self.pipeline.orchestrator,
+            self.pipeline.pipeline_id,
+            self.pipeline.run_key,
+            self.step_id,
+        )
+        if self.map_index is not None and self.map_index >= 0:
+            parts = (*parts, self.map_index)
+        return run_id_for(*parts)
+
+    @property
+    def run_name(self) -> str:
+        """``name`` if given, else ``step_id``, or ``step_id[map_index]`` when mapped."""
+        if self.name:
+            return self.name
+        if self.map_index is not None and self.map_index >= 0:
+            return f"{self.step_id}[{self.map_index}]"
+        return self.step_id
+
+
+class PipelineTracker:
+    """Moves the runs of pipeline runs and their steps through their states.
+
+    ``experiment`` names the experiment of new pipeline runs (created if
+    missing). Every method is idempotent; see the module docstring.
+    """
+
+    def __init__(self, client: TrackingClient, experiment: str) -> None:
+        self.client = client
+        self.experiment = experiment
+        self._experiment_id: str | None = None
+        self._lock = threading.Lock()
+
+    # -- pipeline runs ----------------------------------------------------------
+
+    def experiment_id(self) -> str:
+        """The id of :attr:`experiment`, created if missing (once per tracker)."""
+        if self._experiment_id is None:
+            with self._lock:
+                if self._experiment_id is None:
+                    found = self.client.get_experiment_by_name(self.experiment)
+                    if found is None:
+                        try:
+                            self._experiment_id = self.client.create_experiment(self.experiment)
+                        except AlreadyExistsError:  # another process, meanwhile
+                            again = self.client.get_experiment_by_name(self.experiment)
+                            assert again is not None
+                            self._experiment_id = again.experiment_id
+                    else:
+                        self._experiment_id = found.experiment_id
+        return self._experiment_id
+
+    def pipeline_started(
+        self,
+        pipeline: PipelineRun,
+        *,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """The pipeline run's run, created RUNNING if it does not exist yet."""
+        all_tags = {_ORCHESTRATOR_TAG: pipeline.orchestrator, **(tags or {})}
+        run = self.client.create_run(
+            self.experiment_id(),
+            run_name=run_name or f"{pipeline.pipeline_id}/{pipeline.run_key}",
+            tags=all_tags,
+            run_id=pipeline.run_id,
+        )
+        return run
+
+    def pipeline_ended(
+        self, pipeline: PipelineRun, status: RunStatus, *, reason: str | None = None
+    ) -> list[str]:
+        """End the pipeline run's run, and first every step still RUNNING or SCHEDULED:
+        FAILED if the pipeline failed, else KILLED. Returns the ids of the steps closed."""
+        closed = []
+        straggler_status = RunStatus.FAILED if status is RunStatus.FAILED else RunStatus.KILLED
+        try:
+            children = self.client.get_subtree(pipeline.run_id)
+        except RunNotFoundError:
+            return []
+        for child in children:
+            if not child.info.status.is_terminated:
+                why = f"still {child.info.status.value} when the pipeline run ended {status.value}"
+                self._end(child.info.run_id, straggler_status, why)
+                closed.append(child.info.run_id)
+        current = self.client.get_run(pipeline.run_id)
+        if current.info.status is not status:
+            self._end(pipeline.run_id, status, reason)
+        return closed
+
+    # -- steps ------------------------------------------------------------------
+
+    def step_running(
+        self,
+        step: Step,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Run:
+        """The step's run, RUNNING for ``step.attempt``: created under the pipeline run
+        (or ``parent_run_id``) if missing, reopened for a newer attempt, left alone for
+        an attempt it has seen already (a late or repeated event)."""
+        parent = parent_run_id or self.pipeline_started(step.pipeline).info.run_id
+        run = self.client.create_run(
+            self.experiment_id_of(parent),
+            run_name=step.run_name,
+            tags={ATTEMPT_TAG: str(step.attempt), **(tags or {})},
+            parent_run_id=parent,
+            run_id=step.run_id,
+        )
+        seen = _attempt_of(run)
+        if step.attempt > seen:
+            # A new try of the step: the same run goes on.
+            updates = {**(tags or {}), ATTEMPT_TAG: str(step.attempt)}
+            self.client.log_batch(
+                run.info.run_id, tags=[RunTag(k, str(v)) for k, v in updates.items()]
+            )
+            self.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
+            return self.client.get_run(run.info.run_id)
+        if step.attempt == seen and run.info.status is RunStatus.SCHEDULED:
+            self.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
+            return self.client.get_run(run.info.run_id)
+        return run
+
+    def step_ended(
+        self,
+        step: Step,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        retrying: bool = False,
+    ) -> None:
+        """Record how an attempt ended: ``retrying`` (a failure with retries left) makes
+        the run SCHEDULED for the next attempt; an attempt older than the run's is
+        ignored, and so is a repeated event."""
+        try:
+            run = self.client.get_run(step.run_id)
+        except RunNotFoundError:
+            run = self.step_running(step)
+        seen = _attempt_of(run)
+        if step.attempt < seen:
+            return  # a late event of an earlier try
+        if step.attempt > seen:
+            self.client.set_tag(run.info.run_id, ATTEMPT_TAG, str(step.attempt))
+        if retrying:
+            if not run.info.status.is_terminated or step.attempt > seen:
+                self.client.update_run(run.info.run_id, status=RunStatus.SCHEDULED)
+            if reason:  # after the status: a run that goes on drops its old reason
+                self.client.set_tag(run.info.run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
+            return
+        if run.info.status is status and step.attempt <= seen:
+            return  # already recorded
+        self._end(run.info.run_id, status, reason)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def experiment_id_of(self, run_id: str) -> str:
+        """The experiment of an existing run (steps go where their pipeline run is)."""
+        return self.client.get_run(run_id).info.experiment_id
+
+    def _end(self, run_id: str, status: RunStatus, reason: str | None) -> None:
+        self.client.set_terminated(run_id, status)
+        if reason and status is not RunStatus.FINISHED:
+            self.client.set_tag(run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
+
+
+def _attempt_of(run: Run) -> int:
+    try:
+        return int(run.data.tags.get(ATTEMPT_TAG, "0"))
+    except ValueError:
+        return 0
