@@ -170,6 +170,23 @@ class ArtifactRef(NamedTuple):
     size: int
     sha256: str | None
 
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, for handing the reference between pipeline steps."""
+        return self._asdict()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ArtifactRef:
+        """The inverse of :meth:`to_dict`; a missing field raises KeyError naming it."""
+        size = data["size"]
+        sha256 = data.get("sha256")
+        return cls(
+            str(data["run_id"]),
+            str(data["path"]),
+            str(data["uri"]),
+            int(size) if isinstance(size, int | str) else 0,
+            None if sha256 is None else str(sha256),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Experiment:

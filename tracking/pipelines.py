@@ -40,6 +40,7 @@ from tracking.ids import run_id_for
 __all__ = [
     "ATTEMPT_TAG",
     "FAILURE_REASON_TAG",
+    "NeverBreak",
     "PipelineRun",
     "PipelineTracker",
     "Step",
@@ -255,3 +256,43 @@ def _attempt_of(run: Run) -> int:
         return int(run.data.tags.get(ATTEMPT_TAG, "0"))
     except ValueError:
         return 0
+
+
+class NeverBreak:
+    """Runs tracking calls for an orchestrator's listener so that tracking never breaks
+    the pipeline: a failure is logged as one warning per step (not per call) and
+    swallowed; the next call tries again, so states catch up once the store is back.
+
+    Explicit operators should not use this: they fail loudly, as operators should::
+
+        guard = NeverBreak()
+        guard.call("retrain/train", tracker.step_running, step)
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or _log
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def call(self, key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, or None (and a warning, once per ``key``) if it raises."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            with self._lock:
+                first = key not in self._warned
+                self._warned.add(key)
+            if first:
+                self._log.warning(
+                    "trackflow: tracking %s failed, the pipeline goes on untracked until the "
+                    "tracking store answers again: %s: %s",
+                    key,
+                    type(exc).__name__,
+                    exc,
+                )
+            return None
+
+    def warned(self, key: str) -> bool:
+        """Whether a call for ``key`` failed so far."""
+        with self._lock:
+            return key in self._warned

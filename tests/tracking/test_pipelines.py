@@ -119,3 +119,42 @@ class TestPipelineEnd:
         assert _status(tracker, Step(PIPE, "skipped-branch").run_id) is RunStatus.KILLED
         # Sent again: nothing changes.
         assert tracker.pipeline_ended(PIPE, RunStatus.FINISHED) == []
+
+
+class TestNeverBreak:
+    def test_failures_warn_once_per_key_and_are_swallowed(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from tracking.errors import StoreUnavailableError
+        from tracking.pipelines import NeverBreak
+
+        guard = NeverBreak()
+        calls = []
+
+        def down() -> None:
+            calls.append(1)
+            raise StoreUnavailableError("connection refused")
+
+        with caplog.at_level("WARNING", logger="tracking.pipelines"):
+            assert guard.call("dag/train", down) is None
+            assert guard.call("dag/train", down) is None
+            assert guard.call("dag/eval", down) is None
+        assert len(calls) == 3  # every call is tried: states catch up when it is back
+        warnings = [r for r in caplog.records if "goes on untracked" in r.getMessage()]
+        assert len(warnings) == 2
+        assert guard.warned("dag/train") and not guard.warned("dag/report")
+        assert guard.call("dag/train", lambda: 42) == 42
+
+
+class TestArtifactRefTravels:
+    def test_round_trip_through_json(self) -> None:
+        import json
+
+        from tracking import ArtifactRef
+
+        ref = ArtifactRef(
+            "r" * 32, "model/model.pkl", "mlflow-artifacts:/1/r/artifacts/m", 7, "a" * 64
+        )
+        assert ArtifactRef.from_dict(json.loads(json.dumps(ref.to_dict()))) == ref
+        with pytest.raises(KeyError, match="uri"):
+            ArtifactRef.from_dict({"run_id": "r", "path": "p", "size": 1})
