@@ -296,3 +296,47 @@ class TestBodyThatIsNotJson:
     def test_json_array_is_named(self, client: Any) -> None:
         response = client.post(f"{MLFLOW}/experiments/create", json=[1])
         assert_error(response, 400, "INVALID_PARAMETER_VALUE", "not a JSON array")
+
+
+class TestLoggedModels:
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            pytest.param("POST", f"{MLFLOW}/logged-models", id="create"),
+            pytest.param("GET", f"{MLFLOW}/logged-models/m-123", id="get"),
+            pytest.param("PATCH", f"{MLFLOW}/logged-models/m-123", id="finalize"),
+            pytest.param("DELETE", f"{MLFLOW}/logged-models/m-123/tags", id="delete-tag"),
+        ],
+    )
+    def test_logged_model_calls_say_not_supported(
+        self, client: Any, method: str, path: str
+    ) -> None:
+        response = client.request(method, path, json={"experiment_id": "0"})
+        body = assert_error(response, 400, "NOT_IMPLEMENTED", "not supported", "log_artifacts")
+        assert body["error_class"] == "NotSupportedError"
+
+    def test_search_still_answers_none(self, client: Any) -> None:
+        response = client.post(f"{MLFLOW}/logged-models/search", json={"experiment_ids": ["0"]})
+        assert response.status_code == 200
+        assert response.json() == {"models": []}
+
+    def test_model_inputs_are_refused_and_nothing_written(self, client: Any) -> None:
+        run_id = new_run(client)
+        dataset = {"name": "d", "digest": "1", "source_type": "local", "source": "/d"}
+        response = client.post(
+            f"{MLFLOW}/runs/log-inputs",
+            json={
+                "run_id": run_id,
+                "datasets": [{"dataset": dataset}],
+                "models": [{"model_id": "m-1"}],
+            },
+        )
+        assert_error(response, 400, "NOT_IMPLEMENTED", "logged models")
+        run = client.get(f"{MLFLOW}/runs/get", params={"run_id": run_id}).json()["run"]
+        assert run["inputs"] == {}
+        ok = client.post(
+            f"{MLFLOW}/runs/log-inputs", json={"run_id": run_id, "datasets": [{"dataset": dataset}]}
+        )
+        assert ok.status_code == 200
+        run = client.get(f"{MLFLOW}/runs/get", params={"run_id": run_id}).json()["run"]
+        assert run["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "d"

@@ -64,9 +64,16 @@ async def create_logged_model() -> Response:
     raise NotSupportedError(_NOT_KEPT)
 
 
-@router.api_route(
-    "/{model_path:path}", methods=["GET", "POST", "PATCH", "DELETE"], response_model=dict[str, str]
-)
 async def logged_model_call(model_path: str) -> Response:
     """Any other logged-model call (get, finalize, tags, delete): NOT_IMPLEMENTED (400)."""
     raise NotSupportedError(_NOT_KEPT)
+
+
+for _method in ("GET", "POST", "PATCH", "DELETE"):
+    router.add_api_route(
+        "/{model_path:path}",
+        logged_model_call,
+        methods=[_method],
+        response_model=dict[str, str],
+        operation_id=f"logged_model_{_method.lower()}",
+    )
