@@ -11,7 +11,6 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracking.errors import PermissionDeniedError, UnauthenticatedError
@@ -196,10 +195,7 @@ class HostCheckMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in extra:
-                    if name.decode() not in headers:
-                        headers.raw.append((name, value))
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         host = ""

@@ -98,10 +98,8 @@ async def proxy_download(artifact_path: str, state: StateDep) -> Response:
     stream = await state.run(state.proxy.repository.open, rel)
     name = posixpath.basename(rel)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    headers = {
-        "Content-Disposition": _attachment(name),
-        "X-Content-Type-Options": "nosniff",
-    }
+    # X-Content-Type-Options: nosniff comes with every response (HostCheckMiddleware).
+    headers = {"Content-Disposition": _attachment(name)}
     return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
 
 

@@ -44,6 +44,7 @@ from sqlalchemy.sql.elements import BindParameter
 from tracking.entities import LifecycleStage, Metric, Param, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, InvalidStateError, RunNotFoundError
 from tracking.store.sql.engine import write_lock_for
+from tracking.store.sql.inputs import LOAD_INPUTS
 from tracking.store.sql.models import (
     ROLLUP_BLOCK,
     SPECIAL_FINITE,
@@ -467,6 +468,7 @@ class HotPath:
             select(_tags.c.run_uuid, _tags.c.key, _tags.c.value).where(_tags.c.run_uuid.in_(ids)),
             engine,
         )
+        self._load_inputs = _InList(LOAD_INPUTS, engine)
         self._load_latest = _InList(
             select(
                 _latest.c.run_uuid,
@@ -546,18 +548,20 @@ class HotPath:
 
     def run_rows(
         self, cursor: Any, run_ids: Sequence[str]
-    ) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    ) -> tuple[list[Any], list[Any], list[Any], list[Any], list[Any]]:
         """The rows of these runs: :data:`RUN_COLUMNS`, then ``(run_uuid, key, value)``
         of params and of tags, then ``(run_uuid, key, value, special, timestamp, step)``
-        of latest metrics (a search page's worth in four queries)."""
+        of latest metrics, then the rows of :data:`~tracking.store.sql.inputs.LOAD_INPUTS`
+        (a search page's worth in five queries)."""
         runs = self._load_runs.fetchall(cursor, run_ids)
         if not runs:
-            return runs, [], [], []
+            return runs, [], [], [], []
         return (
             runs,
             self._load_params.fetchall(cursor, run_ids),
             self._load_tags.fetchall(cursor, run_ids),
             self._load_latest.fetchall(cursor, run_ids),
+            self._load_inputs.fetchall(cursor, run_ids),
         )
 
     def check_active(self, cursor: Any, run_id: str) -> None:

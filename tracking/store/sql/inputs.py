@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
@@ -19,7 +19,7 @@ from tracking.entities import Dataset, DatasetInput, InputTag, RunInputs
 from tracking.store.sql.engine import insert_ignoring
 from tracking.store.sql.models import DatasetModel, RunInputModel, table_of
 
-__all__ = ["dataset_uuid", "load_inputs", "log_inputs"]
+__all__ = ["LOAD_INPUTS", "dataset_uuid", "inputs_of", "log_inputs"]
 
 _datasets = table_of(DatasetModel)
 _inputs = table_of(RunInputModel)
@@ -69,7 +69,10 @@ def log_inputs(
     insert_ignoring(conn, _inputs, list(uses.values()))
 
 
-_LOAD = (
+#: The inputs of a list of runs (``run_ids``), in logging order; run by the hot
+#: path's raw cursor (:class:`~tracking.store.sql.hotpath.HotPath`) with the other
+#: queries that load runs.
+LOAD_INPUTS = (
     select(
         _inputs.c.run_uuid,
         _inputs.c.tags,
@@ -81,17 +84,15 @@ _LOAD = (
         _datasets.c.profile,
     )
     .join(_datasets, _datasets.c.dataset_uuid == _inputs.c.dataset_uuid)
-    .where(_inputs.c.run_uuid.in_(bindparam("run_ids", expanding=True)))
+    .where(_inputs.c.run_uuid.in_(bindparam("ids", expanding=True)))
     .order_by(_inputs.c.run_uuid, _inputs.c.position)
 )
 
 
-def load_inputs(conn: Connection, run_ids: Sequence[str]) -> Mapping[str, RunInputs]:
-    """The inputs of those runs that have any, by run id, in the order they were logged."""
+def inputs_of(rows: Iterable[Sequence[Any]]) -> Mapping[str, RunInputs]:
+    """Rows of :data:`LOAD_INPUTS` as each run's inputs, by run id."""
     found: dict[str, list[DatasetInput]] = {}
-    for run_uuid, tags, name, digest, source_type, source, schema, profile in conn.execute(
-        _LOAD, {"run_ids": list(run_ids)}
-    ):
+    for run_uuid, tags, name, digest, source_type, source, schema, profile in rows:
         dataset = Dataset(name, digest, source_type, source, schema, profile)
         pairs = tuple(InputTag(k, v) for k, v in json.loads(tags).items())
         found.setdefault(run_uuid, []).append(DatasetInput(dataset, pairs))

@@ -48,7 +48,7 @@ from tracking.store.sql.hotpath import (
     decode_value,
     run_info,
 )
-from tracking.store.sql.inputs import load_inputs, log_inputs
+from tracking.store.sql.inputs import inputs_of, log_inputs
 from tracking.store.sql.migrate import ensure_schema
 from tracking.store.sql.models import (
     ExperimentModel,
@@ -514,9 +514,14 @@ class SqlTrackingStore(TrackingStore):
         metrics: dict[str, dict[str, float]] = {}
         latest: dict[str, dict[str, Metric]] = {}
         tags: dict[str, dict[str, str]] = {}
+        inputs: dict[str, RunInputs] = {}
         with self._hot.cursor_in(conn) as cursor:
             for chunk in _chunks(run_ids):
-                run_rows, param_rows, tag_rows, latest_rows = self._hot.run_rows(cursor, chunk)
+                run_rows, param_rows, tag_rows, latest_rows, input_rows = self._hot.run_rows(
+                    cursor, chunk
+                )
+                if input_rows:
+                    inputs.update(inputs_of(input_rows))
                 for row in run_rows:
                     infos[row[0]] = run_info(row)
                     params[row[0]], metrics[row[0]], latest[row[0]], tags[row[0]] = {}, {}, {}, {}
@@ -527,7 +532,6 @@ class SqlTrackingStore(TrackingStore):
                 for rid, key, value, special, timestamp, step in latest_rows:
                     number = metrics[rid][key] = decode_value(value, special) if special else value
                     latest[rid][key] = metric_of((key, number, timestamp, step))
-        inputs = load_inputs(conn, list(infos)) if infos else {}
         return [
             Run(
                 infos[rid],
