@@ -146,13 +146,12 @@ class PipelineTracker:
     ) -> Run:
         """The pipeline run's run, created RUNNING if it does not exist yet."""
         all_tags = {_ORCHESTRATOR_TAG: pipeline.orchestrator, **(tags or {})}
-        run = self.client.create_run(
+        return self.client.create_run(
             self.experiment_id(),
             run_name=run_name or f"{pipeline.pipeline_id}/{pipeline.run_key}",
             tags=all_tags,
             run_id=pipeline.run_id,
         )
-        return run
 
     def pipeline_ended(
         self, pipeline: PipelineRun, status: RunStatus, *, reason: str | None = None
@@ -187,9 +186,14 @@ class PipelineTracker:
         """The step's run, RUNNING for ``step.attempt``: created under the pipeline run
         (or ``parent_run_id``) if missing, reopened for a newer attempt, left alone for
         an attempt it has seen already (a late or repeated event)."""
-        parent = parent_run_id or self.pipeline_started(step.pipeline).info.run_id
+        # A step goes where its parent is: the pipeline run's experiment.
+        if parent_run_id is None:
+            parent_info = self.pipeline_started(step.pipeline).info
+        else:
+            parent_info = self.client.get_run(parent_run_id).info
+        parent = parent_info.run_id
         run = self.client.create_run(
-            self.experiment_id_of(parent),
+            parent_info.experiment_id,
             run_name=step.run_name,
             tags={ATTEMPT_TAG: str(step.attempt), **(tags or {})},
             parent_run_id=parent,
@@ -240,10 +244,6 @@ class PipelineTracker:
         self._end(run.info.run_id, status, reason)
 
     # -- helpers ----------------------------------------------------------------
-
-    def experiment_id_of(self, run_id: str) -> str:
-        """The experiment of an existing run (steps go where their pipeline run is)."""
-        return self.client.get_run(run_id).info.experiment_id
 
     def _end(self, run_id: str, status: RunStatus, reason: str | None) -> None:
         self.client.set_terminated(run_id, status)

@@ -262,15 +262,15 @@ def _older_than(text: str | None) -> int | None:
     return (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000
 
 
-def _repository(uri: str, destination: str | None) -> Any:
+def _repository(uri: str, proxy: Any) -> Any:
+    """``(repository, path)`` holding a run's artifacts; None for a proxied run when no
+    destination was given."""
     from tracking.artifacts import artifact_repository_for, uri_scheme
-    from tracking.server.artifacts import ArtifactProxy
 
     if uri_scheme(uri) == "mlflow-artifacts":
-        if destination is None:
+        if proxy is None:
             return None
-        proxy = ArtifactProxy(destination)
-        return proxy.repository, ArtifactProxy.proxied_path(uri) or ""
+        return proxy.repository, proxy.proxied_path(uri) or ""
     return artifact_repository_for(uri, ""), ""
 
 
@@ -322,8 +322,11 @@ def gc(
         gone_exps = [] if wanted_runs else purge.deleted_experiments(store, wanted_exps)
         kept: list[str] = []
         if not dry_run:
+            from tracking.server.artifacts import ArtifactProxy
+
+            proxy = ArtifactProxy(artifacts_destination) if artifacts_destination else None
             for item in gone_runs:
-                found = _repository(item.artifact_uri, artifacts_destination)
+                found = _repository(item.artifact_uri, proxy)
                 if found is None:
                     kept.append(item.artifact_uri)
                 else:
