@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
-from typing import Generic, NamedTuple, TypeVar
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 __all__ = [
     "ArtifactRef",
@@ -157,12 +157,20 @@ class FileInfo(NamedTuple):
     file_size: int | None
 
 
-class ArtifactRef(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
     """What ``log_artifact`` returns: enough to find, check and hand on a file.
 
     ``path`` is relative to the run's artifact root, ``uri`` is absolute and
     ``sha256`` is the hex digest of the content (``None`` for directories).
+
+    A reference goes between pipeline steps as a small dict (:meth:`to_dict`),
+    never the file itself. ``serialize``/``deserialize`` follow the protocol of
+    Airflow's XCom serde, so a task can return one and the next receive it.
     """
+
+    #: The serialised form's version (Airflow's serde records it).
+    __version__: ClassVar[int] = 1
 
     run_id: str
     path: str
@@ -172,7 +180,13 @@ class ArtifactRef(NamedTuple):
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict, for handing the reference between pipeline steps."""
-        return self._asdict()
+        return {
+            "run_id": self.run_id,
+            "path": self.path,
+            "uri": self.uri,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ArtifactRef:
@@ -186,6 +200,20 @@ class ArtifactRef(NamedTuple):
             int(size) if isinstance(size, int | str) else 0,
             None if sha256 is None else str(sha256),
         )
+
+    def serialize(self) -> dict[str, object]:
+        """Airflow serde's hook: the same dict as :meth:`to_dict`."""
+        return self.to_dict()
+
+    @staticmethod
+    def deserialize(data: Mapping[str, object], version: int) -> ArtifactRef:
+        """Airflow serde's hook: the inverse of :meth:`serialize`."""
+        if int(version) > ArtifactRef.__version__:
+            raise TypeError(
+                f"ArtifactRef serialised with version {version}, newer than this "
+                f"trackflow's {ArtifactRef.__version__}: upgrade trackflow where it is read"
+            )
+        return ArtifactRef.from_dict(data)
 
 
 @dataclass(frozen=True, slots=True)

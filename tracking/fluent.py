@@ -101,7 +101,9 @@ from tracking.validation import (
 __all__ = [
     "ActiveRun",
     "active_run",
+    "attach_run",
     "delete_tag",
+    "detach_run",
     "end_run",
     "flush",
     "get_artifact_uri",
@@ -169,19 +171,32 @@ class ActiveRun(Run):
             print(run.info.run_id)
     """
 
-    __slots__ = ("_buffered", "_client", "_token")
+    __slots__ = ("_attached", "_buffered", "_client", "_token")
     _client: TrackingClient
     _token: int
     _buffered: bool
+    _attached: bool
 
     def __init__(
-        self, run: Run, client: TrackingClient, token: int, buffered: bool = False
+        self,
+        run: Run,
+        client: TrackingClient,
+        token: int,
+        buffered: bool = False,
+        attached: bool = False,
     ) -> None:
         super().__init__(run.info, run.data, run.inputs)
         # Run is frozen; these are private and set once.
         object.__setattr__(self, "_client", client)
         object.__setattr__(self, "_token", token)
         object.__setattr__(self, "_buffered", buffered)
+        object.__setattr__(self, "_attached", attached)
+
+    @property
+    def attached(self) -> bool:
+        """Whether an orchestrator owns this run (see :func:`attach_run`): leaving a
+        ``with`` block or :func:`end_run` does not end it, the orchestrator does."""
+        return self._attached
 
     @property
     def client(self) -> TrackingClient:
@@ -359,6 +374,16 @@ def start_run(
                 assert child.info.parent_run_id == parent.info.run_id
     """
     stack = _stack.get()
+    if stack and not nested and stack[-1].attached and run_id in (None, stack[-1].info.run_id):
+        # Code inside an orchestrator's step asking for "the run": the step's own.
+        return _push_attached(stack[-1].info.run_id, stack[-1].client, stack[-1].buffered)
+    if not stack and parent_run_id is None and (env_run_id := settings.env_run_id()):
+        # A process started by a step joins the step's run (MLflow's MLFLOW_RUN_ID rule);
+        # a nested run becomes its child.
+        if nested:
+            parent_run_id = env_run_id
+        elif run_id is None:
+            run_id = env_run_id
     if stack:
         active = stack[-1]
         if not nested:
@@ -450,6 +475,68 @@ def active_run() -> ActiveRun | None:
     return stack[-1] if stack else None
 
 
+def attach_run(run_id: str, client: TrackingClient | None = None) -> ActiveRun:
+    """Make an existing run the active run of this context *for an orchestrator*,
+    which owns its lifecycle: the run is left as it is (no state change), and
+    neither :func:`end_run`, nor leaving ``with start_run():`` (which returns this
+    run again inside the step), nor an exception ends it. :func:`detach_run` takes it
+    off again; a SIGTERM ends it KILLED and the heartbeat keeps it alive meanwhile,
+    like any fluent run.
+
+    The Airflow listener and the Prefect decorators call this around each task, so
+    plain ``tracking.log_metric(...)`` in the task logs into the task's run::
+
+        active = tracking.fluent.attach_run(step.run_id, client)
+        try:
+            user_code()
+        finally:
+            tracking.fluent.detach_run(active)
+    """
+    client = client or _client()
+    stack = _stack.get()
+    if stack:
+        raise InvalidStateError(
+            f"Cannot attach run {run_id}: run {stack[-1].info.run_id} is active already"
+        )
+    active = _push_attached(run_id, client, get_settings().buffered_logging)
+    _heartbeat.ensure_running()
+    _shutdown.install()
+    # Orchestrators install their own SIGTERM handlers per task: ours goes on top again.
+    if threading.current_thread() is threading.main_thread():
+        _shutdown.install_sigterm_handler()
+    return active
+
+
+def detach_run(active: ActiveRun) -> bool:
+    """Take an attached run (and whatever is active above it) off this context, without
+    ending it; buffered records are sent first. Returns False if a SIGTERM handler
+    ended it meanwhile (it is KILLED), else True."""
+    stack = _stack.get()
+    for depth, candidate in enumerate(stack):
+        if candidate is active:
+            inner = stack[depth + 1 :]
+            _stack.set(stack[:depth])
+            for child in reversed(inner):
+                if not child.attached:
+                    _terminate(child, RunStatus.FINISHED)
+            break
+    if active.buffered:
+        buffering.flush_run(active.client, active.info.run_id, forget=True)
+    return _run_registry.claim(active._token)
+
+
+def _push_attached(run_id: str, client: TrackingClient, buffered: bool) -> ActiveRun:
+    run = client.get_run(run_id)
+    stack = _stack.get()
+    if stack and stack[-1].attached and stack[-1].info.run_id == run_id:
+        token = stack[-1]._token  # the same open run, entered once in the registry
+    else:
+        token = _run_registry.add(run_id, client)
+    active = ActiveRun(run, client, token, buffered, attached=True)
+    _stack.set((*stack, active))
+    return active
+
+
 def last_active_run() -> Run | None:
     """The active run, else the run this thread or task ended last (fetched anew), else None.
 
@@ -524,6 +611,8 @@ def _finish(run: ActiveRun, status: RunStatus, propagating: BaseException | None
 
 def _terminate(run: ActiveRun, status: RunStatus) -> list[TrackingError]:
     """End one run; returns the failures of its buffered records."""
+    if run.attached:
+        return []  # the orchestrator ends it (detach_run)
     # Claiming first: a run the SIGTERM handler (or another context) ended
     # already keeps the status it was given.
     if not _run_registry.claim(run._token):

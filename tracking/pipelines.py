@@ -117,6 +117,9 @@ class PipelineTracker:
         self.experiment = experiment
         self._experiment_id: str | None = None
         self._lock = threading.Lock()
+        # Pipeline runs this tracker started: a worker running many steps of one
+        # pipeline run asks the store for its parent once.
+        self._started: dict[str, Run] = {}
 
     # -- pipeline runs ----------------------------------------------------------
 
@@ -144,30 +147,55 @@ class PipelineTracker:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> Run:
-        """The pipeline run's run, created RUNNING if it does not exist yet."""
+        """The pipeline run's run, created RUNNING if it does not exist yet.
+
+        ``tags`` apply when it is created (a later call with other tags sets them too);
+        once started by this tracker the run is answered from memory."""
+        known = self._started.get(pipeline.run_id)
+        if known is not None and not tags:
+            return known
         all_tags = {_ORCHESTRATOR_TAG: pipeline.orchestrator, **(tags or {})}
-        return self.client.create_run(
+        run = self.client.create_run(
             self.experiment_id(),
             run_name=run_name or f"{pipeline.pipeline_id}/{pipeline.run_key}",
             tags=all_tags,
             run_id=pipeline.run_id,
         )
+        stale = {k: str(v) for k, v in all_tags.items() if run.data.tags.get(k) != str(v)}
+        if stale:  # it existed already, started with fewer tags
+            self.client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in stale.items()])
+        self._started[pipeline.run_id] = run
+        return run
 
     def pipeline_ended(
-        self, pipeline: PipelineRun, status: RunStatus, *, reason: str | None = None
+        self,
+        pipeline: PipelineRun,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        step_statuses: Mapping[str, RunStatus] | None = None,
     ) -> list[str]:
-        """End the pipeline run's run, and first every step still RUNNING or SCHEDULED:
-        FAILED if the pipeline failed, else KILLED. Returns the ids of the steps closed."""
+        """End the pipeline run's run, and first every step still RUNNING or SCHEDULED
+        (at any depth): with its status in ``step_statuses`` (by run id) if the
+        orchestrator knows it, else FAILED if its last attempt failed, else KILLED.
+        Returns the ids of the steps closed."""
         closed = []
-        straggler_status = RunStatus.FAILED if status is RunStatus.FAILED else RunStatus.KILLED
+        self._started.pop(pipeline.run_id, None)
         try:
             children = self.client.get_subtree(pipeline.run_id)
         except RunNotFoundError:
             return []
+        known = step_statuses or {}
         for child in children:
             if not child.info.status.is_terminated:
+                straggler = known.get(child.info.run_id)
+                if straggler is None or not straggler.is_terminated:
+                    failed_before = FAILURE_REASON_TAG in child.data.tags
+                    straggler = RunStatus.FAILED if failed_before else RunStatus.KILLED
                 why = f"still {child.info.status.value} when the pipeline run ended {status.value}"
-                self._end(child.info.run_id, straggler_status, why)
+                if straggler is RunStatus.FAILED and FAILURE_REASON_TAG in child.data.tags:
+                    why = f"{child.data.tags[FAILURE_REASON_TAG]} ({why})"
+                self._end(child.info.run_id, straggler, why)
                 closed.append(child.info.run_id)
         current = self.client.get_run(pipeline.run_id)
         if current.info.status is not status:
@@ -182,10 +210,12 @@ class PipelineTracker:
         *,
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
+        experiment_id: str | None = None,
     ) -> Run:
         """The step's run, RUNNING for ``step.attempt``: created under the pipeline run
         (or ``parent_run_id``) if missing, reopened for a newer attempt, left alone for
-        an attempt it has seen already (a late or repeated event)."""
+        an attempt it has seen already (a late or repeated event). It is created in its
+        parent's experiment unless ``experiment_id`` says otherwise."""
         # A step goes where its parent is: the pipeline run's experiment.
         if parent_run_id is None:
             parent_info = self.pipeline_started(step.pipeline).info
@@ -193,7 +223,7 @@ class PipelineTracker:
             parent_info = self.client.get_run(parent_run_id).info
         parent = parent_info.run_id
         run = self.client.create_run(
-            parent_info.experiment_id,
+            experiment_id or parent_info.experiment_id,
             run_name=step.run_name,
             tags={ATTEMPT_TAG: str(step.attempt), **(tags or {})},
             parent_run_id=parent,
@@ -207,10 +237,16 @@ class PipelineTracker:
                 run.info.run_id, tags=[RunTag(k, str(v)) for k, v in updates.items()]
             )
             self.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
-            return self.client.get_run(run.info.run_id)
-        if step.attempt == seen and run.info.status is RunStatus.SCHEDULED:
+            run = self.client.get_run(run.info.run_id)
+        elif step.attempt == seen and run.info.status is RunStatus.SCHEDULED:
             self.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
-            return self.client.get_run(run.info.run_id)
+            run = self.client.get_run(run.info.run_id)
+        elif run.info.status.is_terminated:
+            return run  # a late or repeated event of an attempt that has ended
+        if parent_info.status.is_terminated:
+            # The pipeline run runs again (cleared and re-run): so does its run.
+            self.client.update_run(parent, status=RunStatus.RUNNING)
+            self._started.pop(parent, None)
         return run
 
     def step_ended(
@@ -234,13 +270,20 @@ class PipelineTracker:
         if step.attempt > seen:
             self.client.set_tag(run.info.run_id, ATTEMPT_TAG, str(step.attempt))
         if retrying:
-            if not run.info.status.is_terminated or step.attempt > seen:
+            # Also over a FAILED or KILLED that the step's own code (a ``with``
+            # block, a SIGTERM) wrote: the orchestrator runs it again.
+            if run.info.status is not RunStatus.SCHEDULED:
                 self.client.update_run(run.info.run_id, status=RunStatus.SCHEDULED)
             if reason:  # after the status: a run that goes on drops its old reason
                 self.client.set_tag(run.info.run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
             return
         if run.info.status is status and step.attempt <= seen:
-            return  # already recorded
+            # Already recorded (a repeated event, or the step's code ended its run):
+            # only a missing reason is added.
+            missing = FAILURE_REASON_TAG not in run.data.tags
+            if reason and missing and status is not RunStatus.FINISHED:
+                self.client.set_tag(run.info.run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
+            return
         self._end(run.info.run_id, status, reason)
 
     # -- helpers ----------------------------------------------------------------

@@ -56,10 +56,29 @@ class TrackingSettings(BaseSettings):
     http_max_retries: int = Field(
         5, ge=0, description="Retries of a failed HTTP call (connection errors, 429, 50x)."
     )
+    ui_base_url: str | None = Field(
+        None,
+        description="Where the web UI is (http(s)://host[:port][/prefix]), for the run links "
+        "orchestrators show; default: the tracking server's own address.",
+    )
     buffered_logging: bool = Field(
         False,
         description="Fluent log_* calls return at once and a background thread sends batches.",
     )
+
+
+#: Environment variables naming the run a process joins, in order of precedence.
+RUN_ID_ENV_VARS = ("TRACKFLOW_RUN_ID", "MLFLOW_RUN_ID")
+
+
+def env_run_id() -> str | None:
+    """The run an orchestrator's step handed this process through the environment
+    (``TRACKFLOW_RUN_ID``, else MLflow's ``MLFLOW_RUN_ID``), read at each call: a
+    worker runs many steps one after another."""
+    for name in RUN_ID_ENV_VARS:
+        if value := os.environ.get(name, "").strip():
+            return value
+    return None
 
 
 @functools.cache

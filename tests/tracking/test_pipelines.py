@@ -104,14 +104,42 @@ class TestPipelineEnd:
         waiting = Step(PIPE, "retrying")
         tracker.step_running(waiting)
         tracker.step_ended(waiting, RunStatus.FAILED, retrying=True)
+        tracker.step_ended(waiting, RunStatus.FAILED, reason="OOM", retrying=True)
         closed = tracker.pipeline_ended(PIPE, RunStatus.FAILED, reason="task hung failed")
         assert set(closed) == {Step(PIPE, "hung").run_id, waiting.run_id}
-        for run_id in closed:
-            run = tracker.client.get_run(run_id)
-            assert run.info.status is RunStatus.FAILED
-            assert "when the pipeline run ended FAILED" in run.data.tags[FAILURE_REASON_TAG]
+        hung = tracker.client.get_run(Step(PIPE, "hung").run_id)
+        # Still running when the pipeline ended: killed, it did not fail by itself.
+        assert hung.info.status is RunStatus.KILLED
+        assert "when the pipeline run ended FAILED" in hung.data.tags[FAILURE_REASON_TAG]
+        # Waiting for a retry after a failure: that failure is how it ended.
+        retried = tracker.client.get_run(waiting.run_id)
+        assert retried.info.status is RunStatus.FAILED
+        assert retried.data.tags[FAILURE_REASON_TAG].startswith("OOM (still SCHEDULED")
         assert _status(tracker, Step(PIPE, "done").run_id) is RunStatus.FINISHED
         assert _status(tracker, PIPE.run_id) is RunStatus.FAILED
+
+    def test_the_orchestrator_says_how_a_straggler_ended(self, tracker: PipelineTracker) -> None:
+        tracker.step_running(Step(PIPE, "crashed"))
+        closed = tracker.pipeline_ended(
+            PIPE, RunStatus.FAILED, step_statuses={Step(PIPE, "crashed").run_id: RunStatus.FAILED}
+        )
+        assert closed == [Step(PIPE, "crashed").run_id]
+        assert _status(tracker, Step(PIPE, "crashed").run_id) is RunStatus.FAILED
+
+    def test_a_rerun_reopens_the_pipeline_run(self, tracker: PipelineTracker) -> None:
+        tracker.step_running(Step(PIPE, "train"))
+        tracker.step_ended(Step(PIPE, "train"), RunStatus.FINISHED)
+        tracker.pipeline_ended(PIPE, RunStatus.FINISHED)
+        # A late event of the first attempt changes nothing.
+        tracker.step_running(Step(PIPE, "train"))
+        assert _status(tracker, PIPE.run_id) is RunStatus.FINISHED
+        # Cleared and run again: the second try reopens both, in the same runs.
+        tracker.step_running(Step(PIPE, "train", attempt=2))
+        assert _status(tracker, PIPE.run_id) is RunStatus.RUNNING
+        assert _status(tracker, Step(PIPE, "train").run_id) is RunStatus.RUNNING
+        tracker.step_ended(Step(PIPE, "train", attempt=2), RunStatus.FINISHED)
+        tracker.pipeline_ended(PIPE, RunStatus.FINISHED)
+        assert len(tracker.client.get_children(PIPE.run_id)) == 1
 
     def test_success_kills_what_is_left(self, tracker: PipelineTracker) -> None:
         tracker.step_running(Step(PIPE, "skipped-branch"))

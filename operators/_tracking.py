@@ -1,0 +1,593 @@
+"""Airflow's events translated into :mod:`tracking.pipelines` calls.
+
+The listener (:mod:`operators.listener`) and the explicit operators both come
+here, so a task is tracked the same way whoever notices it first. What lives
+here is only the Airflow side: which DAGs are tracked, the identity of a task
+instance, tags and links, how Airflow's states and errors map onto run
+statuses. Ids, idempotence and straggler closing are
+:class:`~tracking.pipelines.PipelineTracker`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import tracking
+from operators import _serde  # noqa: F401  (ArtifactRef through XCom)
+from tracking import fluent
+from tracking.entities import Param, RunStatus, RunTag
+from tracking.errors import RunNotFoundError
+from tracking.links import run_url
+from tracking.pipelines import NeverBreak, PipelineRun, PipelineTracker, Step
+from tracking.validation import MAX_BATCH_PARAMS, MAX_PARAM_VALUE_LENGTH
+
+__all__ = [
+    "SKIPPED_PARAMS_TAG",
+    "TRACKED_TAG",
+    "TRACK_ALL_ENV",
+    "AirflowTracking",
+    "airflow_tracking",
+    "is_tracked",
+    "pipeline_for",
+    "step_for",
+]
+
+_log = logging.getLogger("operators")
+
+ORCHESTRATOR = "airflow"
+#: A DAG with this tag is tracked.
+TRACKED_TAG = "trackflow"
+#: A DAG tag ``trackflow.experiment=<name>`` puts its runs in that experiment.
+EXPERIMENT_TAG_PREFIX = "trackflow.experiment="
+#: Set to true to track every DAG.
+TRACK_ALL_ENV = "TRACKFLOW_AIRFLOW_TRACK_ALL"
+#: DAG-run params that were not logged (too long), and why.
+SKIPPED_PARAMS_TAG = "trackflow.skippedParams"
+#: The classes whose use in a DAG makes it tracked (serialised DAGs know tasks by class name).
+TRACKED_OPERATORS = frozenset(
+    {
+        "TrackedPythonOperator",
+        "_TrackflowDecoratedOperator",
+        "ChampionChallengerOperator",
+        "PromoteRunOperator",
+        "TrackflowRunSensor",
+    }
+)
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def is_tracked(dag: Any) -> bool:
+    """Whether a DAG's runs are tracked: tagged ``trackflow``, using a trackflow
+    decorator or operator, or every DAG with ``TRACKFLOW_AIRFLOW_TRACK_ALL=true``."""
+    if os.environ.get(TRACK_ALL_ENV, "").strip().lower() in _TRUE:
+        return True
+    if dag is None:
+        return False
+    tags = getattr(dag, "tags", None) or ()
+    if TRACKED_TAG in tags or any(str(t).startswith(EXPERIMENT_TAG_PREFIX) for t in tags):
+        return True
+    tasks = getattr(dag, "tasks", None) or ()
+    return any(
+        getattr(t, "task_type", type(t).__name__) in TRACKED_OPERATORS
+        or getattr(t, "_trackflow_tracked", False)
+        for t in tasks
+    )
+
+
+def experiment_for(dag_id: str, dag: Any, default: str | None = None) -> str:
+    """The experiment of a DAG's runs: its ``trackflow.experiment=`` tag, else the dag_id."""
+    for tag in getattr(dag, "tags", None) or ():
+        if str(tag).startswith(EXPERIMENT_TAG_PREFIX):
+            name = str(tag)[len(EXPERIMENT_TAG_PREFIX) :].strip()
+            if name:
+                return name
+    return default or dag_id
+
+
+def pipeline_for(dag_id: str, run_id: str) -> PipelineRun:
+    """The pipeline run of a DAG run."""
+    return PipelineRun(ORCHESTRATOR, dag_id, run_id)
+
+
+def step_for(ti: Any, *, name: str | None = None) -> Step:
+    """The step of a task instance (its try number is the attempt)."""
+    map_index = getattr(ti, "map_index", -1)
+    map_index = -1 if map_index is None else int(map_index)
+    return Step(
+        pipeline_for(ti.dag_id, ti.run_id),
+        ti.task_id,
+        map_index=map_index if map_index >= 0 else None,
+        attempt=max(int(getattr(ti, "try_number", 1) or 1), 1),
+        name=name,
+    )
+
+
+def airflow_ui_base() -> str:
+    """The Airflow UI's base URL (``[api] base_url``)."""
+    from airflow.configuration import conf
+
+    return str(conf.get("api", "base_url", fallback="http://localhost:8080/")).rstrip("/")
+
+
+def dag_run_url(dag_id: str, run_id: str) -> str:
+    """The DAG run's page in the Airflow UI."""
+    return f"{airflow_ui_base()}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
+
+
+def task_instance_url(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    """The task instance's page in the Airflow UI (per map index)."""
+    url = f"{dag_run_url(dag_id, run_id)}/tasks/{quote(task_id)}"
+    if map_index is not None and map_index >= 0:
+        url += f"/mapped/{map_index}"
+    return url
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _enum(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def pipeline_tags(dag_id: str, run_id: str, dag_run: Any) -> dict[str, str]:
+    """The parent run's tags, from a DAG run (the task's context or the ORM object)."""
+    tags = {
+        "airflow.dag_id": dag_id,
+        "airflow.run_id": run_id,
+        "airflow.url": dag_run_url(dag_id, run_id),
+    }
+    if dag_run is not None:
+        values = {
+            "airflow.run_type": _enum(getattr(dag_run, "run_type", None)),
+            "airflow.logical_date": _iso(getattr(dag_run, "logical_date", None)),
+            "airflow.run_after": _iso(getattr(dag_run, "run_after", None)),
+            "airflow.data_interval_start": _iso(getattr(dag_run, "data_interval_start", None)),
+            "airflow.data_interval_end": _iso(getattr(dag_run, "data_interval_end", None)),
+        }
+        tags.update({k: v for k, v in values.items() if v is not None})
+    return tags
+
+
+def _operator_name(task: Any) -> str:
+    return str(
+        getattr(task, "custom_operator_name", None)
+        or getattr(task, "task_type", None)
+        or type(task).__name__
+    )
+
+
+def step_tags(ti: Any, task: Any | None) -> dict[str, str]:
+    """A task run's tags: where it comes from in Airflow, and its page there."""
+    map_index = getattr(ti, "map_index", -1)
+    map_index = -1 if map_index is None else int(map_index)
+    tags = {
+        "airflow.dag_id": ti.dag_id,
+        "airflow.run_id": ti.run_id,
+        "airflow.task_id": ti.task_id,
+        "airflow.map_index": str(map_index),
+        "airflow.try_number": str(getattr(ti, "try_number", 1) or 1),
+        "airflow.url": task_instance_url(ti.dag_id, ti.run_id, ti.task_id, map_index),
+    }
+    if task is not None:
+        tags["airflow.operator"] = _operator_name(task)
+    return tags
+
+
+def _param_values(params: Any) -> tuple[list[Param], list[str]]:
+    """DAG-run params as run params; the keys too long to log are returned apart."""
+    logged, skipped = [], []
+    items = params.items() if hasattr(params, "items") else ()
+    for key, value in items:
+        text = value if isinstance(value, str) else repr(value) if value is not None else "None"
+        if len(str(key)) > 250 or len(text) > MAX_PARAM_VALUE_LENGTH:
+            skipped.append(str(key))
+            continue
+        logged.append(Param(str(key), text))
+    return logged, skipped
+
+
+def _run_name(ti: Any, task: Any | None, explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    rendered = getattr(ti, "rendered_map_index", None)
+    if rendered:
+        return f"{ti.task_id}[{rendered}]"
+    return None
+
+
+@dataclass
+class _Open:
+    """A task instance being tracked in this process."""
+
+    step: Step
+    tracker: PipelineTracker
+    active: fluent.ActiveRun | None
+    env_before: dict[str, str | None] = field(default_factory=dict)
+
+
+def _ours(task: Any) -> bool:
+    return bool(getattr(task, "_trackflow_tracked", False))
+
+
+def _restore_env(entry: _Open) -> None:
+    for name, value in entry.env_before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    entry.env_before.clear()
+
+
+def _key(ti: Any) -> tuple[str, str, str, int]:
+    map_index = getattr(ti, "map_index", -1)
+    return (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
+
+
+class AirflowTracking:
+    """The Airflow side of tracking, one per process (:func:`airflow_tracking`).
+
+    ``strict=False`` (the listener) swallows store failures with a warning per
+    task; ``strict=True`` (the operators) raises them.
+    """
+
+    def __init__(self) -> None:
+        self.guard = NeverBreak(_log)
+        self._lock = threading.Lock()
+        self._trackers: dict[tuple[str, str], PipelineTracker] = {}
+        self._open: dict[tuple[str, str, str, int], _Open] = {}
+        self._config: Any = None
+        self._params_logged: set[str] = set()
+
+    # -- configuration ----------------------------------------------------------
+
+    def config(self) -> Any:
+        """The default connection's settings (read once per process)."""
+        if self._config is None:
+            from operators.hooks import TrackflowHook
+
+            self._config = TrackflowHook().get_config()
+        return self._config
+
+    def reset(self) -> None:
+        """Forget the connection and clients (tests switching stores)."""
+        with self._lock:
+            self._config = None
+            self._trackers.clear()
+            self._params_logged.clear()
+
+    def tracker(self, experiment: str) -> PipelineTracker:
+        """The tracker of an experiment, on the default connection's store."""
+        config = self.config()
+        key = (config.tracking_uri, experiment)
+        with self._lock:
+            tracker = self._trackers.get(key)
+            if tracker is None:
+                # The listener must not hold up a task for long when the store is down.
+                client = config.client(max_retries=1, timeout=10.0)
+                tracker = self._trackers[key] = PipelineTracker(client, experiment)
+        return tracker
+
+    def is_open(self, ti: Any) -> bool:
+        """Whether this process tracks that task instance now."""
+        return _key(ti) in self._open
+
+    # -- task instances ---------------------------------------------------------
+
+    def task_started(
+        self,
+        ti: Any,
+        *,
+        strict: bool = False,
+        experiment: str | None = None,
+        run_name: str | None = None,
+    ) -> fluent.ActiveRun | None:
+        """A task instance started in this process: its run goes RUNNING, becomes the
+        active fluent run, and its id and store are put in the environment for the
+        processes the task starts. Does nothing for an untracked DAG (unless ``strict``,
+        an operator's own call) or for a task already open."""
+        task = getattr(ti, "task", None)
+        dag = getattr(task, "dag", None)
+        if not strict and not is_tracked(dag):
+            return None
+        # trackflow's operators say where their run goes.
+        if _ours(task):
+            experiment = experiment or getattr(task, "experiment", None)
+            run_name = run_name or getattr(task, "run_name", None)
+        key = _key(ti)
+        if key in self._open:
+            return self._open[key].active
+        step = step_for(ti, name=_run_name(ti, task, run_name))
+        label = f"{ti.dag_id}/{ti.task_id}" + (
+            f"[{step.map_index}]" if step.map_index is not None else ""
+        )
+
+        def start() -> fluent.ActiveRun:
+            tracker = self.tracker(experiment_for(ti.dag_id, dag, self.config().experiment))
+            self._start_pipeline(tracker, ti)
+            exp_id = None
+            if experiment is not None:
+                exp_id = PipelineTracker(tracker.client, experiment).experiment_id()
+            tracker.step_running(step, tags=step_tags(ti, task), experiment_id=exp_id)
+            active = fluent.attach_run(step.run_id, tracker.client)
+            self._open[key] = _Open(step, tracker, active)
+            return active
+
+        if strict:
+            active = start()
+        else:
+            active = self.guard.call(label, start)
+            if active is None:  # the store is down: the task runs untracked
+                tracker = self.tracker(experiment_for(ti.dag_id, dag, None))
+                self._open[key] = _Open(step, tracker, None)
+        self._set_env(self._open[key], step.run_id)
+        return active
+
+    def ensure_started(
+        self, ti: Any, *, experiment: str | None = None, run_name: str | None = None
+    ) -> fluent.ActiveRun:
+        """The task's active run for an explicit operator: the listener's if it started
+        it, else started now, strictly (a store that cannot be reached raises)."""
+        entry = self._open.get(_key(ti))
+        if entry is not None and entry.active is not None:
+            return entry.active
+        if entry is not None:  # the listener could not reach the store: try again, loudly
+            self._open.pop(_key(ti))
+            _restore_env(entry)
+        active = self.task_started(ti, strict=True, experiment=experiment, run_name=run_name)
+        assert active is not None
+        return active
+
+    def _start_pipeline(self, tracker: PipelineTracker, ti: Any) -> None:
+        pipeline = pipeline_for(ti.dag_id, ti.run_id)
+        if pipeline.run_id in self._params_logged:
+            tracker.pipeline_started(pipeline)
+            return
+        context = ti.get_template_context() if hasattr(ti, "get_template_context") else {}
+        dag_run = context.get("dag_run")
+        tracker.pipeline_started(
+            pipeline,
+            run_name=ti.run_id,
+            tags=pipeline_tags(ti.dag_id, ti.run_id, dag_run),
+        )
+        params, skipped = _param_values(context.get("params") or {})
+        tags: list[RunTag] = []
+        if skipped:
+            tags.append(
+                RunTag(
+                    SKIPPED_PARAMS_TAG,
+                    f"not logged, longer than {MAX_PARAM_VALUE_LENGTH} characters: "
+                    + ", ".join(sorted(skipped)),
+                )
+            )
+        if tags:
+            tracker.client.log_batch(pipeline.run_id, tags=tags)
+        for start in range(0, len(params), MAX_BATCH_PARAMS):
+            chunk = params[start : start + MAX_BATCH_PARAMS]
+            try:
+                tracker.client.log_batch(pipeline.run_id, params=chunk)
+            except tracking.InvalidParameterError:
+                # One bad key, or a value changed since an earlier try (params are
+                # immutable: the first stays): log the others one by one.
+                for param in chunk:
+                    try:
+                        tracker.client.log_param(pipeline.run_id, param.key, param.value)
+                    except tracking.InvalidParameterError as exc:
+                        _log.warning("trackflow: DAG-run param not logged: %s", exc)
+        self._params_logged.add(pipeline.run_id)
+
+    def _set_env(self, entry: _Open, run_id: str) -> None:
+        env = {"TRACKFLOW_RUN_ID": run_id, **self.config().env()}
+        if "MLFLOW_TRACKING_URI" in env:
+            env["MLFLOW_RUN_ID"] = run_id
+        for name, value in env.items():
+            entry.env_before[name] = os.environ.get(name)
+            os.environ[name] = value
+
+    def task_ended(
+        self,
+        ti: Any,
+        state: str,
+        error: BaseException | str | None = None,
+        *,
+        strict: bool = False,
+    ) -> None:
+        """A task instance of this process ended in Airflow ``state``."""
+        entry = self._open.pop(_key(ti), None)
+        if entry is None:
+            return
+        _restore_env(entry)
+        killed = False
+        if entry.active is not None:
+            try:
+                killed = not fluent.detach_run(entry.active)
+            except tracking.TrackingError as exc:
+                _log.warning("trackflow: buffered records of %s were lost: %s", ti.task_id, exc)
+        status, reason, retrying = _outcome(ti, state, error, killed)
+        label = f"{ti.dag_id}/{ti.task_id}"
+
+        def end() -> None:
+            entry.tracker.step_ended(entry.step, status, reason=reason, retrying=retrying)
+
+        if strict:
+            end()
+        else:
+            self.guard.call(label, end)
+
+    def task_changed_from_outside(self, ti: Any, state: str) -> None:
+        """A task instance was marked ``state`` from the UI or the API: a run still open
+        was killed by it (Airflow terminates the task)."""
+        step = step_for(ti)
+
+        def mark() -> None:
+            config = self.config()
+            client = config.client(max_retries=1, timeout=10.0)
+            try:
+                run = client.get_run(step.run_id)
+            except RunNotFoundError:
+                return  # never tracked
+            if run.info.status.is_terminated:
+                return
+            tracker = PipelineTracker(client, ti.dag_id)
+            tracker.step_ended(
+                step,
+                RunStatus.KILLED,
+                reason=f"task instance marked {state} from the Airflow UI or API while running",
+            )
+
+        self.guard.call(f"{ti.dag_id}/{ti.task_id}", mark)
+
+    # -- DAG runs ---------------------------------------------------------------
+
+    def dag_run_started(self, dag_run: Any) -> None:
+        """The scheduler started a DAG run: its parent run goes RUNNING."""
+        dag = getattr(dag_run, "dag", None)
+        if not is_tracked(dag):
+            return
+
+        def start() -> None:
+            tracker = self.tracker(experiment_for(dag_run.dag_id, dag, self.config().experiment))
+            tracker.pipeline_started(
+                pipeline_for(dag_run.dag_id, dag_run.run_id),
+                run_name=dag_run.run_id,
+                tags=pipeline_tags(dag_run.dag_id, dag_run.run_id, dag_run),
+            )
+
+        self.guard.call(f"{dag_run.dag_id}/{dag_run.run_id}", start)
+
+    def dag_run_ended(self, dag_run: Any, status: RunStatus, msg: str | None = None) -> None:
+        """A DAG run ended: task runs the store missed are caught up, the ones still
+        open are closed (KILLED, FAILED where the task failed), then the parent ends."""
+        dag = getattr(dag_run, "dag", None)
+        pipeline = pipeline_for(dag_run.dag_id, dag_run.run_id)
+
+        def end() -> None:
+            tracker = self.tracker(experiment_for(dag_run.dag_id, dag, self.config().experiment))
+            if not is_tracked(dag):
+                # A serialised DAG may not tell: the parent run does.
+                try:
+                    tracker.client.get_run(pipeline.run_id)
+                except RunNotFoundError:
+                    return
+            statuses = self._catch_up(tracker, dag_run, pipeline)
+            reason = msg if status is RunStatus.FAILED else None
+            tracker.pipeline_ended(pipeline, status, reason=reason, step_statuses=statuses)
+
+        self.guard.call(f"{dag_run.dag_id}/{dag_run.run_id}", end)
+
+    def _catch_up(
+        self, tracker: PipelineTracker, dag_run: Any, pipeline: PipelineRun
+    ) -> dict[str, RunStatus]:
+        try:
+            tis = list(dag_run.get_task_instances())
+        except Exception:  # a DAG run object without a session to ask
+            _log.debug("trackflow: no task instances for %s", dag_run.run_id, exc_info=True)
+            return {}
+        runs = {r.info.run_id: r for r in tracker.client.get_subtree(pipeline.run_id)}
+        tracker.pipeline_started(pipeline)
+        statuses: dict[str, RunStatus] = {}
+        for ti in tis:
+            status = _TI_STATUS.get(_enum(ti.state) or "")
+            if status is None:
+                continue  # never ran: skipped, upstream failed, removed
+            step = step_for(ti)
+            run = runs.get(step.run_id)
+            if run is None:
+                # It ran while the store was down: its run is created now, as it ended.
+                tracker.step_running(step, tags=step_tags(ti, None))
+                tracker.step_ended(step, status)
+            elif not run.info.status.is_terminated:
+                statuses[step.run_id] = status
+        return statuses
+
+
+_TI_STATUS = {
+    "success": RunStatus.FINISHED,
+    "failed": RunStatus.FAILED,
+    "up_for_retry": RunStatus.FAILED,
+}
+
+
+def _outcome(
+    ti: Any, state: str, error: BaseException | str | None, killed: bool
+) -> tuple[RunStatus, str | None, bool]:
+    """How an attempt ended: (status, reason, retrying)."""
+    if state == "success":
+        return RunStatus.FINISHED, None, False
+    if state == "skipped":
+        return RunStatus.FINISHED, "skipped itself", False
+    retrying = _enum(getattr(ti, "state", None)) == "up_for_retry" or state == "up_for_retry"
+    reason = _describe(ti, error)
+    if retrying:
+        return RunStatus.FAILED, reason, True
+    if killed or _is_kill(error):
+        return RunStatus.KILLED, reason or "terminated", False
+    return RunStatus.FAILED, reason, False
+
+
+def _is_kill(error: BaseException | str | None) -> bool:
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    return type(error).__name__ == "AirflowTaskTerminated"
+
+
+def _describe(ti: Any, error: BaseException | str | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return error
+    text = f"{type(error).__name__}: {error}".rstrip(": ")
+    if type(error).__name__ == "AirflowTaskTimeout":
+        timeout = getattr(getattr(ti, "task", None), "execution_timeout", None)
+        limit = f" of {timeout}" if timeout is not None else ""
+        text = f"execution_timeout{limit} exceeded ({text})"
+    return text
+
+
+_instance: AirflowTracking | None = None
+_instance_lock = threading.Lock()
+
+
+def airflow_tracking() -> AirflowTracking:
+    """This process's :class:`AirflowTracking`."""
+    global _instance
+    if _instance is None:
+        with _instance_lock:
+            if _instance is None:
+                _instance = AirflowTracking()
+    return _instance
+
+
+def active_step_run() -> tuple[Any, str] | None:
+    """The run of the task running in this context, with its client: (client, run_id)."""
+    active = fluent.active_run()
+    if active is None:
+        return None
+    return active.client, active.info.run_id
+
+
+def run_link(ti_key: Any, dag_id: str | None = None) -> str:
+    """The trackflow page of a task instance's run ("" without a UI base URL)."""
+    config = airflow_tracking().config()
+    ui_base = config.ui_base
+    if not ui_base:
+        return ""
+    step = step_for(ti_key)
+    client = config.client(max_retries=0, timeout=5.0)
+    try:
+        run = client.get_run(step.run_id)
+    except RunNotFoundError:
+        return ""
+    return run_url(ui_base, run.info.experiment_id, step.run_id)

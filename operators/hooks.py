@@ -1,0 +1,195 @@
+"""``TrackflowHook``: the ``trackflow`` connection type and the client it gives.
+
+A connection names a tracking server: host, port, scheme (``http`` or
+``https``, in the *Schema* field), the server's token as the password, and in
+its extras ``artifact_root``, ``experiment`` (the default experiment),
+``ui_base_url`` (where the web UI is, for links; default: the server itself)
+and ``tracking_uri`` (any tracking URI instead of host and port, such as
+``sqlite:////data/runs.db``)::
+
+    airflow connections add trackflow_default --conn-type trackflow \\
+        --conn-host tracking.internal --conn-port 5000 --conn-password "$TOKEN"
+
+Without a ``trackflow_default`` connection the hook falls back to the
+``TRACKFLOW_TRACKING_URI`` setting (the embedded SQLite default when unset), so
+``dag.test()`` works with no set-up at all. A connection id that was named
+explicitly and does not exist is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk.bases.hook import BaseHook
+
+from tracking import TrackingClient
+from tracking.errors import InvalidParameterError
+from tracking.links import ui_base_for
+from tracking.settings import get_settings, resolve_tracking_uri
+
+__all__ = ["TrackflowConfig", "TrackflowHook"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackflowConfig:
+    """What a ``trackflow`` connection (or the fallback settings) says."""
+
+    tracking_uri: str
+    token: str | None = None
+    artifact_root: str | None = None
+    experiment: str | None = None
+    ui_base_url: str | None = None
+    conn_id: str | None = None
+
+    def client(self, *, max_retries: int | None = None, timeout: float | None = None) -> Any:
+        """A :class:`~tracking.TrackingClient` for this configuration."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            from tracking.store.rest import RestTrackingStore
+
+            store = RestTrackingStore(
+                self.tracking_uri, token=self.token, max_retries=max_retries, timeout=timeout
+            )
+            return TrackingClient.from_store(store, self.tracking_uri)
+        return TrackingClient(self.tracking_uri, artifact_root=self.artifact_root)
+
+    def env(self) -> dict[str, str]:
+        """The environment a subprocess needs to reach the same store, for
+        trackflow and for the stock mlflow client (only a server speaks to it)."""
+        env = {"TRACKFLOW_TRACKING_URI": self.tracking_uri}
+        if self.tracking_uri.startswith(("http://", "https://")):
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+            if self.token:
+                env["TRACKFLOW_TRACKING_TOKEN"] = self.token
+                env["MLFLOW_TRACKING_TOKEN"] = self.token
+        if self.artifact_root:
+            env["TRACKFLOW_ARTIFACT_ROOT"] = self.artifact_root
+        return env
+
+    @property
+    def ui_base(self) -> str | None:
+        """The web UI's base URL: the ``ui_base_url`` extra, else the server's own."""
+        return self.ui_base_url or ui_base_for(self.tracking_uri)
+
+
+class TrackflowHook(BaseHook):
+    """Reaches trackflow through a ``trackflow`` connection::
+
+        client = TrackflowHook().get_client()
+        client.get_run(run_id)
+
+    ``trackflow_conn_id`` defaults to ``trackflow_default``; when that default
+    connection does not exist the ``TRACKFLOW_*`` settings are used instead.
+    """
+
+    conn_name_attr = "trackflow_conn_id"
+    default_conn_name = "trackflow_default"
+    conn_type = "trackflow"
+    hook_name = "trackflow"
+
+    def __init__(self, trackflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trackflow_conn_id = trackflow_conn_id
+        self._config: TrackflowConfig | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """How the Airflow UI shows the connection form."""
+        return {
+            "hidden_fields": ["login"],
+            "relabeling": {"schema": "Scheme (http or https)", "password": "Token"},
+            "placeholders": {
+                "host": "tracking.internal",
+                "port": "5000",
+                "schema": "http",
+                "extra": '{"ui_base_url": "https://tracking.example.com", "experiment": "retrain"}',
+            },
+        }
+
+    def get_config(self) -> TrackflowConfig:
+        """The connection's settings (read once per hook)."""
+        if self._config is None:
+            self._config = _config_for(self.trackflow_conn_id, self.default_conn_name)
+        return self._config
+
+    def get_conn(self) -> Any:
+        """The client (Airflow's generic name for it)."""
+        return self.get_client()
+
+    def get_client(self) -> Any:
+        """A :class:`~tracking.TrackingClient` for the connection."""
+        return self.get_config().client()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Whether the store answers (the UI's *Test* button)."""
+        try:
+            client = self.get_client()
+            client.search_experiments(max_results=1)
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected to {self.get_config().tracking_uri}"
+
+
+def _config_for(conn_id: str, default_conn_id: str) -> TrackflowConfig:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        if conn_id != default_conn_id:
+            raise InvalidParameterError(
+                f"Airflow connection {conn_id!r} does not exist: create a connection of "
+                "type 'trackflow' with that id, or leave trackflow_conn_id unset to use "
+                "'trackflow_default' or TRACKFLOW_TRACKING_URI"
+            ) from None
+        settings = get_settings()
+        return TrackflowConfig(
+            tracking_uri=resolve_tracking_uri(None),
+            token=settings.tracking_token,
+            artifact_root=settings.artifact_root,
+            experiment=settings.experiment_name,
+            ui_base_url=settings.ui_base_url,
+        )
+    return config_from_connection(conn)
+
+
+def config_from_connection(conn: Any) -> TrackflowConfig:
+    """Read a ``trackflow`` connection; a bad field is an error naming it."""
+    extra = conn.extra_dejson or {}
+    unknown = set(extra) - {"artifact_root", "experiment", "ui_base_url", "tracking_uri"}
+    if unknown:
+        raise InvalidParameterError(
+            f"Connection {conn.conn_id!r}: unknown extra field(s) {sorted(unknown)}; "
+            "expected artifact_root, experiment, ui_base_url or tracking_uri"
+        )
+    uri = extra.get("tracking_uri")
+    if not uri:
+        if not conn.host:
+            raise InvalidParameterError(
+                f"Connection {conn.conn_id!r} has no host: give the tracking server's "
+                "host (and port), or a tracking_uri extra"
+            )
+        scheme = (conn.schema or "http").lower()
+        if scheme not in ("http", "https"):
+            raise InvalidParameterError(
+                f"Connection {conn.conn_id!r}: scheme {conn.schema!r} must be http or https"
+            )
+        host = conn.host
+        if host.startswith(("http://", "https://")):
+            uri = host.rstrip("/")
+        else:
+            uri = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+    ui_base = extra.get("ui_base_url")
+    if ui_base is not None and not str(ui_base).startswith(("http://", "https://")):
+        raise InvalidParameterError(
+            f"Connection {conn.conn_id!r}: ui_base_url {ui_base!r} must start with "
+            "http:// or https://"
+        )
+    return TrackflowConfig(
+        tracking_uri=str(uri),
+        token=conn.password or None,
+        artifact_root=extra.get("artifact_root"),
+        experiment=extra.get("experiment"),
+        ui_base_url=ui_base,
+        conn_id=conn.conn_id,
+    )

@@ -1,0 +1,90 @@
+"""The listener that tracks DAG runs and task instances with no code in the tasks.
+
+Registered by :class:`operators.plugin.TrackflowPlugin`. It never fails a task:
+when the store is down a task runs untracked with one warning, and the DAG
+run's end brings the runs up to date (see :mod:`operators._tracking`).
+
+Where each hook fires: the task hooks in the process that runs the task (the
+worker, or the ``dag.test()`` process), where they also make the task's run
+the active fluent run; the DAG-run hooks in the scheduler (``running`` only
+there), in ``dag.test()`` and, for runs marked from the UI, in the API server,
+which also sends task hooks (``previous_state=None``) for task instances marked
+failed or success there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+from operators._tracking import airflow_tracking
+from tracking.entities import RunStatus
+
+__all__ = [
+    "on_dag_run_failed",
+    "on_dag_run_running",
+    "on_dag_run_success",
+    "on_task_instance_failed",
+    "on_task_instance_running",
+    "on_task_instance_skipped",
+    "on_task_instance_success",
+]
+
+
+def _from_outside(previous_state: Any, task_instance: Any) -> bool:
+    # The worker passes the state it leaves; the API server, marking a task
+    # instance from the UI, passes None and an ORM TaskInstance.
+    return previous_state is None and not hasattr(task_instance, "get_template_context")
+
+
+@hookimpl
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    """The task's run goes RUNNING (a retry: the same run) and becomes the active run."""
+    airflow_tracking().task_started(task_instance)
+
+
+@hookimpl
+def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+    """FINISHED; marked success from outside while running: KILLED."""
+    if _from_outside(previous_state, task_instance):
+        airflow_tracking().task_changed_from_outside(task_instance, "success")
+        return
+    airflow_tracking().task_ended(task_instance, "success")
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any = None) -> None:
+    """SCHEDULED with retries left, FAILED (with the reason) for good, KILLED when
+    terminated; marked failed from outside while running: KILLED."""
+    if _from_outside(previous_state, task_instance):
+        airflow_tracking().task_changed_from_outside(task_instance, "failed")
+        return
+    airflow_tracking().task_ended(task_instance, "failed", error)
+
+
+@hookimpl
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    """A task that skipped itself ran, and ended: FINISHED, tagged as skipped."""
+    if _from_outside(previous_state, task_instance):
+        airflow_tracking().task_changed_from_outside(task_instance, "skipped")
+        return
+    airflow_tracking().task_ended(task_instance, "skipped")
+
+
+@hookimpl
+def on_dag_run_running(dag_run: Any, msg: str) -> None:
+    """The parent run goes RUNNING (the scheduler; elsewhere the first task does it)."""
+    airflow_tracking().dag_run_started(dag_run)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    """The parent run ends FINISHED; task runs left open are closed."""
+    airflow_tracking().dag_run_ended(dag_run, RunStatus.FINISHED, msg)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    """The parent run ends FAILED; task runs left open are closed."""
+    airflow_tracking().dag_run_ended(dag_run, RunStatus.FAILED, msg)

@@ -1,0 +1,89 @@
+"""``TrackflowRunSensor``: wait for a run to end, by id or by search filter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator
+
+from operators.hooks import TrackflowHook
+from tracking.entities import Run, RunStatus
+from tracking.errors import RunNotFoundError
+
+__all__ = ["TrackflowRunSensor"]
+
+
+class TrackflowRunSensor(BaseSensorOperator):
+    """Waits until a run reaches a terminal status (FINISHED, FAILED, KILLED).
+
+    Name the run by ``run_id``, or by ``filter_string`` (MLflow's search syntax) in
+    ``experiment`` (a name): the newest matching run is the one waited for, and
+    until one matches the sensor keeps waiting. A run that ends FAILED or KILLED
+    fails the task (no retry) unless ``fail_on_failure=False``. Returns the run id;
+    ``mode="reschedule"`` frees the worker slot between pokes::
+
+        TrackflowRunSensor(task_id="wait", run_id="{{ params.upstream_run }}",
+                           poke_interval=30, timeout=3600, mode="reschedule")
+    """
+
+    template_fields: Sequence[str] = ("run_id", "filter_string", "experiment")
+    _trackflow_tracked: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        filter_string: str | None = None,
+        experiment: str | None = None,
+        fail_on_failure: bool = True,
+        trackflow_conn_id: str = TrackflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.filter_string = filter_string
+        self.experiment = experiment
+        self.fail_on_failure = fail_on_failure
+        self.trackflow_conn_id = trackflow_conn_id
+
+    def _find(self, client: Any) -> Run | None:
+        if bool(self.run_id) == bool(self.filter_string):
+            raise AirflowFailException("give exactly one of run_id and filter_string")
+        if self.run_id:
+            try:
+                return client.get_run(self.run_id)  # type: ignore[no-any-return]
+            except RunNotFoundError:
+                raise AirflowFailException(f"no trackflow run has id {self.run_id!r}") from None
+        if not self.experiment:
+            raise AirflowFailException("filter_string needs the experiment to search in")
+        found = client.get_experiment_by_name(self.experiment)
+        if found is None:
+            raise AirflowFailException(f"no trackflow experiment is named {self.experiment!r}")
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=self.filter_string,
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        return runs[0] if runs else None
+
+    def poke(self, context: Any) -> Any:
+        """True (with the run id as the return value) once the run has ended."""
+        from airflow.sdk.bases.sensor import PokeReturnValue
+
+        client = TrackflowHook(self.trackflow_conn_id).get_client()
+        run = self._find(client)
+        if run is None:
+            self.log.info("trackflow: no run matches %s yet", self.filter_string)
+            return False
+        status = run.info.status
+        self.log.info("trackflow: run %s is %s", run.info.run_id, status.value)
+        if not status.is_terminated:
+            return False
+        if self.fail_on_failure and status in (RunStatus.FAILED, RunStatus.KILLED):
+            reason = run.data.tags.get("trackflow.failureReason", "no reason recorded")
+            raise AirflowFailException(
+                f"trackflow run {run.info.run_id} ended {status.value}: {reason}"
+            )
+        return PokeReturnValue(is_done=True, xcom_value=run.info.run_id)

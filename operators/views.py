@@ -1,0 +1,68 @@
+"""Redirects from Airflow's UI to trackflow's: the plugin's ``external_views``
+point here, because a run's page needs ids the UI cannot fill in (the run id
+derived from the DAG run, and its experiment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operators._tracking import airflow_tracking, pipeline_for, step_for
+from tracking.errors import RunNotFoundError
+from tracking.links import run_url
+
+__all__ = ["redirect_app", "run_page"]
+
+
+class _Key:
+    def __init__(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = dag_id, run_id, task_id, map_index
+        self.try_number = 1
+
+
+def run_page(dag_id: str, run_id: str, task_id: str | None = None, map_index: int = -1) -> str:
+    """The trackflow page of a DAG run's run, or of a task instance's run.
+
+    Raises RunNotFoundError when it was not tracked, LookupError when no UI is known.
+    """
+    config = airflow_tracking().config()
+    if not config.ui_base:
+        raise LookupError(
+            "no trackflow UI is known: set the ui_base_url extra of the trackflow_default "
+            "connection"
+        )
+    if task_id is None:
+        tracked = pipeline_for(dag_id, run_id).run_id
+    else:
+        tracked = step_for(_Key(dag_id, run_id, task_id, map_index)).run_id
+    run = config.client(max_retries=0, timeout=5.0).get_run(tracked)
+    return run_url(config.ui_base, run.info.experiment_id, tracked)
+
+
+def redirect_app() -> Any:
+    """The FastAPI app the plugin mounts at ``/trackflow`` in the API server."""
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import RedirectResponse
+
+    app = FastAPI(title="trackflow links", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def go(dag_id: str, run_id: str, task_id: str | None, map_index: int) -> RedirectResponse:
+        try:
+            return RedirectResponse(run_page(dag_id, run_id, task_id, map_index), 302)
+        except RunNotFoundError:
+            raise HTTPException(404, f"{dag_id} {run_id} was not tracked by trackflow") from None
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.get("/dag_run/{dag_id}/{run_id}")
+    def dag_run(dag_id: str, run_id: str) -> RedirectResponse:
+        return go(dag_id, run_id, None, -1)
+
+    @app.get("/task_instance/{dag_id}/{run_id}/{task_id}/{map_index}")
+    def task_instance(dag_id: str, run_id: str, task_id: str, map_index: str) -> RedirectResponse:
+        try:
+            index = int(map_index)
+        except ValueError:
+            index = -1  # the UI sends its placeholder for an unmapped task
+        return go(dag_id, run_id, task_id, index)
+
+    return app
