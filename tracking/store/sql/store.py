@@ -68,6 +68,8 @@ T = TypeVar("T")
 _exp = table_of(ExperimentModel)
 _exp_tags = table_of(ExperimentTagModel)
 _runs = table_of(RunModel)
+#: The tag of pipeline runs (see :mod:`tracking.pipelines`).
+ORCHESTRATOR_TAG = "trackflow.orchestrator"
 _params = table_of(ParamModel)
 _tags = table_of(TagModel)
 _metrics = table_of(MetricModel)
@@ -744,6 +746,14 @@ class SqlTrackingStore(TrackingStore):
                         _runs.c.status == RunStatus.RUNNING.value,
                         _runs.c.lifecycle_stage == "active",
                         func.coalesce(_runs.c.heartbeat_time, _runs.c.start_time) < cutoff,
+                        # A pipeline run (an Airflow DAG run, a Prefect flow run) has no
+                        # process of its own to beat for it: its orchestrator ends it.
+                        ~select(_tags.c.key)
+                        .where(
+                            _tags.c.run_uuid == _runs.c.run_uuid,
+                            _tags.c.key == ORCHESTRATOR_TAG,
+                        )
+                        .exists(),
                     )
                 ).scalars()
             )

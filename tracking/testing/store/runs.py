@@ -202,6 +202,15 @@ class NestingSuite:
         assert client.get_run(done).info.status is RunStatus.FINISHED
         assert client.reap_stale_runs(older_than=600) == []
 
+    def test_pipeline_runs_are_left_to_their_orchestrator(self, client: TrackingClient) -> None:
+        old = int(time.time() * 1000) - 3_600_000
+        tags = {"trackflow.orchestrator": "airflow"}
+        pipeline = client.create_run("0", start_time=old, tags=tags).info.run_id
+        step = client.create_run("0", start_time=old, parent_run_id=pipeline).info.run_id
+        # No process beats for a DAG run: the orchestrator ends it, never the reaper.
+        assert client.reap_stale_runs(older_than=600) == [step]
+        assert client.get_run(pipeline).info.status is RunStatus.RUNNING
+
     def test_reaped_run_that_goes_on_loses_its_failure_reason(self, client: TrackingClient) -> None:
         now = int(time.time() * 1000)
         run_id = client.create_run("0", start_time=now - 3_600_000).info.run_id
