@@ -18,13 +18,23 @@ from __future__ import annotations
 from typing import Any
 
 from operators._tracking import airflow_tracking, pipeline_for, step_for
+from tracking.pipelines import Step
 
-__all__ = ["parent_run_id", "run_id", "run_url", "tracking_uri"]
+__all__ = ["parent_run_id", "run_id", "run_url", "task_run_id", "tracking_uri"]
 
 
 def run_id(ti: Any) -> str:
     """The run id of a task instance (the same on every try)."""
     return step_for(ti).run_id
+
+
+def task_run_id(ti: Any, task_id: str, map_index: int | None = None) -> str:
+    """The run id of another task of the same DAG run (``map_index`` for one instance)::
+
+        TrackflowRunSensor(task_id="wait", run_id="{{ macros.trackflow.task_run_id(ti, 'train') }}")
+    """
+    pipeline = pipeline_for(ti.dag_id, ti.run_id)
+    return Step(pipeline, task_id, map_index=map_index).run_id
 
 
 def parent_run_id(ti: Any) -> str:

@@ -42,7 +42,13 @@ class TrackflowPlugin(AirflowPlugin):
 
     name = "trackflow"
     listeners = [listener]
-    macros = [macros.run_id, macros.parent_run_id, macros.tracking_uri, macros.run_url]
+    macros = [
+        macros.run_id,
+        macros.task_run_id,
+        macros.parent_run_id,
+        macros.tracking_uri,
+        macros.run_url,
+    ]
     global_operator_extra_links = [TrackflowRunLink()]
     fastapi_apps = _LazyApps()
     external_views = [

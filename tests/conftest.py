@@ -389,6 +389,7 @@ def _no_trackflow_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     for name in list(os.environ):
         if name.startswith("TRACKFLOW_") and not name.startswith("TRACKFLOW_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     reset_settings()
     yield
     reset_settings()

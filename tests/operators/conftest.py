@@ -1,0 +1,165 @@
+"""Real Airflow for the operators tests: one migrated, throw-away ``AIRFLOW_HOME``
+per session, with the example DAGs (``dags/``) and the test DAGs
+(``tests/operators/dags/``) in its DAGs folder, run with ``dag.test()``.
+
+Airflow reads ``AIRFLOW_HOME`` when it is first imported, so it is set here, at
+import time, before any test module imports Airflow (else it writes ``~/airflow``).
+
+Stores
+------
+``embedded``
+    The tasks track into a SQLite file of the test's own through
+    ``TRACKFLOW_TRACKING_URI`` (no Airflow connection: the hook's fallback).
+``served``
+    The tasks track into a real ``trackflow server`` process through the
+    ``trackflow_default`` connection (``AIRFLOW_CONN_TRACKFLOW_DEFAULT``).
+``store``
+    Both, with ids ``embedded`` and ``served``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "tracking" / "server"))
+
+if "airflow" in sys.modules:  # pragma: no cover - a test module imported it first
+    raise RuntimeError("Airflow was imported before tests/operators/conftest.py set AIRFLOW_HOME")
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="trackflow-airflow-"))
+DAGS_FOLDER = AIRFLOW_HOME / "dags"
+#: Where the Airflow UI pretends to be: links to it are asserted against this.
+AIRFLOW_UI = "http://airflow.test:8080"
+#: Where the trackflow UI pretends to be, for the embedded store's links.
+TRACKFLOW_UI = "http://tracking.test:5000"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__API__BASE_URL": AIRFLOW_UI,
+        "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+)
+DAGS_FOLDER.mkdir()
+for source in (*sorted((ROOT / "dags").glob("*.py")), *sorted((ROOT / "tests/operators/dags").glob("*.py"))):
+    shutil.copy(source, DAGS_FOLDER / source.name)
+
+from _server_support import ServerProcess, start_server  # noqa: E402
+
+from tracking import Run, TrackingClient  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The session's Airflow metadata database, migrated, with every DAG serialised."""
+    airflow = [sys.executable, "-m", "airflow"]
+    for command in (["db", "migrate"], ["dags", "reserialize"]):
+        done = subprocess.run([*airflow, *command], capture_output=True, text=True, timeout=300)
+        if done.returncode:
+            pytest.fail(f"airflow {' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db: Path) -> Any:
+    """The DAGs folder, parsed as Airflow's own processes do (it joins ``sys.path``)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bag = BundleDagBag(str(DAGS_FOLDER), bundle_path=DAGS_FOLDER)
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+@pytest.fixture
+def run_dag(dagbag: Any) -> Any:
+    """``run_dag(dag_id, **dag_test_kwargs)``: the DagRun ``dag.test()`` left."""
+
+    def run(dag_id: str, **kwargs: Any) -> Any:
+        return dagbag.get_dag(dag_id).test(**kwargs)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tracking() -> Iterator[None]:
+    from operators._tracking import airflow_tracking
+
+    airflow_tracking().reset()
+    yield
+    airflow_tracking().reset()
+    import tracking
+
+    leaked = [name for name in ("TRACKFLOW_RUN_ID", "MLFLOW_RUN_ID") if name in os.environ]
+    assert not leaked, f"a task left {leaked} in the environment"
+    assert tracking.active_run() is None, "a task left its run active"
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real ``trackflow server`` process for the session."""
+    with start_server(tmp_path_factory.mktemp("airflow-tracking-server")) as server:
+        yield server
+
+
+def connection_env(url: str, **extra: Any) -> str:
+    """``AIRFLOW_CONN_*`` JSON of a trackflow connection to ``url``."""
+    scheme, rest = url.split("://", 1)
+    host, port = rest.rsplit(":", 1)
+    conn: dict[str, Any] = {"conn_type": "trackflow", "host": host, "port": int(port)}
+    conn["schema"] = scheme
+    if extra:
+        conn["extra"] = extra
+    return json.dumps(conn)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrackingClient:
+    """Tasks track into a SQLite file of this test's own (no connection)."""
+    from tracking.settings import reset_settings
+
+    monkeypatch.setenv("TRACKFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/runs.db")
+    monkeypatch.setenv("TRACKFLOW_UI_BASE_URL", TRACKFLOW_UI)
+    monkeypatch.delenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", raising=False)
+    reset_settings()
+    return TrackingClient()
+
+
+@pytest.fixture
+def served(tracking_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> TrackingClient:
+    """Tasks track into the real server through the ``trackflow_default`` connection."""
+    monkeypatch.setenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", connection_env(tracking_server.url))
+    return TrackingClient(tracking_server.url)
+
+
+@pytest.fixture(params=["embedded", "served"])
+def store(request: pytest.FixtureRequest) -> TrackingClient:
+    """``embedded`` and ``served``, in turn."""
+    client: TrackingClient = request.getfixturevalue(request.param)
+    return client
+
+
+def run_tree(client: TrackingClient, dag_id: str, run_id: str) -> tuple[Run, dict[str, Run]]:
+    """The DAG run's run and its task runs by name."""
+    from operators._tracking import pipeline_for
+
+    parent = client.get_run(pipeline_for(dag_id, run_id).run_id)
+    children = {r.info.run_name: r for r in client.get_subtree(parent.info.run_id)}
+    return parent, children
