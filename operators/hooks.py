@@ -123,7 +123,7 @@ class TrackflowHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Whether the store answers (the UI's *Test* button)."""
         try:
-            client = self.get_client()
+            client = self.get_config().client(max_retries=0, timeout=10.0)
             client.search_experiments(max_results=1)
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"

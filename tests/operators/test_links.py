@@ -1,0 +1,116 @@
+"""Links from Airflow to trackflow: the operator link kept in XCom per map index, the
+global link the API server resolves, the DAG-run and task-instance views, the macros."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import TRACKFLOW_UI, run_tree
+
+from tracking import TrackingClient
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture
+def ran(run_dag: Any, embedded: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
+    dag_run = run_dag("tf_operators")
+    assert dag_run.state == "success"
+    parent, children = run_tree(embedded, "tf_operators", dag_run.run_id)
+    return dag_run, parent, children
+
+
+def _url(run: Any) -> str:
+    return f"{TRACKFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def _xcom(dag_run: Any, task_id: str, map_index: int, key: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == key,
+            )
+        )
+    return XComModel.deserialize_value(_Row(row)) if row is not None else None
+
+
+class _Row:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _key(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    return TaskInstanceKey(dag_run.dag_id, task_id, dag_run.run_id, 1, map_index)
+
+
+class TestOperatorLink:
+    def test_kept_per_map_index(self, ran: Any) -> None:
+        dag_run, _, children = ran
+        for i in range(3):
+            link = _xcom(dag_run, "mapped", i, "_link_TrackflowRunLink")
+            assert link == _url(children[f"mapped[{i}]"])
+
+    def test_global_link_on_any_task(self, ran: Any) -> None:
+        from operators.links import TrackflowRunLink
+
+        dag_run, _, children = ran
+        link = TrackflowRunLink()
+        assert link.get_link(None, ti_key=_key(dag_run, "produce")) == _url(children["produce"])
+        assert link.get_link(None, ti_key=_key(dag_run, "mapped", 2)) == _url(
+            children["mapped[2]"]
+        )
+        # A task that was not tracked has no run: no link, and no error.
+        assert link.get_link(None, ti_key=_key(dag_run, "never_ran")) == ""
+
+
+class TestViews:
+    @pytest.fixture
+    def web(self) -> Any:
+        from fastapi.testclient import TestClient
+
+        from operators.views import redirect_app
+
+        return TestClient(redirect_app())
+
+    def test_dag_run_and_task_instance_pages(self, ran: Any, web: Any) -> None:
+        dag_run, parent, children = ran
+        answer = web.get(f"/dag_run/tf_operators/{dag_run.run_id}", follow_redirects=False)
+        assert answer.status_code == 302
+        assert answer.headers["location"] == _url(parent)
+        answer = web.get(
+            f"/task_instance/tf_operators/{dag_run.run_id}/mapped/1", follow_redirects=False
+        )
+        assert answer.headers["location"] == _url(children["mapped[1]"])
+        answer = web.get(
+            f"/task_instance/tf_operators/{dag_run.run_id}/fit/-1", follow_redirects=False
+        )
+        assert answer.headers["location"] == _url(children["fit"])
+
+    def test_not_tracked(self, ran: Any, web: Any) -> None:
+        answer = web.get("/dag_run/tf_operators/manual__nope", follow_redirects=False)
+        assert answer.status_code == 404
+        assert "was not tracked" in answer.json()["detail"]
+
+
+class TestMacros:
+    def test_ids_match_the_runs(self, ran: Any) -> None:
+        from operators import macros
+
+        dag_run, parent, children = ran
+        ti = _key(dag_run, "mapped", 1)
+        assert macros.run_id(ti) == children["mapped[1]"].info.run_id
+        assert macros.parent_run_id(ti) == parent.info.run_id
+        assert macros.task_run_id(ti, "fit") == children["fit"].info.run_id
+        assert macros.run_url(ti) == _url(children["mapped[1]"])
+        assert macros.tracking_uri().startswith("sqlite:///")
