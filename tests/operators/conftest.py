@@ -52,6 +52,8 @@ os.environ.update(
         "AIRFLOW__API__BASE_URL": AIRFLOW_UI,
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # The API server app, in-process, takes every request as an admin's.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
     }
 )
 DAGS_FOLDER.mkdir()
@@ -110,6 +112,16 @@ def _fresh_tracking() -> Iterator[None]:
     leaked = [name for name in ("TRACKFLOW_RUN_ID", "MLFLOW_RUN_ID") if name in os.environ]
     assert not leaked, f"a task left {leaked} in the environment"
     assert tracking.active_run() is None, "a task left its run active"
+
+
+@pytest.fixture(scope="session")
+def airflow_api(airflow_db: Path) -> Any:
+    """Airflow's REST API (the API server's app, in this process): what the UI calls
+    when a user marks a task instance or a DAG run."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app())
 
 
 @pytest.fixture(scope="session")

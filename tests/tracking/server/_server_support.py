@@ -97,16 +97,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def start_server(
-    workdir: Path, *, token: str | None = None, extra: tuple[str, ...] = ()
+    workdir: Path, *, token: str | None = None, extra: tuple[str, ...] = (), port: int | None = None
 ) -> Iterator[ServerProcess]:
-    """Run ``trackflow server`` in ``workdir`` until the block ends (tries 3 ports)."""
+    """Run ``trackflow server`` in ``workdir`` until the block ends (tries 3 ports, or
+    ``port`` 3 times: a server started again on the port of one just stopped)."""
+    fixed = port
     workdir.mkdir(parents=True, exist_ok=True)
     db_uri = f"sqlite:///{workdir}/server.db"
     artifacts = workdir / "artifacts"
     args = (*extra, *(("--auth-token", token) if token else ()))
     failure = ""
     for attempt in range(3):
-        port = free_port()
+        port = fixed or free_port()
         log = workdir / f"server-{attempt}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(

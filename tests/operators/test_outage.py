@@ -1,0 +1,80 @@
+"""Tracking never breaks a pipeline: with the tracking server down the DAG still
+succeeds, the listener warns once per task, and the DAG run's end brings the
+runs up to date once the server is back."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _server_support import start_server
+from conftest import connection_env, run_tree
+
+from tracking import RunStatus, TrackingClient
+
+pytestmark = pytest.mark.airflow
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_server_down_during_a_dag_run(
+    run_dag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    workdir = tmp_path / "server"
+    first = start_server(workdir)
+    server = first.__enter__()
+    port = server.url.rsplit(":", 1)[1]
+    monkeypatch.setenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", connection_env(server.url))
+    second: list[Any] = []
+
+    def operate() -> None:
+        # Down once "during" is tracked RUNNING, up again once "outage" started.
+        _wait_for(markers / "during-started")
+        first.__exit__(None, None, None)
+        (markers / "server-down").touch()
+        _wait_for(markers / "outage-started")
+        time.sleep(0.3)  # its start was not tracked
+        again = start_server(workdir, port=int(port))
+        second.append((again, again.__enter__()))
+        (markers / "server-up").touch()
+
+    operator = threading.Thread(target=operate, daemon=True)
+    operator.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="operators"):
+            dag_run = run_dag("tf_outage", run_conf={"markers": str(markers)})
+        operator.join(timeout=60)
+        assert dag_run.state == "success"
+        client = TrackingClient(second[0][1].url)
+        parent, children = run_tree(client, "tf_outage", dag_run.run_id)
+        assert parent.info.status is RunStatus.FINISHED
+        # Each run caught up: "during" ended while the server was down, "outage" started
+        # while it was down.
+        assert {name: run.info.status for name, run in children.items()} == {
+            "before": RunStatus.FINISHED,
+            "during": RunStatus.FINISHED,
+            "outage": RunStatus.FINISHED,
+        }
+        warnings = [r.getMessage() for r in caplog.records if r.name == "operators"]
+        assert len([w for w in warnings if "tf_outage/during" in w]) == 1, warnings
+        assert len([w for w in warnings if "tf_outage/outage" in w]) == 1, warnings
+        assert all("goes on untracked" in w for w in warnings)
+    finally:
+        if second:
+            second[0][0].__exit__(None, None, None)
+        else:
+            first.__exit__(None, None, None)
