@@ -53,19 +53,25 @@ def sweep() -> None:
     def trial(data: ArtifactRef, lr: float, l2: float, epochs: int) -> dict[str, Any]:
         """Train one configuration; returns its run id and validation accuracy."""
         rows, validation = toy_model.split(toy_model.load_rows(tracking.use_artifact(data)))
-        weights, bias = [], 0.0
+        weights, bias, loss = [], 0.0, float("inf")
         for epoch, loss, weights, bias in toy_model.train(rows, epochs=int(epochs), lr=lr, l2=l2):
             tracking.log_metric("loss", loss, step=epoch)
         score = toy_model.accuracy(weights, bias, validation)
         tracking.log_metric("val_accuracy", score)
         active = tracking.active_run()
         assert active is not None
-        return {"run_id": active.info.run_id, "val_accuracy": score, "lr": lr, "l2": l2}
+        return {
+            "run_id": active.info.run_id,
+            "val_accuracy": score,
+            "loss": loss,
+            "lr": lr,
+            "l2": l2,
+        }
 
     @task.trackflow
     def best(results: list[dict[str, Any]]) -> str:
-        """The best trial, recorded on the DAG run's run."""
-        winner = max(results, key=lambda r: (r["val_accuracy"], -r["lr"]))
+        """The best trial (ties: the lower final loss), recorded on the DAG run's run."""
+        winner = max(results, key=lambda r: (r["val_accuracy"], -r["loss"]))
         active = tracking.active_run()
         assert active is not None and active.info.parent_run_id is not None
         parent = active.info.parent_run_id
