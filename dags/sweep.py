@@ -24,10 +24,7 @@ import tracking
 from operators import PromoteRunOperator
 from tracking import ArtifactRef
 
-GRID = [
-    {"lr": lr, "l2": l2}
-    for lr, l2 in itertools.product([0.05, 0.2, 0.5, 1.0], [0.0, 0.05])
-]
+GRID = [{"lr": lr, "l2": l2} for lr, l2 in itertools.product([0.05, 0.2, 0.5, 1.0], [0.0, 0.05])]
 
 
 @dag(
@@ -53,9 +50,10 @@ def sweep() -> None:
     def trial(data: ArtifactRef, lr: float, l2: float, epochs: int) -> dict[str, Any]:
         """Train one configuration; returns its run id and validation accuracy."""
         rows, validation = toy_model.split(toy_model.load_rows(tracking.use_artifact(data)))
-        weights, bias, loss = [], 0.0, float("inf")
-        for epoch, loss, weights, bias in toy_model.train(rows, epochs=int(epochs), lr=lr, l2=l2):
-            tracking.log_metric("loss", loss, step=epoch)
+        history = list(toy_model.train(rows, epochs=int(epochs), lr=lr, l2=l2))
+        for epoch, epoch_loss, _, _ in history:
+            tracking.log_metric("loss", epoch_loss, step=epoch)
+        _, loss, weights, bias = history[-1]
         score = toy_model.accuracy(weights, bias, validation)
         tracking.log_metric("val_accuracy", score)
         active = tracking.active_run()
@@ -84,9 +82,7 @@ def sweep() -> None:
     data = prepare()
     trials = trial.partial(data=data, epochs="{{ params.epochs }}").expand_kwargs(GRID)
     winner = best(trials)
-    winner >> PromoteRunOperator(
-        task_id="promote", run_id="{{ ti.xcom_pull(task_ids='best') }}"
-    )
+    winner >> PromoteRunOperator(task_id="promote", run_id="{{ ti.xcom_pull(task_ids='best') }}")
 
 
 sweep()

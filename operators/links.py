@@ -20,7 +20,7 @@ __all__ = ["TrackflowRunLink"]
 class TrackflowRunLink(BaseOperatorLink):
     """Links a task instance (per map index) to its trackflow run."""
 
-    name: ClassVar[str] = "trackflow run"  # type: ignore[misc]
+    name: ClassVar[str] = "trackflow run"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         """The run's page; "" when the task was not tracked or no UI is known."""

@@ -31,7 +31,7 @@ def run_id(ti: Any) -> str:
 def task_run_id(ti: Any, task_id: str, map_index: int | None = None) -> str:
     """The run id of another task of the same DAG run (``map_index`` for one instance)::
 
-        TrackflowRunSensor(task_id="wait", run_id="{{ macros.trackflow.task_run_id(ti, 'train') }}")
+    TrackflowRunSensor(task_id="wait", run_id="{{ macros.trackflow.task_run_id(ti, 'train') }}")
     """
     pipeline = pipeline_for(ti.dag_id, ti.run_id)
     return Step(pipeline, task_id, map_index=map_index).run_id

@@ -57,7 +57,10 @@ os.environ.update(
     }
 )
 DAGS_FOLDER.mkdir()
-for source in (*sorted((ROOT / "dags").glob("*.py")), *sorted((ROOT / "tests/operators/dags").glob("*.py"))):
+for source in (
+    *sorted((ROOT / "dags").glob("*.py")),
+    *sorted((ROOT / "tests/operators/dags").glob("*.py")),
+):
     shutil.copy(source, DAGS_FOLDER / source.name)
 
 from _server_support import ServerProcess, start_server  # noqa: E402

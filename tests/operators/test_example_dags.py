@@ -59,7 +59,8 @@ class TestRetrain:
         assert (decision == "promote") == ("promote" in children)
         assert (decision == "keep") == ("keep" in children)
         report = store.download_artifacts(children["report"].info.run_id, "report.md")
-        assert f"{score:.4f}: {decision}" in open(report).read()
+        with open(report) as text:
+            assert f"{score:.4f}: {decision}" in text.read()
 
         # The next day: the same gate, against that champion.
         later = _retrain(run_dag, store, 4, min_improvement=1.0)  # cannot be beaten by 1.0

@@ -20,6 +20,7 @@ from tracking import RunStatus, TrackingClient
 from tracking.pipelines import FAILURE_REASON_TAG
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+AIRFLOW = (sys.executable, "-m", "airflow")
 
 
 def _killed_worker(tmp_path: Path, client: TrackingClient, **env: str) -> str:
@@ -28,8 +29,7 @@ def _killed_worker(tmp_path: Path, client: TrackingClient, **env: str) -> str:
     markers = tmp_path / "markers"
     markers.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "dags", "test", "tf_longrun"]
-        + ["-c", json.dumps({"markers": str(markers)})],
+        [*AIRFLOW, "dags", "test", "tf_longrun", "-c", json.dumps({"markers": str(markers)})],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -46,9 +46,7 @@ def _killed_worker(tmp_path: Path, client: TrackingClient, **env: str) -> str:
         process.wait(timeout=30)
     exp = client.get_experiment_by_name("tf_longrun")
     assert exp is not None
-    (parent,) = [
-        r for r in client.search_runs([exp.experiment_id]) if r.info.parent_run_id is None
-    ]
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if r.info.parent_run_id is None]
     return parent.data.tags["airflow.run_id"]
 
 
@@ -66,7 +64,9 @@ def test_sigkill_then_the_reaper_and_the_dag_run_marked_failed(
     assert children["sleeper"].info.status is RunStatus.FAILED
     assert "heartbeat" in children["sleeper"].data.tags[FAILURE_REASON_TAG]
 
-    answer = airflow_api.patch(f"/api/v2/dags/tf_longrun/dagRuns/{run_id}", json={"state": "failed"})
+    answer = airflow_api.patch(
+        f"/api/v2/dags/tf_longrun/dagRuns/{run_id}", json={"state": "failed"}
+    )
     assert answer.status_code == 200, answer.text
     parent, children = run_tree(embedded, "tf_longrun", run_id)
     assert parent.info.status is RunStatus.FAILED

@@ -67,9 +67,7 @@ class TestOperatorLink:
         dag_run, _, children = ran
         link = TrackflowRunLink()
         assert link.get_link(None, ti_key=_key(dag_run, "produce")) == _url(children["produce"])
-        assert link.get_link(None, ti_key=_key(dag_run, "mapped", 2)) == _url(
-            children["mapped[2]"]
-        )
+        assert link.get_link(None, ti_key=_key(dag_run, "mapped", 2)) == _url(children["mapped[2]"])
         # A task that was not tracked has no run: no link, and no error.
         assert link.get_link(None, ti_key=_key(dag_run, "never_ran")) == ""
 

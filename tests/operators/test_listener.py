@@ -124,7 +124,9 @@ class TestFailures:
         _, _, children = result
         slow = children["too_slow"]
         assert slow.info.status is RunStatus.FAILED
-        assert slow.data.tags[FAILURE_REASON_TAG].startswith("execution_timeout of 0:00:01 exceeded")
+        assert slow.data.tags[FAILURE_REASON_TAG].startswith(
+            "execution_timeout of 0:00:01 exceeded"
+        )
 
     def test_sigterm_kills(self, result: Any) -> None:
         _, _, children = result
@@ -179,7 +181,7 @@ class TestIdempotence:
         ti.state = "success"
         listener.on_task_instance_success("running", ti)
         listener.on_task_instance_success("running", ti)
-        parent, children = run_tree(embedded, "tf_dup", "manual__1")
+        _, children = run_tree(embedded, "tf_dup", "manual__1")
         assert list(children) == ["t"]
         assert children["t"].info.status is RunStatus.FINISHED
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -86,9 +86,11 @@ class TestChampionChallenger:
             _, children = run_tree(store, "tf_operators", dag_run.run_id)
             return children["produce"].info.run_id, children
 
-        before = len(_champions(store, "tf_operators")) if store.get_experiment_by_name(
-            "tf_operators"
-        ) else 0
+        before = (
+            len(_champions(store, "tf_operators"))
+            if store.get_experiment_by_name("tf_operators")
+            else 0
+        )
         assert before <= 1
         first, children = produce_run(5.0)  # above any champion the session left
         assert children["produce"].data.tags["trackflow.decision"] == "promote"

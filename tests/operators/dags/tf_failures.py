@@ -34,11 +34,14 @@ def tf_failures() -> None:
 
     # SIGTERM to the process running the task (here: the dag.test() process), as a
     # worker shutdown or an eviction sends it; on_kill then stops the command.
-    terminated = BashOperator(task_id="terminated", bash_command="kill -TERM $PPID; sleep 20")
+    terminated = BashOperator(
+        task_id="terminated",
+        bash_command="kill -TERM $PPID; sleep 20",
+        trigger_rule="all_done",
+    )
 
     boom() >> after_boom()
-    too_slow()
-    terminated
+    too_slow() >> terminated
 
 
 tf_failures()

@@ -90,8 +90,7 @@ def tf_operators() -> None:
     consume(ref, 2)
     fit >> [by_id, by_filter]
     ref >> decide >> [promote, keep()]
-    side()
-    mapped
+    side() >> mapped
 
 
 tf_operators()
