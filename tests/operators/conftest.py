@@ -54,6 +54,7 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         # The API server app, in-process, takes every request as an admin's.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "trackflow-tests-" + "0" * 64,
     }
 )
 DAGS_FOLDER.mkdir()
