@@ -21,7 +21,7 @@ from urllib.parse import quote
 import tracking
 from operators import _serde  # noqa: F401  (ArtifactRef through XCom)
 from tracking import fluent
-from tracking.entities import Param, RunStatus, RunTag
+from tracking.entities import Param, Run, RunStatus, RunTag
 from tracking.errors import RunNotFoundError
 from tracking.links import run_url
 from tracking.pipelines import NeverBreak, PipelineRun, PipelineTracker, Step
@@ -216,6 +216,9 @@ class _Open:
     tracker: PipelineTracker
     active: fluent.ActiveRun | None
     env_before: dict[str, str | None] = field(default_factory=dict)
+    #: The run as step_running left it: what this process knows of it at the end,
+    #: unless something else (a SIGTERM, the task's own code) changed it meanwhile.
+    run: Run | None = None
 
 
 def _ours(task: Any) -> bool:
@@ -320,9 +323,9 @@ class AirflowTracking:
             exp_id = None
             if experiment is not None:
                 exp_id = PipelineTracker(tracker.client, experiment).experiment_id()
-            tracker.step_running(step, tags=step_tags(ti, task), experiment_id=exp_id)
-            active = fluent.attach_run(step.run_id, tracker.client)
-            self._open[key] = _Open(step, tracker, active)
+            run = tracker.step_running(step, tags=step_tags(ti, task), experiment_id=exp_id)
+            active = fluent.attach_run(step.run_id, tracker.client, run=run)
+            self._open[key] = _Open(step, tracker, active, run=run)
             return active
 
         if strict:
@@ -418,8 +421,15 @@ class AirflowTracking:
         status, reason, retrying = _outcome(ti, state, error, killed)
         label = f"{ti.dag_id}/{ti.task_id}"
 
+        # What this process knows of the run is enough to write the outcome Airflow
+        # decided, even if the task's subprocess ended the run meanwhile (the write
+        # overrides it); after a SIGTERM the store is asked again.
+        known = None if killed else entry.run
+
         def end() -> None:
-            entry.tracker.step_ended(entry.step, status, reason=reason, retrying=retrying)
+            entry.tracker.step_ended(
+                entry.step, status, reason=reason, retrying=retrying, current=known
+            )
 
         if strict:
             end()

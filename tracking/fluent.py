@@ -475,13 +475,16 @@ def active_run() -> ActiveRun | None:
     return stack[-1] if stack else None
 
 
-def attach_run(run_id: str, client: TrackingClient | None = None) -> ActiveRun:
+def attach_run(
+    run_id: str, client: TrackingClient | None = None, *, run: Run | None = None
+) -> ActiveRun:
     """Make an existing run the active run of this context *for an orchestrator*,
     which owns its lifecycle: the run is left as it is (no state change), and
     neither :func:`end_run`, nor leaving ``with start_run():`` (which returns this
     run again inside the step), nor an exception ends it. :func:`detach_run` takes it
     off again; a SIGTERM ends it KILLED and the heartbeat keeps it alive meanwhile,
-    like any fluent run.
+    like any fluent run. ``run`` is the run as the caller just read it (saves a
+    round trip).
 
     The Airflow listener and the Prefect decorators call this around each task, so
     plain ``tracking.log_metric(...)`` in the task logs into the task's run::
@@ -498,7 +501,7 @@ def attach_run(run_id: str, client: TrackingClient | None = None) -> ActiveRun:
         raise InvalidStateError(
             f"Cannot attach run {run_id}: run {stack[-1].info.run_id} is active already"
         )
-    active = _push_attached(run_id, client, get_settings().buffered_logging)
+    active = _push_attached(run_id, client, get_settings().buffered_logging, run)
     _heartbeat.ensure_running()
     _shutdown.install()
     # Orchestrators install their own SIGTERM handlers per task: ours goes on top again.
@@ -525,8 +528,11 @@ def detach_run(active: ActiveRun) -> bool:
     return _run_registry.claim(active._token)
 
 
-def _push_attached(run_id: str, client: TrackingClient, buffered: bool) -> ActiveRun:
-    run = client.get_run(run_id)
+def _push_attached(
+    run_id: str, client: TrackingClient, buffered: bool, run: Run | None = None
+) -> ActiveRun:
+    if run is None or run.info.run_id != run_id:
+        run = client.get_run(run_id)
     stack = _stack.get()
     if stack and stack[-1].attached and stack[-1].info.run_id == run_id:
         token = stack[-1]._token  # the same open run, entered once in the registry

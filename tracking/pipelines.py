@@ -256,14 +256,19 @@ class PipelineTracker:
         *,
         reason: str | None = None,
         retrying: bool = False,
+        current: Run | None = None,
     ) -> None:
         """Record how an attempt ended: ``retrying`` (a failure with retries left) makes
         the run SCHEDULED for the next attempt; an attempt older than the run's is
-        ignored, and so is a repeated event."""
-        try:
-            run = self.client.get_run(step.run_id)
-        except RunNotFoundError:
-            run = self.step_running(step)
+        ignored, and so is a repeated event. ``current`` is the run as the caller
+        knows it (the process that ran the attempt: saves a round trip)."""
+        if current is not None and current.info.run_id == step.run_id:
+            run = current
+        else:
+            try:
+                run = self.client.get_run(step.run_id)
+            except RunNotFoundError:
+                run = self.step_running(step)
         seen = _attempt_of(run)
         if step.attempt < seen:
             return  # a late event of an earlier try

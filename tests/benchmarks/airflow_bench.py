@@ -199,7 +199,12 @@ def airflow_home(work: Path, chain: int, mapped: int) -> Iterator[dict[str, str]
 
 
 def run_section(
-    *, quick: bool = False, repeat: int = 2, mlflow_python: Path | None = None, console: Any = None
+    *,
+    quick: bool = False,
+    repeat: int = 2,
+    mlflow_python: Path | None = None,
+    console: Any = None,
+    dags: tuple[str, ...] = ("bench_chain", "bench_mapped"),
 ) -> dict[str, Any]:
     """Every figure of the section, as a dict (see :func:`render`)."""
     from servers import mlflow_server, trackflow_server
@@ -407,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-mlflow", action="store_true", help="skip the hand-written MLflow side"
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures")
+    parser.add_argument(
+        "--dags", default="bench_chain,bench_mapped", help="which DAGs (comma-separated)"
+    )
     parser.add_argument("--dag-worker", help=argparse.SUPPRESS)
     parser.add_argument("--dags-folder", help=argparse.SUPPRESS)
     parser.add_argument("--mlflow-tasks", type=int, help=argparse.SUPPRESS)
@@ -428,7 +436,11 @@ def main(argv: list[str] | None = None) -> int:
 
         mlflow_python = ensure_mlflow_env(DEFAULT_ENV, log=lambda m: console.print(f"[dim]{m}"))
     results = run_section(
-        quick=args.quick, repeat=args.repeat, mlflow_python=mlflow_python, console=console
+        quick=args.quick,
+        repeat=args.repeat,
+        mlflow_python=mlflow_python,
+        console=console,
+        dags=tuple(d.strip() for d in args.dags.split(",") if d.strip()),
     )
     console.print(render(results))
     if args.json:

@@ -33,6 +33,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "tracking" / "server"))
+sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 
 if "airflow" in sys.modules:  # pragma: no cover - a test module imported it first
     raise RuntimeError("Airflow was imported before tests/operators/conftest.py set AIRFLOW_HOME")
@@ -126,6 +127,14 @@ def airflow_api(airflow_db: Path) -> Any:
     from fastapi.testclient import TestClient
 
     return TestClient(create_app())
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The stock mlflow client's environment (the benchmark's, created on first use)."""
+    import mlflow_env
+
+    return mlflow_env.ensure_mlflow_env()
 
 
 @pytest.fixture(scope="session")

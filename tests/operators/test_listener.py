@@ -208,3 +208,16 @@ class _FakeTI:
 
     def get_template_context(self) -> dict[str, Any]:
         return {}
+
+
+class TestStockMlflowClient:
+    def test_a_subprocess_logs_with_mlflow_into_the_task_run(
+        self, run_dag: Any, served: TrackingClient, mlflow_python: Any
+    ) -> None:
+        dag_run = run_dag("tf_stock_mlflow", run_conf={"mlflow_python": str(mlflow_python)})
+        assert dag_run.state == "success"
+        _, children = run_tree(served, "tf_stock_mlflow", dag_run.run_id)
+        run = children["stock_mlflow"]
+        assert run.info.status is RunStatus.FINISHED
+        assert run.data.metrics == {"stock": 3.0}
+        assert run.data.tags["client"] == "mlflow"
