@@ -248,7 +248,7 @@ def run_section(
                         if best is None or result["seconds"] < best["seconds"]:
                             figures[name] = result
                 results["dags"][dag_id] = figures
-        results["import"] = import_figures(env_for_import())
+        results["import"] = import_figures(env_for_import(), samples=1 if quick else 5)
         if mlflow_python is not None:
             from mlflow_env import mlflow_subprocess_env
 

@@ -33,6 +33,10 @@ The server section (``server_bench.py``; workloads ``sa``..``se2``) runs
 ``trackflow server`` and ``mlflow server`` and drives them with the same client
 workloads, trackflow's server with both clients; it prints a second table.
 ``--server-only`` runs just that section, ``--no-server`` skips it.
+
+The Airflow section (``airflow_bench.py``) times DAGs under ``dag.test()``
+untracked and tracked, and the import cost of ``operators``; ``--no-airflow``
+skips it, ``--only airflow`` runs only it.
 """
 
 from __future__ import annotations
@@ -244,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Benchmark trackflow against MLflow: embedded SQLite, then tracking servers.",
         epilog=f"Workloads: a, b, c, d1, d2, e1, e2 (embedded), {', '.join(server_keys)} "
-        "(servers); see the module docstrings of bench_tracking.py and server_bench.py.",
+        "(servers), airflow; see the module docstrings of bench_tracking.py and server_bench.py.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
@@ -256,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = parser.add_mutually_exclusive_group()
     section.add_argument("--server-only", action="store_true", help="run the server section only")
     section.add_argument("--no-server", action="store_true", help="skip the server section")
+    parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow section")
     parser.add_argument(
         "--mlflow-env",
         type=Path,
@@ -283,11 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen_servers = [] if args.no_server else server_bench.server_workloads(args.quick)
     if args.only:
         wanted = {w.strip() for w in args.only.split(",") if w.strip()}
-        unknown = wanted - {w.key for w in workloads(args.quick)} - set(server_keys)
+        unknown = wanted - {w.key for w in workloads(args.quick)} - set(server_keys) - {"airflow"}
         if unknown:
             parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
         chosen = [w for w in chosen if w.key in wanted]
         chosen_servers = [w for w in chosen_servers if w.key in wanted]
+    run_airflow = not args.no_airflow and not args.server_only
+    if args.only:
+        run_airflow = run_airflow and "airflow" in wanted
 
     mlflow_python = None
     if not args.no_mlflow:
@@ -305,6 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if chosen_servers:
         errors, misses = _servers(args, chosen_servers, mlflow_python)
         failed, missed = failed or errors, missed + misses
+    if run_airflow:
+        import airflow_bench
+
+        console.print()
+        figures = airflow_bench.run_section(
+            quick=args.quick, mlflow_python=mlflow_python, console=console
+        )
+        console.print(airflow_bench.render(figures))
+        missed += airflow_bench.missed(figures)
     if missed:
         console.print(f"targets missed: {', '.join(missed)}")
     if failed:

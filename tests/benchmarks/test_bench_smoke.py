@@ -42,7 +42,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     server_raw = raw.with_name("servers.json")
     proc = subprocess.run(
         [
-            *(sys.executable, str(SCRIPT), "--quick", "--no-mlflow"),
+            *(sys.executable, str(SCRIPT), "--quick", "--no-mlflow", "--no-airflow"),
             *("--json", str(raw), "--server-json", str(server_raw)),
         ],
         capture_output=True,
@@ -111,3 +111,30 @@ class TestBenchmarkSmoke:
                 assert server[key]["errors"] == 0
                 assert server[key]["lost"] == 0
                 assert server[key]["points_stored"] == server[key]["points_expected"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_airflow_section(tmp_path: Path) -> None:
+    """The Airflow section on its smallest DAG: every variant runs, the tracked ones
+    tracked every task instance, the import probe answers."""
+    raw = tmp_path / "airflow.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(HERE / "airflow_bench.py"), "--quick", "--no-mlflow"),
+            *("--dags", "bench_chain", "--json", str(raw)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "what tracking adds" in proc.stdout
+    figures = json.loads(raw.read_text())
+    chain = figures["dags"]["bench_chain"]
+    assert set(chain) == {"untracked", "embedded", "server"}
+    assert chain["untracked"]["finished_runs"] is None
+    for variant in ("embedded", "server"):
+        assert chain[variant]["finished_runs"] == chain[variant]["tasks"] == figures["chain"]
+    assert figures["import"]["all_names_ms"] > 0
