@@ -80,14 +80,14 @@ def is_tracked(dag: Any) -> bool:
     )
 
 
-def experiment_for(dag_id: str, dag: Any, default: str | None = None) -> str:
+def experiment_for(dag_id: str, dag: Any) -> str:
     """The experiment of a DAG's runs: its ``trackflow.experiment=`` tag, else the dag_id."""
     for tag in getattr(dag, "tags", None) or ():
         if str(tag).startswith(EXPERIMENT_TAG_PREFIX):
             name = str(tag)[len(EXPERIMENT_TAG_PREFIX) :].strip()
             if name:
                 return name
-    return default or dag_id
+    return dag_id
 
 
 def pipeline_for(dag_id: str, run_id: str) -> PipelineRun:
@@ -318,7 +318,7 @@ class AirflowTracking:
         )
 
         def start() -> fluent.ActiveRun:
-            tracker = self.tracker(experiment_for(ti.dag_id, dag, self.config().experiment))
+            tracker = self.tracker(experiment_for(ti.dag_id, dag))
             self._start_pipeline(tracker, ti)
             exp_id = None
             if experiment is not None:
@@ -333,7 +333,7 @@ class AirflowTracking:
         else:
             active = self.guard.call(label, start)
             if active is None:  # the store is down: the task runs untracked
-                tracker = self.tracker(experiment_for(ti.dag_id, dag, None))
+                tracker = self.tracker(experiment_for(ti.dag_id, dag))
                 self._open[key] = _Open(step, tracker, None)
         self._set_env(self._open[key], step.run_id)
         return active
@@ -365,7 +365,11 @@ class AirflowTracking:
             run_name=ti.run_id,
             tags=pipeline_tags(ti.dag_id, ti.run_id, dag_run),
         )
-        params, skipped = _param_values(context.get("params") or {})
+        values = dict(context.get("params") or {})
+        conf = getattr(dag_run, "conf", None) or {}
+        if isinstance(conf, dict):  # conf keys the DAG declares no param for
+            values.update({k: v for k, v in conf.items() if k not in values})
+        params, skipped = _param_values(values)
         tags: list[RunTag] = []
         if skipped:
             tags.append(
@@ -468,7 +472,7 @@ class AirflowTracking:
             return
 
         def start() -> None:
-            tracker = self.tracker(experiment_for(dag_run.dag_id, dag, self.config().experiment))
+            tracker = self.tracker(experiment_for(dag_run.dag_id, dag))
             tracker.pipeline_started(
                 pipeline_for(dag_run.dag_id, dag_run.run_id),
                 run_name=dag_run.run_id,
@@ -484,7 +488,7 @@ class AirflowTracking:
         pipeline = pipeline_for(dag_run.dag_id, dag_run.run_id)
 
         def end() -> None:
-            tracker = self.tracker(experiment_for(dag_run.dag_id, dag, self.config().experiment))
+            tracker = self.tracker(experiment_for(dag_run.dag_id, dag))
             if not is_tracked(dag):
                 # A serialised DAG may not tell: the parent run does.
                 try:

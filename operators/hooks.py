@@ -2,7 +2,8 @@
 
 A connection names a tracking server: host, port, scheme (``http`` or
 ``https``, in the *Schema* field), the server's token as the password, and in
-its extras ``artifact_root``, ``experiment`` (the default experiment),
+its extras ``artifact_root``, ``experiment`` (the experiment the sensor searches
+by default; tracked DAG runs go to the experiment named after their DAG),
 ``ui_base_url`` (where the web UI is, for links; default: the server itself)
 and ``tracking_uri`` (any tracking URI instead of host and port, such as
 ``sqlite:////data/runs.db``)::

@@ -19,7 +19,8 @@ class TrackflowRunSensor(BaseSensorOperator):
 
     Name the run by ``run_id``, or by ``filter_string`` (MLflow's search syntax) in
     ``experiment`` (a name): the newest matching run is the one waited for, and
-    until one matches the sensor keeps waiting. A run that ends FAILED or KILLED
+    until one matches the sensor keeps waiting (``experiment`` defaults to the
+    connection's ``experiment`` extra). A run that ends FAILED or KILLED
     fails the task (no retry) unless ``fail_on_failure=False``. Returns the run id;
     ``mode="reschedule"`` frees the worker slot between pokes::
 
@@ -55,11 +56,17 @@ class TrackflowRunSensor(BaseSensorOperator):
                 return client.get_run(self.run_id)  # type: ignore[no-any-return]
             except RunNotFoundError:
                 raise AirflowFailException(f"no trackflow run has id {self.run_id!r}") from None
-        if not self.experiment:
-            raise AirflowFailException("filter_string needs the experiment to search in")
-        found = client.get_experiment_by_name(self.experiment)
+        experiment = (
+            self.experiment or TrackflowHook(self.trackflow_conn_id).get_config().experiment
+        )
+        if not experiment:
+            raise AirflowFailException(
+                "filter_string needs the experiment to search in: give experiment=, or an "
+                "'experiment' extra on the connection"
+            )
+        found = client.get_experiment_by_name(experiment)
         if found is None:
-            raise AirflowFailException(f"no trackflow experiment is named {self.experiment!r}")
+            raise AirflowFailException(f"no trackflow experiment is named {experiment!r}")
         runs = client.search_runs(
             [found.experiment_id],
             filter_string=self.filter_string,

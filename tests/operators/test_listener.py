@@ -19,7 +19,7 @@ pytestmark = pytest.mark.airflow
 class TestSuccessRetryMapping:
     @pytest.fixture
     def result(self, run_dag: Any, store: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
-        dag_run = run_dag("tf_basics")
+        dag_run = run_dag("tf_basics", run_conf={"alpha": 0.7, "source": "nightly"})
         assert dag_run.state == "success"
         parent, children = run_tree(store, "tf_basics", dag_run.run_id)
         return dag_run, parent, children
@@ -37,8 +37,9 @@ class TestSuccessRetryMapping:
         assert tags["airflow.run_after"].startswith(dag_run.run_after.isoformat()[:19])
         assert "airflow.data_interval_start" in tags
         assert tags["airflow.url"].startswith(f"{AIRFLOW_UI}/dags/tf_basics/runs/manual__")
-        # DAG params are params; one too long for a param is named in a tag instead.
-        assert parent.data.params == {"alpha": "0.5"}
+        # DAG params (the conf overriding them) and conf keys are params; one too long
+        # for a param is named in a tag instead.
+        assert parent.data.params == {"alpha": "0.7", "source": "nightly"}
         assert "notes" in tags[SKIPPED_PARAMS_TAG]
 
     def test_every_task_instance_is_a_child(self, result: Any) -> None:
