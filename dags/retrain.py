@@ -15,12 +15,12 @@ import tempfile
 from pathlib import Path
 
 import pendulum
-import toy_model
 from airflow.sdk import dag, task
 
 import tracking
 from operators import ChampionChallengerOperator, PromoteRunOperator
 from tracking import ArtifactRef
+from tracking.examples import toy_model
 
 
 @dag(

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-import toy_model
 from airflow.sdk import dag, task
 
 import tracking
 from operators import PromoteRunOperator
 from tracking import ArtifactRef
+from tracking.examples import toy_model
 
 GRID = [{"lr": lr, "l2": l2} for lr, l2 in itertools.product([0.05, 0.2, 0.5, 1.0], [0.0, 0.05])]
 
