@@ -478,7 +478,8 @@ def active_run() -> ActiveRun | None:
 def attach_run(
     run_id: str, client: TrackingClient | None = None, *, run: Run | None = None
 ) -> ActiveRun:
-    """Make an existing run the active run of this context *for an orchestrator*,
+    """Make an existing run the active run of this context (on top of any active run)
+    *for an orchestrator*,
     which owns its lifecycle: the run is left as it is (no state change), and
     neither :func:`end_run`, nor leaving ``with start_run():`` (which returns this
     run again inside the step), nor an exception ends it. :func:`detach_run` takes it
@@ -496,11 +497,8 @@ def attach_run(
             tracking.fluent.detach_run(active)
     """
     client = client or _client()
-    stack = _stack.get()
-    if stack:
-        raise InvalidStateError(
-            f"Cannot attach run {run_id}: run {stack[-1].info.run_id} is active already"
-        )
+    # Attached runs may nest (a Prefect task inside its flow, in the same context):
+    # the innermost is the active one until it is detached.
     active = _push_attached(run_id, client, get_settings().buffered_logging, run)
     _heartbeat.ensure_running()
     _shutdown.install()

@@ -146,20 +146,27 @@ class PipelineTracker:
         *,
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
     ) -> Run:
         """The pipeline run's run, created RUNNING if it does not exist yet.
 
         ``tags`` apply when it is created (a later call with other tags sets them too);
-        once started by this tracker the run is answered from memory."""
+        once started by this tracker the run is answered from memory. A pipeline run
+        started by another one (a Prefect subflow) names its run as ``parent_run_id``:
+        it goes in the parent's experiment."""
         known = self._started.get(pipeline.run_id)
         if known is not None and not tags:
             return known
         all_tags = {_ORCHESTRATOR_TAG: pipeline.orchestrator, **(tags or {})}
+        experiment_id = self.experiment_id()
+        if parent_run_id is not None:
+            experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         run = self.client.create_run(
-            self.experiment_id(),
+            experiment_id,
             run_name=run_name or f"{pipeline.pipeline_id}/{pipeline.run_key}",
             tags=all_tags,
             run_id=pipeline.run_id,
+            parent_run_id=parent_run_id,
         )
         stale = {k: str(v) for k, v in all_tags.items() if run.data.tags.get(k) != str(v)}
         if stale:  # it existed already, started with fewer tags

@@ -1,0 +1,342 @@
+"""Prefect's flow and task runs translated into :mod:`tracking.pipelines` calls.
+
+A flow run is a pipeline run (a subflow's names its parent flow's run as
+parent); a task run is a step of its flow run. Run ids come from Prefect's own
+ids, so every process that touches a run (a retry, a hook in the runner) lands
+on the same one with no search.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flows.blocks import ResolvedConfig
+from tracking import fluent
+from tracking.entities import ArtifactRef, Param, Run, RunStatus, RunTag
+from tracking.errors import InvalidParameterError, RunNotFoundError, TrackingError
+from tracking.pipelines import (
+    ATTEMPT_TAG,
+    FAILURE_REASON_TAG,
+    NeverBreak,
+    PipelineRun,
+    PipelineTracker,
+    Step,
+)
+from tracking.validation import (
+    MAX_BATCH_PARAMS,
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    validate_experiment_name,
+)
+
+__all__ = [
+    "SKIPPED_PARAMS_TAG",
+    "artifact_refs",
+    "flow_pipeline",
+    "task_step",
+    "tracking_for",
+]
+
+_log = logging.getLogger("flows")
+ORCHESTRATOR = "prefect"
+#: Parameters that were not logged (too long), and why.
+SKIPPED_PARAMS_TAG = "trackflow.skippedParams"
+#: A task run whose result came from Prefect's cache.
+CACHED_TAG = "trackflow.cached"
+_KIND = "flow-run"
+
+
+def flow_pipeline(flow_run_id: str) -> PipelineRun:
+    """The pipeline run of a Prefect flow run (its id alone identifies it)."""
+    return PipelineRun(ORCHESTRATOR, _KIND, str(flow_run_id))
+
+
+def task_step(
+    flow_run_id: str, task_run_id: str, attempt: int = 1, name: str | None = None
+) -> Step:
+    """The step of a Prefect task run of a flow run."""
+    return Step(flow_pipeline(flow_run_id), str(task_run_id), attempt=attempt, name=name)
+
+
+def artifact_refs(value: Any, depth: int = 0) -> Iterator[ArtifactRef]:
+    """The ``ArtifactRef`` values in an argument (also inside lists, tuples, dicts)."""
+    if isinstance(value, ArtifactRef):
+        yield value
+    elif depth < 4 and isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from artifact_refs(item, depth + 1)
+    elif depth < 4 and isinstance(value, Mapping):
+        for item in value.values():
+            yield from artifact_refs(item, depth + 1)
+
+
+def flatten_params(
+    values: Mapping[str, Any], prefix: str = "", depth: int = 0
+) -> tuple[list[Param], list[str]]:
+    """Call parameters as run params: dicts flattened to ``a.b``, values as strings;
+    keys or values over MLflow's limits (and ArtifactRefs) returned apart, by name."""
+    logged: list[Param] = []
+    skipped: list[str] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if any(True for _ in artifact_refs(value)):
+            continue  # a reference is lineage, not a param
+        if isinstance(value, Mapping) and value and depth < 3:
+            more, less = flatten_params(value, f"{name}.", depth + 1)
+            logged += more
+            skipped += less
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if len(name) > MAX_ENTITY_KEY_LENGTH or len(text) > MAX_PARAM_VALUE_LENGTH:
+            skipped.append(name)
+            continue
+        logged.append(Param(name, text))
+    return logged, skipped
+
+
+@dataclass
+class Opened:
+    """A flow or task run this process tracks now."""
+
+    tracker: PipelineTracker
+    run: Run | None
+    active: fluent.ActiveRun | None
+    label: str
+    env_before: dict[str, str | None]
+
+
+class PrefectTracking:
+    """The Prefect side of tracking for one configuration (see :func:`tracking_for`)."""
+
+    def __init__(self, config: ResolvedConfig) -> None:
+        self.config = config
+        self.guard = NeverBreak(_log)
+        self._lock = threading.RLock()
+        self._trackers: dict[str, PipelineTracker] = {}
+        self._client: Any = None
+
+    def client(self) -> Any:
+        """The client of the listener-like calls: few retries, the flow must go on."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self.config.client(max_retries=1, timeout=10.0)
+        return self._client
+
+    def tracker(self, experiment: str) -> PipelineTracker:
+        """The tracker of ``experiment``."""
+        with self._lock:
+            tracker = self._trackers.get(experiment)
+            if tracker is None:
+                tracker = self._trackers[experiment] = PipelineTracker(self.client(), experiment)
+        return tracker
+
+    # -- around a call ------------------------------------------------------------
+
+    def open_flow(
+        self,
+        *,
+        flow_run_id: str,
+        parent_run_id: str | None,
+        experiment: str,
+        run_name: str,
+        attempt: int,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        label: str,
+    ) -> Opened:
+        """A flow run starts (or a retry of it): its run goes RUNNING and becomes active."""
+        tracker = self.tracker(experiment)
+        pipeline = flow_pipeline(flow_run_id)
+
+        def start() -> Opened:
+            run = tracker.pipeline_started(
+                pipeline, run_name=run_name, tags=tags, parent_run_id=parent_run_id
+            )
+            seen = _attempt(run)
+            if attempt > seen or run.info.status is not RunStatus.RUNNING:
+                tracker.client.log_batch(
+                    run.info.run_id, tags=[RunTag(ATTEMPT_TAG, str(max(attempt, seen)))]
+                )
+                if run.info.status is not RunStatus.RUNNING:
+                    tracker.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
+            if params:
+                self._log_params(tracker.client, run.info.run_id, params)
+            active = fluent.attach_run(run.info.run_id, tracker.client, run=run)
+            return Opened(tracker, run, active, label, {})
+
+        opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
+        _set_env(opened, pipeline.run_id, self.config)
+        return opened
+
+    def open_task(
+        self,
+        *,
+        step: Step,
+        parent_run_id: str | None,
+        experiment: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        inputs: Mapping[str, Any],
+        label: str,
+    ) -> Opened:
+        """A task run starts (or a retry of it), under its flow run's run."""
+        tracker = self.tracker(experiment)
+
+        def start() -> Opened:
+            run = tracker.step_running(step, tags=tags, parent_run_id=parent_run_id)
+            if params:
+                self._log_params(tracker.client, run.info.run_id, params)
+            for ref in {r for v in inputs.values() for r in artifact_refs(v)}:
+                if ref.sha256 and ref.run_id != run.info.run_id:
+                    tracker.client.record_lineage(run.info.run_id, ref.run_id, ref.path, ref.sha256)
+            active = fluent.attach_run(run.info.run_id, tracker.client, run=run)
+            return Opened(tracker, run, active, label, {})
+
+        opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
+        _set_env(opened, step.run_id, self.config)
+        return opened
+
+    def close(self, opened: Opened) -> bool:
+        """Take the run off the context; False if a SIGTERM ended it meanwhile."""
+        _restore_env(opened)
+        if opened.active is None:
+            return True
+        try:
+            return fluent.detach_run(opened.active)
+        except TrackingError as exc:
+            _log.warning("trackflow: buffered records of %s were lost: %s", opened.label, exc)
+            return True
+
+    def flow_ended(
+        self,
+        opened: Opened,
+        flow_run_id: str,
+        status: RunStatus,
+        reason: str | None,
+        retrying: bool,
+    ) -> None:
+        """The flow run's attempt ended: SCHEDULED for a retry, else its run ends (after
+        closing the task runs still open)."""
+        pipeline = flow_pipeline(flow_run_id)
+
+        def end() -> None:
+            client = opened.tracker.client
+            if retrying:
+                client.update_run(pipeline.run_id, status=RunStatus.SCHEDULED)
+                if reason:
+                    client.set_tag(pipeline.run_id, FAILURE_REASON_TAG, reason[:5000])
+                return
+            opened.tracker.pipeline_ended(pipeline, status, reason=reason)
+
+        self.guard.call(opened.label, end)
+
+    def task_ended(
+        self, opened: Opened, step: Step, status: RunStatus, reason: str | None, retrying: bool
+    ) -> None:
+        """The task run's attempt ended."""
+
+        def end() -> None:
+            opened.tracker.step_ended(
+                step, status, reason=reason, retrying=retrying, current=opened.run
+            )
+
+        self.guard.call(opened.label, end)
+
+    def ended_from_outside(
+        self, flow_run_id: str, status: RunStatus, reason: str | None, label: str
+    ) -> None:
+        """A state Prefect set outside the flow's process (a cancellation, a crash the
+        runner noticed): the flow run's run, and its open task runs, end with it."""
+        pipeline = flow_pipeline(flow_run_id)
+
+        def end() -> None:
+            tracker = PipelineTracker(self.client(), "Default")
+            try:
+                run = tracker.client.get_run(pipeline.run_id)
+            except RunNotFoundError:
+                return
+            if run.info.status.is_terminated and run.info.status is status:
+                return
+            tracker.pipeline_ended(pipeline, status, reason=reason)
+
+        self.guard.call(label, end)
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _log_params(self, client: Any, run_id: str, values: Mapping[str, Any]) -> None:
+        params, skipped = flatten_params(values)
+        if skipped:
+            client.set_tag(
+                run_id,
+                SKIPPED_PARAMS_TAG,
+                f"not logged, over the key ({MAX_ENTITY_KEY_LENGTH}) or value "
+                f"({MAX_PARAM_VALUE_LENGTH}) length limit: " + ", ".join(sorted(skipped)),
+            )
+        for start in range(0, len(params), MAX_BATCH_PARAMS):
+            chunk = params[start : start + MAX_BATCH_PARAMS]
+            try:
+                client.log_batch(run_id, params=chunk)
+            except InvalidParameterError:
+                # A bad key, or a value changed since an earlier try (params are
+                # immutable: the first stays): the others one by one.
+                for param in chunk:
+                    try:
+                        client.log_param(run_id, param.key, param.value)
+                    except InvalidParameterError as exc:
+                        _log.warning("trackflow: param not logged: %s", exc)
+
+
+def _attempt(run: Run) -> int:
+    try:
+        return int(run.data.tags.get(ATTEMPT_TAG, "0"))
+    except ValueError:
+        return 0
+
+
+def _set_env(opened: Opened, run_id: str, config: ResolvedConfig) -> None:
+    env = {"TRACKFLOW_RUN_ID": run_id, **config.env()}
+    if "MLFLOW_TRACKING_URI" in env:
+        env["MLFLOW_RUN_ID"] = run_id
+    for name, value in env.items():
+        opened.env_before[name] = os.environ.get(name)
+        os.environ[name] = value
+
+
+def _restore_env(opened: Opened) -> None:
+    for name, value in opened.env_before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    opened.env_before.clear()
+
+
+_instances: dict[ResolvedConfig, PrefectTracking] = {}
+_instances_lock = threading.Lock()
+
+
+def tracking_for(config: ResolvedConfig) -> PrefectTracking:
+    """This process's :class:`PrefectTracking` for ``config``."""
+    with _instances_lock:
+        found = _instances.get(config)
+        if found is None:
+            found = _instances[config] = PrefectTracking(config)
+        return found
+
+
+def reset() -> None:
+    """Forget every configuration's clients (tests switching stores)."""
+    with _instances_lock:
+        _instances.clear()
+
+
+def check_experiment(name: str | None) -> None:
+    """A clear error now for an experiment name the store would refuse later."""
+    if name is not None:
+        validate_experiment_name(name)

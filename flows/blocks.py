@@ -1,0 +1,132 @@
+"""``TrackflowConfig``: where tracked flows log, as a Prefect block.
+
+Save one once and name it in the decorators::
+
+    TrackflowConfig(
+        tracking_uri="http://tracking.internal:5000",
+        token="...",
+        ui_base_url="https://tracking.example.com",
+    ).save("prod")
+
+    @tracked_flow(config="prod")
+    def retrain(): ...
+
+Without a block the ``TRACKFLOW_*`` settings are used (the embedded SQLite
+default when unset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+from tracking import TrackingClient
+from tracking.errors import InvalidParameterError
+from tracking.links import ui_base_for
+from tracking.settings import get_settings, resolve_tracking_uri
+
+__all__ = ["ResolvedConfig", "TrackflowConfig", "resolve_config"]
+
+
+class TrackflowConfig(Block):
+    """Where tracked flows and tasks log their runs."""
+
+    _block_type_name = "trackflow"
+    _block_type_slug = "trackflow"
+    _description = "Where trackflow's tracked flows and tasks log their runs."
+    _documentation_url = "https://github.com/trackflow/trackflow#prefect"  # type: ignore[assignment]
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="A tracking server's http(s):// address, or a database URL; "
+        "default: TRACKFLOW_TRACKING_URI.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="The tracking server's bearer token, if it wants one."
+    )
+    experiment: str | None = Field(
+        default=None,
+        description="The experiment of flows that name none (default: the flow's name).",
+    )
+    ui_base_url: str | None = Field(
+        default=None,
+        description="Where the trackflow web UI is, for links (default: the tracking server).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConfig:
+    """A block's settings (or the ``TRACKFLOW_*`` ones) made concrete."""
+
+    tracking_uri: str
+    token: str | None
+    experiment: str | None
+    ui_base_url: str | None
+
+    def client(self, *, max_retries: int | None = None, timeout: float | None = None) -> Any:
+        """A :class:`~tracking.TrackingClient` for this configuration."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            from tracking.store.rest import RestTrackingStore
+
+            store = RestTrackingStore(
+                self.tracking_uri, token=self.token, max_retries=max_retries, timeout=timeout
+            )
+            return TrackingClient.from_store(store, self.tracking_uri)
+        return TrackingClient(self.tracking_uri)
+
+    @property
+    def ui_base(self) -> str | None:
+        """The web UI's base URL: the configured one, else the server's own."""
+        return self.ui_base_url or ui_base_for(self.tracking_uri)
+
+    def env(self) -> dict[str, str]:
+        """What a subprocess needs to reach the same store (and the stock mlflow client)."""
+        env = {"TRACKFLOW_TRACKING_URI": self.tracking_uri}
+        if self.tracking_uri.startswith(("http://", "https://")):
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+            if self.token:
+                env["TRACKFLOW_TRACKING_TOKEN"] = self.token
+                env["MLFLOW_TRACKING_TOKEN"] = self.token
+        return env
+
+
+def resolve_config(
+    config: TrackflowConfig | str | None, tracking_uri: str | None = None
+) -> ResolvedConfig:
+    """The configuration a decorator was given: a block, a block's name, a tracking URI,
+    or nothing (the ``TRACKFLOW_*`` settings). An unknown block name is an error."""
+    if isinstance(config, str):
+        try:
+            block = TrackflowConfig.load(config)
+        except ValueError as exc:
+            raise InvalidParameterError(
+                f"no trackflow block named {config!r}: save one with "
+                f"TrackflowConfig(...).save({config!r}), or pass the block itself ({exc})"
+            ) from None
+        config = block if isinstance(block, TrackflowConfig) else None
+    settings = get_settings()
+    if config is None:
+        return ResolvedConfig(
+            tracking_uri=resolve_tracking_uri(tracking_uri),
+            token=settings.tracking_token,
+            experiment=settings.experiment_name,
+            ui_base_url=settings.ui_base_url,
+        )
+    if not isinstance(config, TrackflowConfig):
+        raise InvalidParameterError(
+            f"config must be a TrackflowConfig block or a block's name, got {type(config).__name__}"
+        )
+    base = config.ui_base_url
+    if base is not None and not base.startswith(("http://", "https://")):
+        raise InvalidParameterError(
+            f"TrackflowConfig.ui_base_url {base!r} must start with http:// or https://"
+        )
+    return ResolvedConfig(
+        tracking_uri=resolve_tracking_uri(tracking_uri or config.tracking_uri),
+        token=config.token.get_secret_value() if config.token else settings.tracking_token,
+        experiment=config.experiment,
+        ui_base_url=base or settings.ui_base_url,
+    )

@@ -1,0 +1,113 @@
+"""``tracked_flow`` / ``tracked_task`` under a real Prefect server: the run tree of flows,
+subflows, tasks and mapped tasks, states, tags, params, metrics, lineage, artifacts."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import by_name, flow_tree
+from prefect.context import FlowRunContext
+
+import tracking
+from flows import tracked_flow, tracked_task
+from tracking import ArtifactRef, RunStatus, TrackingClient
+
+pytestmark = pytest.mark.prefect
+
+
+def _flow_run_id() -> str:
+    ctx = FlowRunContext.get()
+    assert ctx is not None and ctx.flow_run is not None
+    return str(ctx.flow_run.id)
+
+
+@tracked_task(log_params=True)
+def square(x: int, scale: int = 1) -> int:
+    tracking.log_metric("sq", x * x * scale)
+    return x * x * scale
+
+
+@tracked_task
+def produce(text: str) -> ArtifactRef:
+    path = Path(tempfile.mkdtemp()) / "data.txt"
+    path.write_text(text)
+    return tracking.log_artifact(path, "data")
+
+
+@tracked_task
+def consume(ref: ArtifactRef) -> int:
+    return len(Path(tracking.use_artifact(ref)).read_text())
+
+
+@tracked_flow(log_params=True)
+def family(name: str, xs: list[int]) -> int:
+    tracking.log_metric("size", len(xs))
+    return sum(f.result() for f in square.map(xs))
+
+
+@tracked_flow(experiment="prefect-tree", log_params=True)
+def parent_flow(families: dict[str, list[int]]) -> dict[str, Any]:
+    totals = {name: family(name, xs) for name, xs in families.items()}
+    length = consume(produce("hello"))
+    tracking.log_metric("families", len(families))
+    return {"id": _flow_run_id(), "totals": totals, "length": length}
+
+
+class TestTree:
+    @pytest.fixture
+    def result(self, store: TrackingClient) -> tuple[dict[str, Any], Any, list[Any]]:
+        out = parent_flow({"linear": [1, 2], "tree": [3, 4, 5]})
+        parent, runs = flow_tree(store, out["id"])
+        return out, parent, runs
+
+    def test_three_levels(self, result: Any, store: TrackingClient) -> None:
+        out, parent, runs = result
+        assert out["totals"] == {"linear": 5, "tree": 50}
+        assert parent.info.status is RunStatus.FINISHED
+        assert store.get_experiment(parent.info.experiment_id).name == "prefect-tree"
+        top = by_name(runs, parent)
+        families = {r.data.params["name"]: r for r in top.values() if "name" in r.data.params}
+        assert set(families) == {"linear", "tree"}
+        assert {"produce", "consume"} <= set(top)
+        for name, size in (("linear", 2), ("tree", 3)):
+            run = families[name]
+            assert run.info.status is RunStatus.FINISHED
+            assert run.data.metrics == {"size": size}
+            trials = by_name(runs, run)
+            assert sorted(trials) == [f"square[{i}]" for i in range(size)]
+            assert all(r.info.status is RunStatus.FINISHED for r in trials.values())
+            assert [trials[f"square[{i}]"].data.tags["prefect.map_index"] for i in range(size)] == [
+                str(i) for i in range(size)
+            ]
+
+    def test_metrics_params_and_tags(self, result: Any) -> None:
+        out, parent, runs = result
+        assert parent.data.metrics == {"families": 2.0}
+        assert parent.data.params["families.linear"] == "[1, 2]"
+        assert parent.data.tags["prefect.flow_name"] == "parent-flow"
+        assert parent.data.tags["prefect.flow_run_id"] == out["id"]
+        assert parent.data.tags["prefect.url"].endswith(f"/flow-runs/flow-run/{out['id']}")
+        squares = sorted(
+            (r for r in runs if r.info.run_name.startswith("square[")),
+            key=lambda r: r.data.metrics["sq"],
+        )
+        assert [r.data.metrics["sq"] for r in squares] == [1, 4, 9, 16, 25]
+        assert [r.data.params["x"] for r in squares] == ["1", "2", "3", "4", "5"]
+        assert {r.data.params["scale"] for r in squares} == {"1"}
+        assert squares[0].data.tags["prefect.run_count"] == "1"
+        assert (
+            squares[0]
+            .data.tags["prefect.url"]
+            .endswith(f"/runs/task-run/{squares[0].data.tags['prefect.task_run_id']}")
+        )
+
+    def test_lineage(self, result: Any, store: TrackingClient) -> None:
+        _, parent, runs = result
+        top = by_name(runs, parent)
+        consumed = store.get_lineage(top["consume"].info.run_id).consumed
+        assert [(e.producer_run_id, e.artifact_path) for e in consumed] == [
+            (top["produce"].info.run_id, "data/data.txt")
+        ]
