@@ -163,6 +163,7 @@ class _FlowCall:
                 link_text=f"trackflow run {run.info.run_id}",
                 key="trackflow-run",
                 description=f"This flow run's run in trackflow (experiment {self.experiment}).",
+                _sync=True,  # type: ignore[call-arg]  # this code is synchronous, also in an async flow
             ),
         )
 
@@ -190,6 +191,7 @@ class _FlowCall:
                     key="trackflow-metrics",
                     table=[{"metric": k, "value": v} for k, v in sorted(metrics.items())],
                     description=f"The final metrics of trackflow run {run_id}.",
+                    _sync=True,  # type: ignore[call-arg]
                 )
 
         self.tracking.guard.call(self.opened.label, table)
@@ -370,8 +372,6 @@ class _TaskCall:
             "prefect.run_count": str(self.run_count),
             "prefect.url": str(runtime.ui_url),
         }
-        if task_run.cache_key:
-            tags["prefect.cache_key"] = str(task_run.cache_key)[:5000]
         values = _call_parameters(fn, args, kwargs)
         self.opened = self.tracking.open_task(
             step=self.step,
@@ -388,6 +388,63 @@ class _TaskCall:
         killed = not self.tracking.close(self.opened)
         status, reason, retrying = _outcome(exc, self.run_count, self.retries, killed)
         self.tracking.task_ended(self.opened, self.step, status, reason, retrying)
+
+
+def _cache_key(state: Any) -> str | None:
+    """Where Prefect keeps a cacheable result (its cache key), if the state has one."""
+    key = getattr(getattr(state, "state_details", None), "cache_key", None)
+    if not key:
+        # Prefect 3 keeps it on the result record.
+        record = getattr(state, "data", None)
+        key = getattr(getattr(record, "metadata", None), "storage_key", None)
+    return str(key) if key else None
+
+
+def _cached_hook(task: Any, task_run: Any, state: Any) -> None:
+    """A task run answered from Prefect's cache never calls the function: its run is
+    recorded here, FINISHED, tagged as cached, with the run that computed the result."""
+    options: _Options | None = getattr(task.fn, "__trackflow_options__", None)
+    key = _cache_key(state)
+    if options is None or getattr(state, "name", None) not in ("Cached", "Completed"):
+        return
+    tracking = options.tracking()
+    flow_run_id = str(task_run.flow_run_id or task_run.id)
+    step = _tracking.task_step(flow_run_id, str(task_run.id), 1, options.run_name or task.name)
+    if state.name == "Completed":
+        if key:  # the run that computed a cacheable result: later hits point to it
+            tracking.guard.call(
+                f"task {task_run.name}",
+                lambda: tracking.client().set_tag(step.run_id, "prefect.cache_key", key[:5000]),
+            )
+        return
+
+    def record() -> None:
+        client = tracking.client()
+        parent = _tracking.flow_pipeline(flow_run_id).run_id
+        experiment = client.get_run(parent).info.experiment_id
+        tags = {
+            "prefect.flow_run_id": flow_run_id,
+            "prefect.task_run_id": str(task_run.id),
+            "prefect.task_run_name": str(task_run.name),
+            _tracking.CACHED_TAG: "true",
+        }
+        if key:
+            tags["prefect.cache_key"] = key[:5000]
+            computed = client.search_runs(
+                [experiment],
+                filter_string=f"tags.`prefect.cache_key` = '{key}' and "
+                f"attributes.status = 'FINISHED'",
+                max_results=10,
+                order_by=["attributes.start_time ASC"],
+            )
+            origin = [r for r in computed if _tracking.CACHED_TAG not in r.data.tags]
+            if origin:
+                tags["trackflow.cachedFrom"] = origin[0].info.run_id
+        tracker = tracking.tracker(client.get_experiment(experiment).name)
+        tracker.step_running(step, tags=tags, parent_run_id=parent)
+        tracker.step_ended(step, RunStatus.FINISHED)
+
+    tracking.guard.call(f"task {task_run.name}", record)
 
 
 def tracked_task(
@@ -431,6 +488,7 @@ def tracked_task(
                 return result
 
         wrapper.__trackflow_options__ = options  # type: ignore[attr-defined]
+        task_kwargs["on_completion"] = [_cached_hook, *(task_kwargs.get("on_completion") or [])]
         return TrackedTask(fn=wrapper, **task_kwargs)
 
     return decorate(__fn) if __fn is not None else decorate

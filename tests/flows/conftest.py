@@ -32,6 +32,7 @@ os.environ.update(
         "PREFECT_HOME": str(PREFECT_HOME),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_LOCAL_STORAGE_PATH": str(PREFECT_HOME / "storage"),
     }
 )
 
