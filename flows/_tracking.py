@@ -119,6 +119,8 @@ class PrefectTracking:
         self._lock = threading.RLock()
         self._trackers: dict[str, PipelineTracker] = {}
         self._client: Any = None
+        #: Ends of task runs the store missed, by flow run: sent again at the flow's end.
+        self._pending: dict[str, list[Any]] = {}
 
     def client(self) -> Any:
         """The client of the listener-like calls: few retries, the flow must go on."""
@@ -224,9 +226,13 @@ class PrefectTracking:
         """The flow run's attempt ended: SCHEDULED for a retry, else its run ends (after
         closing the task runs still open)."""
         pipeline = flow_pipeline(flow_run_id)
+        with self._lock:
+            missed = self._pending.pop(flow_run_id, [])
 
         def end() -> None:
             client = opened.tracker.client
+            for again in missed:  # the task runs' ends the store missed, first
+                again()
             if retrying:
                 client.update_run(pipeline.run_id, status=RunStatus.SCHEDULED)
                 if reason:
@@ -241,12 +247,15 @@ class PrefectTracking:
     ) -> None:
         """The task run's attempt ended."""
 
-        def end() -> None:
+        def end() -> bool:
             opened.tracker.step_ended(
                 step, status, reason=reason, retrying=retrying, current=opened.run
             )
+            return True
 
-        self.guard.call(opened.label, end)
+        if not self.guard.call(opened.label, end):
+            with self._lock:
+                self._pending.setdefault(step.pipeline.run_key, []).append(end)
 
     def ended_from_outside(
         self, flow_run_id: str, status: RunStatus, reason: str | None, label: str
