@@ -27,7 +27,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from prefect import Flow, Task
 from prefect.context import FlowRunContext, TaskRunContext
@@ -59,6 +59,15 @@ class _Options:
 
     def tracking(self) -> _tracking.PrefectTracking:
         return _tracking.tracking_for(resolve_config(self.config, self.tracking_uri))
+
+
+def _resolved_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with its annotations evaluated in its own module: Prefect
+    builds its parameter model from the wrapper's, which lives in another module."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except Exception:  # a name only imported for type checking: leave them as strings
+        return inspect.signature(fn)
 
 
 def _call_parameters(fn: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
@@ -224,6 +233,23 @@ def _state_hook(status: RunStatus) -> Callable[[Any, Any, Any], None]:
     return hook
 
 
+@overload
+def tracked_flow(__fn: Callable[..., Any]) -> Flow[Any, Any]: ...
+
+
+@overload
+def tracked_flow(
+    __fn: None = None,
+    *,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    log_params: bool = False,
+    config: TrackflowConfig | str | None = None,
+    tracking_uri: str | None = None,
+    **flow_kwargs: Any,
+) -> Callable[[Callable[..., Any]], Flow[Any, Any]]: ...
+
+
 def tracked_flow(
     __fn: Callable[..., Any] | None = None,
     *,
@@ -265,6 +291,7 @@ def tracked_flow(
                 return result
 
         wrapper.__trackflow_options__ = options  # type: ignore[attr-defined]
+        wrapper.__signature__ = _resolved_signature(fn)  # type: ignore[attr-defined]
         hooks = {
             "on_cancellation": [_state_hook(RunStatus.KILLED)],
             "on_crashed": [_state_hook(RunStatus.FAILED)],
@@ -447,6 +474,23 @@ def _cached_hook(task: Any, task_run: Any, state: Any) -> None:
     tracking.guard.call(f"task {task_run.name}", record)
 
 
+@overload
+def tracked_task(__fn: Callable[..., Any]) -> TrackedTask: ...
+
+
+@overload
+def tracked_task(
+    __fn: None = None,
+    *,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    log_params: bool = False,
+    config: TrackflowConfig | str | None = None,
+    tracking_uri: str | None = None,
+    **task_kwargs: Any,
+) -> Callable[[Callable[..., Any]], TrackedTask]: ...
+
+
 def tracked_task(
     __fn: Callable[..., Any] | None = None,
     *,
@@ -488,6 +532,7 @@ def tracked_task(
                 return result
 
         wrapper.__trackflow_options__ = options  # type: ignore[attr-defined]
+        wrapper.__signature__ = _resolved_signature(fn)  # type: ignore[attr-defined]
         task_kwargs["on_completion"] = [_cached_hook, *(task_kwargs.get("on_completion") or [])]
         return TrackedTask(fn=wrapper, **task_kwargs)
 

@@ -19,7 +19,6 @@ The champion of an experiment is the run tagged ``trackflow.champion=true``;
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -29,8 +28,9 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from operators._tracking import pipeline_for
 from operators.hooks import TrackflowHook
 from operators.links import TrackflowRunLink
+from tracking.champions import CHAMPION_TAG, champion_of, metric_of, promote_run
 from tracking.entities import Run
-from tracking.errors import RunNotFoundError
+from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.pipelines import Step
 
 __all__ = [
@@ -40,10 +40,6 @@ __all__ = [
     "champion_of",
     "promote_run",
 ]
-
-#: The tag that marks an experiment's champion run.
-CHAMPION_TAG = "trackflow.champion"
-_DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
 
 
 def _run_of_task(context: Any, task_id: str) -> str:
@@ -65,44 +61,14 @@ def _resolve_run(client: Any, context: Any, run_id: str | None, task_id: str | N
         ) from None
 
 
-def champion_of(client: Any, experiment_id: str) -> Run | None:
-    """The experiment's champion run, or None before the first promotion."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{CHAMPION_TAG}` = 'true'",
-        max_results=10,
-        order_by=["attributes.start_time DESC"],
-    )
-    return runs[0] if runs else None
-
-
-def promote_run(client: Any, run: Run) -> list[str]:
-    """Make ``run`` its experiment's champion; returns the ids of the runs that lost it."""
-    others = client.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.`{CHAMPION_TAG}` = 'true'",
-        max_results=1000,
-    )
-    client.set_tag(run.info.run_id, CHAMPION_TAG, "true")
-    dethroned = []
-    for other in others:
-        if other.info.run_id != run.info.run_id:
-            client.delete_tag(other.info.run_id, CHAMPION_TAG)
-            client.set_tag(other.info.run_id, "trackflow.dethronedBy", run.info.run_id)
-            dethroned.append(other.info.run_id)
-    return dethroned
+_DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
 
 
 def _metric(run: Run, metric: str, role: str) -> float:
-    value = run.data.metrics.get(metric)
-    if value is None:
-        known = ", ".join(sorted(run.data.metrics)) or "none"
-        raise AirflowFailException(
-            f"the {role} run {run.info.run_id} has no metric {metric!r} (its metrics: {known})"
-        )
-    if math.isnan(value):
-        raise AirflowFailException(f"the {role} run {run.info.run_id} has {metric} = NaN")
-    return float(value)
+    try:
+        return metric_of(run, metric, role)
+    except InvalidParameterError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 class ChampionChallengerOperator(BaseBranchOperator):
