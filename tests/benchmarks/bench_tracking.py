@@ -36,7 +36,9 @@ workloads, trackflow's server with both clients; it prints a second table.
 
 The Airflow section (``airflow_bench.py``) times DAGs under ``dag.test()``
 untracked and tracked, and the import cost of ``operators``; ``--no-airflow``
-skips it, ``--only airflow`` runs only it.
+skips it, ``--only airflow`` runs only it. The Prefect section
+(``prefect_bench.py``) does the same for flows under the test harness
+(``--no-prefect``, ``--only prefect``).
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Benchmark trackflow against MLflow: embedded SQLite, then tracking servers.",
         epilog=f"Workloads: a, b, c, d1, d2, e1, e2 (embedded), {', '.join(server_keys)} "
-        "(servers), airflow; see the module docstrings of bench_tracking.py and server_bench.py.",
+        "(servers), airflow, prefect; see the module docstrings of bench_tracking.py and server_bench.py.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
@@ -261,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section.add_argument("--server-only", action="store_true", help="run the server section only")
     section.add_argument("--no-server", action="store_true", help="skip the server section")
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow section")
+    parser.add_argument("--no-prefect", action="store_true", help="skip the Prefect section")
     parser.add_argument(
         "--mlflow-env",
         type=Path,
@@ -288,14 +291,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen_servers = [] if args.no_server else server_bench.server_workloads(args.quick)
     if args.only:
         wanted = {w.strip() for w in args.only.split(",") if w.strip()}
-        unknown = wanted - {w.key for w in workloads(args.quick)} - set(server_keys) - {"airflow"}
+        unknown = (
+            wanted
+            - {w.key for w in workloads(args.quick)}
+            - set(server_keys)
+            - {"airflow", "prefect"}
+        )
         if unknown:
             parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
         chosen = [w for w in chosen if w.key in wanted]
         chosen_servers = [w for w in chosen_servers if w.key in wanted]
     run_airflow = not args.no_airflow and not args.server_only
+    run_prefect = not args.no_prefect and not args.server_only
     if args.only:
         run_airflow = run_airflow and "airflow" in wanted
+        run_prefect = run_prefect and "prefect" in wanted
 
     mlflow_python = None
     if not args.no_mlflow:
@@ -322,6 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         console.print(airflow_bench.render(figures))
         missed += airflow_bench.missed(figures)
+    if run_prefect:
+        import prefect_bench
+
+        console.print()
+        prefect_figures = prefect_bench.run_section(quick=args.quick, console=console)
+        console.print(prefect_bench.render(prefect_figures))
+        missed += prefect_bench.missed(prefect_figures)
     if missed:
         console.print(f"targets missed: {', '.join(missed)}")
     if failed:

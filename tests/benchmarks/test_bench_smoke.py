@@ -42,7 +42,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     server_raw = raw.with_name("servers.json")
     proc = subprocess.run(
         [
-            *(sys.executable, str(SCRIPT), "--quick", "--no-mlflow", "--no-airflow"),
+            *(sys.executable, str(SCRIPT), "--quick", "--no-mlflow"),
+            *("--no-airflow", "--no-prefect"),
             *("--json", str(raw), "--server-json", str(server_raw)),
         ],
         capture_output=True,

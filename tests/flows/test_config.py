@@ -140,3 +140,25 @@ def test_server_down_during_a_flow(
         assert len([w for w in warnings if "task outage" in w]) == 1, warnings
     finally:
         (second[0][0] if second else first).__exit__(None, None, None)
+
+
+class TestRegistration:
+    def test_the_block_type_is_registered_for_the_ui(self) -> None:
+        import asyncio
+
+        from prefect.client.orchestration import get_client
+
+        async def read() -> Any:
+            async with get_client() as client:
+                return await client.read_block_type_by_slug("trackflow")
+
+        block_type = asyncio.run(read())
+        assert block_type.name == "trackflow"
+
+    def test_importing_tracking_never_imports_prefect(self) -> None:
+        import subprocess
+        import sys
+
+        code = "import sys, tracking, tracking.pipelines, flows; print('prefect' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.stdout.strip() == "False", out.stderr

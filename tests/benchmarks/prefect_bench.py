@@ -1,0 +1,211 @@
+"""What tracking costs a Prefect flow, per task run.
+
+Usage (from the repository root)::
+
+    uv run python tests/benchmarks/prefect_bench.py            # 20 tasks, .map over 200
+    uv run python tests/benchmarks/prefect_bench.py --quick
+
+``bench_tracking.py`` runs this as its Prefect section. Under one
+``prefect_test_harness`` (a temporary Prefect server), the same flows run
+untracked (``@flow`` / ``@task``), tracked into the embedded SQLite store and
+tracked into a local ``trackflow server`` (``tracked_flow`` /
+``tracked_task``): a flow calling 20 tasks one after another, and a flow
+mapping one task over 200 items. The tasks do nothing. Each variant is warmed
+up once, then the variants run interleaved ``--repeat`` times and the best is
+kept; the overhead per task run is (tracked - untracked) / task runs.
+
+Targets: < 25 ms per task run embedded, < 40 ms against a local server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+TARGETS = {"embedded": 25.0, "server": 40.0}
+
+
+def _flows(chain: int, mapped: int) -> dict[str, Any]:
+    from prefect import flow, task
+
+    from flows import tracked_flow, tracked_task
+
+    def nothing(x: int = 0) -> int:
+        return x
+
+    plain_task = task(nothing, name="nothing")
+    tracked = tracked_task(nothing, name="nothing")
+
+    def chain_body(one: Any) -> None:
+        for i in range(chain):
+            one(i)
+
+    def mapped_body(one: Any) -> None:
+        for future in one.map(list(range(mapped))):
+            future.result()
+
+    return {
+        ("chain", "untracked"): flow(lambda: chain_body(plain_task), name="chain"),
+        ("chain", "tracked"): tracked_flow(lambda: chain_body(tracked), name="chain"),
+        ("mapped", "untracked"): flow(lambda: mapped_body(plain_task), name="mapped"),
+        ("mapped", "tracked"): tracked_flow(lambda: mapped_body(tracked), name="mapped"),
+    }
+
+
+def run_section(*, quick: bool = False, repeat: int = 2, console: Any = None) -> dict[str, Any]:
+    """Every figure of the section (see :func:`render`)."""
+    from servers import trackflow_server
+
+    say = console.print if console is not None else print
+    chain, mapped = (10, 40) if quick else (20, 200)
+    repeat = 1 if quick else repeat
+    with tempfile.TemporaryDirectory(prefix="trackflow-prefect-bench-") as tmp:
+        work = Path(tmp)
+        os.environ.update(
+            {
+                "PREFECT_HOME": str(work / "prefect"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+                "PREFECT_LOCAL_STORAGE_PATH": str(work / "prefect" / "storage"),
+            }
+        )
+        from prefect.testing.utilities import prefect_test_harness
+
+        from flows import _tracking
+        from tracking.settings import reset_settings
+
+        with (
+            trackflow_server(
+                f"sqlite:///{work}/server.db", work / "server-artifacts", workdir=work
+            ) as server,
+            prefect_test_harness(server_startup_timeout=120),
+        ):
+            flows = _flows(chain, mapped)
+            uris = {
+                "untracked": None,
+                "embedded": f"sqlite:///{work}/embedded.db",
+                "server": server.url,
+            }
+
+            def once(shape: str, variant: str) -> float:
+                uri = uris[variant]
+                if uri is not None:
+                    os.environ["TRACKFLOW_TRACKING_URI"] = uri
+                    reset_settings()
+                    _tracking.reset()
+                kind = "untracked" if uri is None else "tracked"
+                started = time.perf_counter()
+                flows[(shape, kind)]()
+                return time.perf_counter() - started
+
+            results: dict[str, Any] = {"chain": chain, "mapped": mapped, "flows": {}}
+            for shape in ("chain", "mapped"):
+                best: dict[str, float] = {}
+                for variant in uris:
+                    once(shape, variant)  # warm-up
+                for _ in range(repeat):
+                    for variant in uris:
+                        say(f"[dim]prefect: {shape} {variant} ...[/dim]", end=" ")
+                        seconds = once(shape, variant)
+                        say(f"[dim]{seconds:.2f} s[/dim]")
+                        best[variant] = min(best.get(variant, seconds), seconds)
+                results["flows"][shape] = best
+            # The tracked runs really were tracked: one child per task run, FINISHED.
+            from tracking import TrackingClient
+
+            client = TrackingClient(uris["embedded"])
+            exp = client.get_experiment_by_name("mapped")
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            results["mapped_runs_finished"] = sum(
+                1 for r in runs if r.info.parent_run_id and r.info.status.value == "FINISHED"
+            )
+            results["mapped_runs_expected"] = mapped * (repeat + 1)
+    return results
+
+
+def overheads(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Milliseconds added per task run, per flow and variant."""
+    out: dict[str, dict[str, float]] = {}
+    for shape, figures in results["flows"].items():
+        runs = results[shape]
+        out[shape] = {
+            v: (figures[v] - figures["untracked"]) / runs * 1000 for v in ("embedded", "server")
+        }
+    return out
+
+
+def missed(results: dict[str, Any]) -> list[str]:
+    """The targets the figures miss."""
+    out = [
+        f"prefect-{shape}-{variant}"
+        for shape, by_variant in overheads(results).items()
+        for variant, ms in by_variant.items()
+        if ms >= TARGETS[variant]
+    ]
+    if results["mapped_runs_finished"] != results["mapped_runs_expected"]:
+        out.append("prefect-mapped-runs")
+    return out
+
+
+def render(results: dict[str, Any]) -> Any:
+    """A rich table of the section, with targets."""
+    from rich.table import Table
+
+    table = Table(title="Prefect: what tracking adds (prefect_test_harness)", title_justify="left")
+    for column in ("figure", "untracked", "tracked", "per task run", "target", "result"):
+        table.add_column(column, justify="left" if column == "figure" else "right", no_wrap=True)
+    added = overheads(results)
+    labels = {"chain": f"{results['chain']} tasks", "mapped": f".map over {results['mapped']}"}
+    for shape, figures in results["flows"].items():
+        for variant in ("embedded", "server"):
+            ms = added[shape][variant]
+            ok = ms < TARGETS[variant]
+            table.add_row(
+                f"{labels[shape]}, {variant}",
+                f"{figures['untracked']:.2f} s",
+                f"{figures[variant]:.2f} s",
+                f"{ms:.1f} ms",
+                f"< {TARGETS[variant]:g} ms",
+                "[green]PASS[/green]" if ok else "[red]FAIL[/red]",
+            )
+    table.add_row(
+        "mapped task runs tracked FINISHED",
+        "-",
+        "-",
+        f"{results['mapped_runs_finished']} / {results['mapped_runs_expected']}",
+        "all",
+        "[green]PASS[/green]"
+        if results["mapped_runs_finished"] == results["mapped_runs_expected"]
+        else "[red]FAIL[/red]",
+    )
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="fewer tasks, one repeat")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per variant (the best kept)")
+    parser.add_argument("--json", type=Path, help="also write the raw figures")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE.parent))
+    from runner import console
+
+    results = run_section(quick=args.quick, repeat=args.repeat, console=console)
+    console.print(render(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    misses = missed(results)
+    if misses:
+        console.print(f"targets missed: {', '.join(misses)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
