@@ -250,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Benchmark trackflow against MLflow: embedded SQLite, then tracking servers.",
         epilog=f"Workloads: a, b, c, d1, d2, e1, e2 (embedded), {', '.join(server_keys)} "
-        "(servers), airflow, prefect; see the module docstrings of bench_tracking.py and server_bench.py.",
+        "(servers), airflow, prefect; see the module docstrings of bench_tracking.py, "
+        "server_bench.py, airflow_bench.py and prefect_bench.py.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
