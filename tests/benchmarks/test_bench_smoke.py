@@ -139,3 +139,25 @@ def test_airflow_section(tmp_path: Path) -> None:
     for variant in ("embedded", "server"):
         assert chain[variant]["finished_runs"] == chain[variant]["tasks"] == figures["chain"]
     assert figures["import"]["all_names_ms"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.prefect
+def test_prefect_section(tmp_path: Path) -> None:
+    """The Prefect section at its quick sizes: every variant runs, every mapped task run
+    of the tracked flows was tracked to FINISHED."""
+    raw = tmp_path / "prefect.json"
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "prefect_bench.py"), "--quick", "--json", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "what tracking adds" in proc.stdout
+    figures = json.loads(raw.read_text())
+    assert set(figures["flows"]) == {"chain", "mapped"}
+    for shape in ("chain", "mapped"):
+        assert set(figures["flows"][shape]) == {"untracked", "embedded", "server"}
+    assert figures["mapped_runs_finished"] == figures["mapped_runs_expected"] > 0
