@@ -271,6 +271,10 @@ class PrefectTracking:
             except RunNotFoundError:
                 return
             if run.info.status.is_terminated and run.info.status is status:
+                # Ended so already (the flow's process, on the runner's SIGTERM): the
+                # reason is what the runner knows.
+                if reason and FAILURE_REASON_TAG not in run.data.tags:
+                    tracker.client.set_tag(pipeline.run_id, FAILURE_REASON_TAG, reason[:5000])
                 return
             tracker.pipeline_ended(pipeline, status, reason=reason)
 

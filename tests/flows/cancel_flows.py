@@ -1,0 +1,14 @@
+"""A flow for the cancellation test: a Prefect runner runs it from this file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flows import tracked_flow
+
+
+@tracked_flow
+def sleepy(marker: str) -> None:
+    Path(marker).touch()
+    time.sleep(120)
