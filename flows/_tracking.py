@@ -9,15 +9,15 @@ on the same one with no search.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flows.blocks import ResolvedConfig
 from tracking import fluent
-from tracking.entities import ArtifactRef, Param, Run, RunStatus, RunTag
+from tracking.connection import enter_step_env, leave_step_env
+from tracking.entities import Param, Run, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, RunNotFoundError, TrackingError
 from tracking.pipelines import (
     ATTEMPT_TAG,
@@ -26,6 +26,7 @@ from tracking.pipelines import (
     PipelineRun,
     PipelineTracker,
     Step,
+    artifact_refs,
 )
 from tracking.validation import (
     MAX_BATCH_PARAMS,
@@ -61,18 +62,6 @@ def task_step(
 ) -> Step:
     """The step of a Prefect task run of a flow run."""
     return Step(flow_pipeline(flow_run_id), str(task_run_id), attempt=attempt, name=name)
-
-
-def artifact_refs(value: Any, depth: int = 0) -> Iterator[ArtifactRef]:
-    """The ``ArtifactRef`` values in an argument (also inside lists, tuples, dicts)."""
-    if isinstance(value, ArtifactRef):
-        yield value
-    elif depth < 4 and isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from artifact_refs(item, depth + 1)
-    elif depth < 4 and isinstance(value, Mapping):
-        for item in value.values():
-            yield from artifact_refs(item, depth + 1)
 
 
 def flatten_params(
@@ -313,21 +302,11 @@ def _attempt(run: Run) -> int:
 
 
 def _set_env(opened: Opened, run_id: str, config: ResolvedConfig) -> None:
-    env = {"TRACKFLOW_RUN_ID": run_id, **config.env()}
-    if "MLFLOW_TRACKING_URI" in env:
-        env["MLFLOW_RUN_ID"] = run_id
-    for name, value in env.items():
-        opened.env_before[name] = os.environ.get(name)
-        os.environ[name] = value
+    opened.env_before = enter_step_env(run_id, config)
 
 
 def _restore_env(opened: Opened) -> None:
-    for name, value in opened.env_before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    opened.env_before.clear()
+    leave_step_env(opened.env_before)
 
 
 _instances: dict[ResolvedConfig, PrefectTracking] = {}

@@ -17,15 +17,11 @@ default when unset).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from tracking import TrackingClient
+from tracking.connection import StoreConfig
 from tracking.errors import InvalidParameterError
-from tracking.links import ui_base_for
 from tracking.settings import get_settings, resolve_tracking_uri
 
 __all__ = ["ResolvedConfig", "TrackflowConfig", "resolve_config"]
@@ -57,40 +53,8 @@ class TrackflowConfig(Block):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedConfig:
-    """A block's settings (or the ``TRACKFLOW_*`` ones) made concrete."""
-
-    tracking_uri: str
-    token: str | None
-    experiment: str | None
-    ui_base_url: str | None
-
-    def client(self, *, max_retries: int | None = None, timeout: float | None = None) -> Any:
-        """A :class:`~tracking.TrackingClient` for this configuration."""
-        if self.tracking_uri.startswith(("http://", "https://")):
-            from tracking.store.rest import RestTrackingStore
-
-            store = RestTrackingStore(
-                self.tracking_uri, token=self.token, max_retries=max_retries, timeout=timeout
-            )
-            return TrackingClient.from_store(store, self.tracking_uri)
-        return TrackingClient(self.tracking_uri)
-
-    @property
-    def ui_base(self) -> str | None:
-        """The web UI's base URL: the configured one, else the server's own."""
-        return self.ui_base_url or ui_base_for(self.tracking_uri)
-
-    def env(self) -> dict[str, str]:
-        """What a subprocess needs to reach the same store (and the stock mlflow client)."""
-        env = {"TRACKFLOW_TRACKING_URI": self.tracking_uri}
-        if self.tracking_uri.startswith(("http://", "https://")):
-            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
-            if self.token:
-                env["TRACKFLOW_TRACKING_TOKEN"] = self.token
-                env["MLFLOW_TRACKING_TOKEN"] = self.token
-        return env
+#: A block's settings (or the ``TRACKFLOW_*`` ones) made concrete.
+ResolvedConfig = StoreConfig
 
 
 def resolve_config(

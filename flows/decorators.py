@@ -70,6 +70,39 @@ def _resolved_signature(fn: Callable[..., Any]) -> inspect.Signature:
         return inspect.signature(fn)
 
 
+def _wrapped(fn: Callable[..., Any], begin: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """``fn`` (sync or async) inside one tracked attempt: ``begin(args, kwargs)`` makes
+    the attempt, whose ``end(exc)`` is called with what the call raised (or None)."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = begin(args, kwargs)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                call.end(exc)
+                raise
+            call.end(None)
+            return result
+
+    else:
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = begin(args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                call.end(exc)
+                raise
+            call.end(None)
+            return result
+
+    wrapper.__signature__ = _resolved_signature(fn)  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _call_parameters(fn: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
     try:
         bound = inspect.signature(fn).bind_partial(*args, **kwargs)
@@ -264,34 +297,8 @@ def tracked_flow(
     options = _Options(experiment, run_name, log_params, config, tracking_uri)
 
     def decorate(fn: Callable[..., Any]) -> Flow[Any, Any]:
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = _FlowCall(options, fn, args, kwargs)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.end(exc)
-                    raise
-                call.end(None)
-                return result
-
-        else:
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = _FlowCall(options, fn, args, kwargs)
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.end(exc)
-                    raise
-                call.end(None)
-                return result
-
+        wrapper = _wrapped(fn, lambda args, kwargs: _FlowCall(options, fn, args, kwargs))
         wrapper.__trackflow_options__ = options  # type: ignore[attr-defined]
-        wrapper.__signature__ = _resolved_signature(fn)  # type: ignore[attr-defined]
         hooks = {
             "on_cancellation": [_state_hook(RunStatus.KILLED)],
             "on_crashed": [_state_hook(RunStatus.FAILED)],
@@ -505,34 +512,8 @@ def tracked_task(
     options = _Options(experiment, run_name, log_params, config, tracking_uri)
 
     def decorate(fn: Callable[..., Any]) -> TrackedTask:
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = _TaskCall(options, fn, args, kwargs)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.end(exc)
-                    raise
-                call.end(None)
-                return result
-
-        else:
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = _TaskCall(options, fn, args, kwargs)
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.end(exc)
-                    raise
-                call.end(None)
-                return result
-
+        wrapper = _wrapped(fn, lambda args, kwargs: _TaskCall(options, fn, args, kwargs))
         wrapper.__trackflow_options__ = options  # type: ignore[attr-defined]
-        wrapper.__signature__ = _resolved_signature(fn)  # type: ignore[attr-defined]
         task_kwargs["on_completion"] = [_cached_hook, *(task_kwargs.get("on_completion") or [])]
         return TrackedTask(fn=wrapper, **task_kwargs)
 

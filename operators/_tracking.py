@@ -21,6 +21,7 @@ from urllib.parse import quote
 import tracking
 from operators import _serde  # noqa: F401  (ArtifactRef through XCom)
 from tracking import fluent
+from tracking.connection import enter_step_env, leave_step_env
 from tracking.entities import Param, Run, RunStatus, RunTag
 from tracking.errors import RunNotFoundError
 from tracking.links import run_url
@@ -226,12 +227,7 @@ def _ours(task: Any) -> bool:
 
 
 def _restore_env(entry: _Open) -> None:
-    for name, value in entry.env_before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    entry.env_before.clear()
+    leave_step_env(entry.env_before)
 
 
 def _key(ti: Any) -> tuple[str, str, str, int]:
@@ -335,7 +331,7 @@ class AirflowTracking:
             if active is None:  # the store is down: the task runs untracked
                 tracker = self.tracker(experiment_for(ti.dag_id, dag))
                 self._open[key] = _Open(step, tracker, None)
-        self._set_env(self._open[key], step.run_id)
+        self._open[key].env_before = enter_step_env(step.run_id, self.config())
         return active
 
     def ensure_started(
@@ -394,14 +390,6 @@ class AirflowTracking:
                     except tracking.InvalidParameterError as exc:
                         _log.warning("trackflow: DAG-run param not logged: %s", exc)
         self._params_logged.add(pipeline.run_id)
-
-    def _set_env(self, entry: _Open, run_id: str) -> None:
-        env = {"TRACKFLOW_RUN_ID": run_id, **self.config().env()}
-        if "MLFLOW_TRACKING_URI" in env:
-            env["MLFLOW_RUN_ID"] = run_id
-        for name, value in env.items():
-            entry.env_before[name] = os.environ.get(name)
-            os.environ[name] = value
 
     def task_ended(
         self,

@@ -19,58 +19,19 @@ explicitly and does not exist is an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.bases.hook import BaseHook
 
-from tracking import TrackingClient
+from tracking.connection import StoreConfig
 from tracking.errors import InvalidParameterError
-from tracking.links import ui_base_for
 from tracking.settings import get_settings, resolve_tracking_uri
 
 __all__ = ["TrackflowConfig", "TrackflowHook"]
 
 
-@dataclass(frozen=True, slots=True)
-class TrackflowConfig:
-    """What a ``trackflow`` connection (or the fallback settings) says."""
-
-    tracking_uri: str
-    token: str | None = None
-    artifact_root: str | None = None
-    experiment: str | None = None
-    ui_base_url: str | None = None
-    conn_id: str | None = None
-
-    def client(self, *, max_retries: int | None = None, timeout: float | None = None) -> Any:
-        """A :class:`~tracking.TrackingClient` for this configuration."""
-        if self.tracking_uri.startswith(("http://", "https://")):
-            from tracking.store.rest import RestTrackingStore
-
-            store = RestTrackingStore(
-                self.tracking_uri, token=self.token, max_retries=max_retries, timeout=timeout
-            )
-            return TrackingClient.from_store(store, self.tracking_uri)
-        return TrackingClient(self.tracking_uri, artifact_root=self.artifact_root)
-
-    def env(self) -> dict[str, str]:
-        """The environment a subprocess needs to reach the same store, for
-        trackflow and for the stock mlflow client (only a server speaks to it)."""
-        env = {"TRACKFLOW_TRACKING_URI": self.tracking_uri}
-        if self.tracking_uri.startswith(("http://", "https://")):
-            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
-            if self.token:
-                env["TRACKFLOW_TRACKING_TOKEN"] = self.token
-                env["MLFLOW_TRACKING_TOKEN"] = self.token
-        if self.artifact_root:
-            env["TRACKFLOW_ARTIFACT_ROOT"] = self.artifact_root
-        return env
-
-    @property
-    def ui_base(self) -> str | None:
-        """The web UI's base URL: the ``ui_base_url`` extra, else the server's own."""
-        return self.ui_base_url or ui_base_for(self.tracking_uri)
+#: What a ``trackflow`` connection (or the fallback settings) says.
+TrackflowConfig = StoreConfig
 
 
 class TrackflowHook(BaseHook):

@@ -10,7 +10,7 @@ a tracking store that cannot be reached fails the task.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -18,22 +18,11 @@ from airflow.providers.standard.operators.python import PythonOperator
 from operators._tracking import airflow_tracking
 from operators.links import TrackflowRunLink
 from tracking import fluent
-from tracking.entities import ArtifactRef, Param
+from tracking.entities import Param
+from tracking.pipelines import artifact_refs
 from tracking.validation import MAX_BATCH_PARAMS, MAX_PARAM_VALUE_LENGTH
 
 __all__ = ["TrackedPythonOperator", "artifact_refs"]
-
-
-def artifact_refs(value: Any, depth: int = 0) -> Iterator[ArtifactRef]:
-    """The ``ArtifactRef`` values in an argument (also inside lists, tuples, dicts)."""
-    if isinstance(value, ArtifactRef):
-        yield value
-    elif depth < 4 and isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from artifact_refs(item, depth + 1)
-    elif depth < 4 and isinstance(value, Mapping):
-        for item in value.values():
-            yield from artifact_refs(item, depth + 1)
 
 
 def _listener_loaded() -> bool:

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracking.client import TrackingClient
-from tracking.entities import Run, RunStatus, RunTag
+from tracking.entities import ArtifactRef, Run, RunStatus, RunTag
 from tracking.errors import AlreadyExistsError, RunNotFoundError
 from tracking.ids import run_id_for
 
@@ -44,6 +44,7 @@ __all__ = [
     "PipelineRun",
     "PipelineTracker",
     "Step",
+    "artifact_refs",
 ]
 
 #: The attempt (Airflow's try_number, Prefect's run_count) a step's run is at.
@@ -311,6 +312,19 @@ def _attempt_of(run: Run) -> int:
         return int(run.data.tags.get(ATTEMPT_TAG, "0"))
     except ValueError:
         return 0
+
+
+def artifact_refs(value: Any, depth: int = 0) -> Iterator[ArtifactRef]:
+    """The ``ArtifactRef`` values in a step's argument (also inside lists, tuples and
+    dicts): what the step consumed, for its lineage edges."""
+    if isinstance(value, ArtifactRef):
+        yield value
+    elif depth < 4 and isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from artifact_refs(item, depth + 1)
+    elif depth < 4 and isinstance(value, Mapping):
+        for item in value.values():
+            yield from artifact_refs(item, depth + 1)
 
 
 class NeverBreak:

@@ -17,16 +17,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "tracking" / "server"))
+sys.path.insert(0, str(ROOT / "tests" / "flows"))
 
 PREFECT_HOME = Path(tempfile.mkdtemp(prefix="trackflow-prefect-"))
-#: Where the trackflow UI pretends to be, for the links.
-TRACKFLOW_UI = "http://tracking.test:5000"
 os.environ.update(
     {
         "PREFECT_HOME": str(PREFECT_HOME),
@@ -36,9 +34,10 @@ os.environ.update(
     }
 )
 
+from _prefect_support import TRACKFLOW_UI  # noqa: E402
 from _server_support import ServerProcess, start_server  # noqa: E402
 
-from tracking import Run, TrackingClient  # noqa: E402
+from tracking import TrackingClient  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -101,16 +100,3 @@ def store(request: pytest.FixtureRequest) -> TrackingClient:
     """``embedded`` and ``served``, in turn."""
     client: TrackingClient = request.getfixturevalue(request.param)
     return client
-
-
-def flow_tree(client: TrackingClient, flow_run_id: Any) -> tuple[Run, list[Run]]:
-    """A flow run's run and every run under it (at any depth)."""
-    from flows._tracking import flow_pipeline
-
-    parent = client.get_run(flow_pipeline(str(flow_run_id)).run_id)
-    return parent, client.get_subtree(parent.info.run_id)
-
-
-def by_name(runs: list[Run], parent: Run) -> dict[str, Run]:
-    """The children of ``parent`` among ``runs``, by name."""
-    return {r.info.run_name: r for r in runs if r.info.parent_run_id == parent.info.run_id}

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _prefect_support import flow_tree
 from _server_support import start_server
-from conftest import flow_tree
 from prefect.context import FlowRunContext
 
 import tracking

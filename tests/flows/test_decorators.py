@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import by_name, flow_tree
+from _prefect_support import by_name, flow_tree
 from prefect.context import FlowRunContext
 
 import tracking

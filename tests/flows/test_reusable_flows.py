@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import by_name, flow_tree
+from _prefect_support import by_name, flow_tree
 
 from flows.retrain import retrain_flow
 from flows.sweep import sweep

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import TRACKFLOW_UI, by_name, flow_tree
+from _prefect_support import TRACKFLOW_UI, by_name, flow_tree
 from prefect.cache_policies import INPUTS
 from prefect.context import FlowRunContext
 from prefect.futures import wait

@@ -19,7 +19,6 @@ Stores
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -32,18 +31,17 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "operators"))
 sys.path.insert(0, str(ROOT / "tests" / "tracking" / "server"))
 sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+
+from _airflow_support import AIRFLOW_UI, TRACKFLOW_UI, connection_env  # noqa: E402
 
 if "airflow" in sys.modules:  # pragma: no cover - a test module imported it first
     raise RuntimeError("Airflow was imported before tests/operators/conftest.py set AIRFLOW_HOME")
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="trackflow-airflow-"))
 DAGS_FOLDER = AIRFLOW_HOME / "dags"
-#: Where the Airflow UI pretends to be: links to it are asserted against this.
-AIRFLOW_UI = "http://airflow.test:8080"
-#: Where the trackflow UI pretends to be, for the embedded store's links.
-TRACKFLOW_UI = "http://tracking.test:5000"
 
 os.environ.update(
     {
@@ -67,7 +65,7 @@ for source in (
 
 from _server_support import ServerProcess, start_server  # noqa: E402
 
-from tracking import Run, TrackingClient  # noqa: E402
+from tracking import TrackingClient  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -144,17 +142,6 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         yield server
 
 
-def connection_env(url: str, **extra: Any) -> str:
-    """``AIRFLOW_CONN_*`` JSON of a trackflow connection to ``url``."""
-    scheme, rest = url.split("://", 1)
-    host, port = rest.rsplit(":", 1)
-    conn: dict[str, Any] = {"conn_type": "trackflow", "host": host, "port": int(port)}
-    conn["schema"] = scheme
-    if extra:
-        conn["extra"] = extra
-    return json.dumps(conn)
-
-
 @pytest.fixture
 def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrackingClient:
     """Tasks track into a SQLite file of this test's own (no connection)."""
@@ -179,12 +166,3 @@ def store(request: pytest.FixtureRequest) -> TrackingClient:
     """``embedded`` and ``served``, in turn."""
     client: TrackingClient = request.getfixturevalue(request.param)
     return client
-
-
-def run_tree(client: TrackingClient, dag_id: str, run_id: str) -> tuple[Run, dict[str, Run]]:
-    """The DAG run's run and its task runs by name."""
-    from operators._tracking import pipeline_for
-
-    parent = client.get_run(pipeline_for(dag_id, run_id).run_id)
-    children = {r.info.run_name: r for r in client.get_subtree(parent.info.run_id)}
-    return parent, children

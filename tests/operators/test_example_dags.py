@@ -7,7 +7,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from conftest import run_tree
+from _airflow_support import run_tree
 
 from operators.champion import CHAMPION_TAG
 from tracking import RunStatus, TrackingClient

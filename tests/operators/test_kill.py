@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_tree
+from _airflow_support import run_tree
 
 from operators._tracking import pipeline_for
 from tracking import RunStatus, TrackingClient

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import TRACKFLOW_UI, run_tree
+from _airflow_support import TRACKFLOW_UI, run_tree
 
 from tracking import TrackingClient
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import AIRFLOW_UI, run_tree
+from _airflow_support import AIRFLOW_UI, run_tree
 
 from operators._tracking import SKIPPED_PARAMS_TAG, TRACK_ALL_ENV, pipeline_for
 from tracking import RunNotFoundError, RunStatus, TrackingClient

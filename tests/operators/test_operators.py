@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import run_tree
+from _airflow_support import run_tree
 
 from operators.champion import CHAMPION_TAG
 from tracking import RunStatus, TrackingClient

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _airflow_support import connection_env, run_tree
 from _server_support import start_server
-from conftest import connection_env, run_tree
 
 from tracking import RunStatus, TrackingClient
 

@@ -1,0 +1,89 @@
+"""Where an orchestrator's steps log, and what a step hands its subprocesses.
+
+Airflow's ``trackflow`` connection and Prefect's ``TrackflowConfig`` block
+both come down to a :class:`StoreConfig`; :func:`enter_step_env` /
+:func:`leave_step_env` put a step's run in the environment of the processes
+the step starts (``start_run()`` there joins it, so does the stock mlflow
+client against a server)::
+
+    saved = enter_step_env(step.run_id, config)
+    try:
+        subprocess.run(["python", "train.py"])
+    finally:
+        leave_step_env(saved)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from tracking.client import TrackingClient
+from tracking.links import ui_base_for
+
+__all__ = ["StoreConfig", "enter_step_env", "leave_step_env"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """A tracking store as an orchestrator's configuration names it."""
+
+    tracking_uri: str
+    token: str | None = None
+    artifact_root: str | None = None
+    experiment: str | None = None
+    ui_base_url: str | None = None
+    conn_id: str | None = None
+
+    def client(self, *, max_retries: int | None = None, timeout: float | None = None) -> Any:
+        """A :class:`~tracking.TrackingClient` for this store (``max_retries`` and
+        ``timeout`` bound each HTTP call to a server)."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            from tracking.store.rest import RestTrackingStore
+
+            store = RestTrackingStore(
+                self.tracking_uri, token=self.token, max_retries=max_retries, timeout=timeout
+            )
+            return TrackingClient.from_store(store, self.tracking_uri)
+        return TrackingClient(self.tracking_uri, artifact_root=self.artifact_root)
+
+    def env(self) -> dict[str, str]:
+        """The environment a subprocess needs to reach the same store, for trackflow
+        and for the stock mlflow client (only a server speaks its protocol)."""
+        env = {"TRACKFLOW_TRACKING_URI": self.tracking_uri}
+        if self.tracking_uri.startswith(("http://", "https://")):
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+            if self.token:
+                env["TRACKFLOW_TRACKING_TOKEN"] = self.token
+                env["MLFLOW_TRACKING_TOKEN"] = self.token
+        if self.artifact_root:
+            env["TRACKFLOW_ARTIFACT_ROOT"] = self.artifact_root
+        return env
+
+    @property
+    def ui_base(self) -> str | None:
+        """The web UI's base URL: the configured one, else the server's own."""
+        return self.ui_base_url or ui_base_for(self.tracking_uri)
+
+
+def enter_step_env(run_id: str, config: StoreConfig) -> dict[str, str | None]:
+    """Put ``run_id`` and ``config``'s store in ``os.environ``; returns what was there."""
+    env = {"TRACKFLOW_RUN_ID": run_id, **config.env()}
+    if "MLFLOW_TRACKING_URI" in env:
+        env["MLFLOW_RUN_ID"] = run_id
+    saved: dict[str, str | None] = {}
+    for name, value in env.items():
+        saved[name] = os.environ.get(name)
+        os.environ[name] = value
+    return saved
+
+
+def leave_step_env(saved: dict[str, str | None]) -> None:
+    """Put back what :func:`enter_step_env` replaced."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    saved.clear()
