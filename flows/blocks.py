@@ -24,7 +24,7 @@ from tracking.connection import StoreConfig
 from tracking.errors import InvalidParameterError
 from tracking.settings import get_settings, resolve_tracking_uri
 
-__all__ = ["ResolvedConfig", "TrackflowConfig", "resolve_config"]
+__all__ = ["ResolvedConfig", "TrackflowConfig", "load_block", "resolve_config"]
 
 
 class TrackflowConfig(Block):
@@ -57,20 +57,28 @@ class TrackflowConfig(Block):
 ResolvedConfig = StoreConfig
 
 
+def load_block(name: str) -> TrackflowConfig:
+    """The saved block ``name``; an unknown name is an error saying how to make one."""
+    try:
+        # Synchronous also from an async flow: the callers are.
+        block = TrackflowConfig.load(name, _sync=True)  # type: ignore[call-arg]
+    except ValueError as exc:
+        raise InvalidParameterError(
+            f"no trackflow block named {name!r}: save one with "
+            f"TrackflowConfig(...).save({name!r}), or pass the block itself ({exc})"
+        ) from None
+    if not isinstance(block, TrackflowConfig):
+        raise InvalidParameterError(f"block {name!r} is a {type(block).__name__}, not trackflow's")
+    return block
+
+
 def resolve_config(
     config: TrackflowConfig | str | None, tracking_uri: str | None = None
 ) -> ResolvedConfig:
     """The configuration a decorator was given: a block, a block's name, a tracking URI,
     or nothing (the ``TRACKFLOW_*`` settings). An unknown block name is an error."""
     if isinstance(config, str):
-        try:
-            block = TrackflowConfig.load(config)
-        except ValueError as exc:
-            raise InvalidParameterError(
-                f"no trackflow block named {config!r}: save one with "
-                f"TrackflowConfig(...).save({config!r}), or pass the block itself ({exc})"
-            ) from None
-        config = block if isinstance(block, TrackflowConfig) else None
+        config = load_block(config)
     settings = get_settings()
     if config is None:
         return ResolvedConfig(

@@ -33,7 +33,7 @@ from prefect import Flow, Task
 from prefect.context import FlowRunContext, TaskRunContext
 
 from flows import _tracking
-from flows.blocks import TrackflowConfig, resolve_config
+from flows.blocks import TrackflowConfig, load_block, resolve_config
 from tracking import fluent
 from tracking.entities import RunStatus
 from tracking.links import run_url
@@ -58,6 +58,9 @@ class _Options:
         self.tracking_uri = tracking_uri
 
     def tracking(self) -> _tracking.PrefectTracking:
+        if isinstance(self.config, str):
+            # A block is loaded from the Prefect API once per process, not per task run.
+            self.config = load_block(self.config)
         return _tracking.tracking_for(resolve_config(self.config, self.tracking_uri))
 
 

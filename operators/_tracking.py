@@ -245,9 +245,10 @@ class AirflowTracking:
     def __init__(self) -> None:
         self.guard = NeverBreak(_log)
         self._lock = threading.Lock()
-        self._trackers: dict[tuple[str, str], PipelineTracker] = {}
+        self._trackers: dict[str, PipelineTracker] = {}
         self._open: dict[tuple[str, str, str, int], _Open] = {}
         self._config: Any = None
+        self._client: Any = None
         self._params_logged: set[str] = set()
 
     # -- configuration ----------------------------------------------------------
@@ -264,19 +265,26 @@ class AirflowTracking:
         """Forget the connection and clients (tests switching stores)."""
         with self._lock:
             self._config = None
+            self._client = None
             self._trackers.clear()
             self._params_logged.clear()
 
+    def client(self) -> Any:
+        """The default connection's client, built once per process. Few retries: the
+        listener must not hold up a task for long when the store is down."""
+        config = self.config()
+        with self._lock:
+            if self._client is None:
+                self._client = config.client(max_retries=1, timeout=10.0)
+            return self._client
+
     def tracker(self, experiment: str) -> PipelineTracker:
         """The tracker of an experiment, on the default connection's store."""
-        config = self.config()
-        key = (config.tracking_uri, experiment)
+        client = self.client()
         with self._lock:
-            tracker = self._trackers.get(key)
+            tracker = self._trackers.get(experiment)
             if tracker is None:
-                # The listener must not hold up a task for long when the store is down.
-                client = config.client(max_retries=1, timeout=10.0)
-                tracker = self._trackers[key] = PipelineTracker(client, experiment)
+                tracker = self._trackers[experiment] = PipelineTracker(client, experiment)
         return tracker
 
     def is_open(self, ti: Any) -> bool:
@@ -434,8 +442,7 @@ class AirflowTracking:
         step = step_for(ti)
 
         def mark() -> None:
-            config = self.config()
-            client = config.client(max_retries=1, timeout=10.0)
+            client = self.client()
             try:
                 run = client.get_run(step.run_id)
             except RunNotFoundError:
@@ -572,24 +579,15 @@ def airflow_tracking() -> AirflowTracking:
     return _instance
 
 
-def active_step_run() -> tuple[Any, str] | None:
-    """The run of the task running in this context, with its client: (client, run_id)."""
-    active = fluent.active_run()
-    if active is None:
-        return None
-    return active.client, active.info.run_id
-
-
-def run_link(ti_key: Any, dag_id: str | None = None) -> str:
+def run_link(ti_key: Any) -> str:
     """The trackflow page of a task instance's run ("" without a UI base URL)."""
-    config = airflow_tracking().config()
-    ui_base = config.ui_base
+    tracking_ = airflow_tracking()
+    ui_base = tracking_.config().ui_base
     if not ui_base:
         return ""
     step = step_for(ti_key)
-    client = config.client(max_retries=0, timeout=5.0)
     try:
-        run = client.get_run(step.run_id)
+        run = tracking_.client().get_run(step.run_id)
     except RunNotFoundError:
         return ""
     return run_url(ui_base, run.info.experiment_id, step.run_id)

@@ -24,7 +24,8 @@ def run_page(dag_id: str, run_id: str, task_id: str | None = None, map_index: in
 
     Raises RunNotFoundError when it was not tracked, LookupError when no UI is known.
     """
-    config = airflow_tracking().config()
+    tracking_ = airflow_tracking()
+    config = tracking_.config()
     if not config.ui_base:
         raise LookupError(
             "no trackflow UI is known: set the ui_base_url extra of the trackflow_default "
@@ -34,7 +35,7 @@ def run_page(dag_id: str, run_id: str, task_id: str | None = None, map_index: in
         tracked = pipeline_for(dag_id, run_id).run_id
     else:
         tracked = step_for(_Key(dag_id, run_id, task_id, map_index)).run_id
-    run = config.client(max_retries=0, timeout=5.0).get_run(tracked)
+    run = tracking_.client().get_run(tracked)
     return run_url(config.ui_base, run.info.experiment_id, tracked)
 
 

@@ -376,7 +376,8 @@ def start_run(
     stack = _stack.get()
     if stack and not nested and stack[-1].attached and run_id in (None, stack[-1].info.run_id):
         # Code inside an orchestrator's step asking for "the run": the step's own.
-        return _push_attached(stack[-1].info.run_id, stack[-1].client, stack[-1].buffered)
+        top = stack[-1]
+        return _push_attached(top.info.run_id, top.client, top.buffered, top)
     if not stack and parent_run_id is None and (env_run_id := settings.env_run_id()):
         # A process started by a step joins the step's run (MLflow's MLFLOW_RUN_ID rule);
         # a nested run becomes its child.
@@ -479,8 +480,7 @@ def attach_run(
     run_id: str, client: TrackingClient | None = None, *, run: Run | None = None
 ) -> ActiveRun:
     """Make an existing run the active run of this context (on top of any active run)
-    *for an orchestrator*,
-    which owns its lifecycle: the run is left as it is (no state change), and
+    *for an orchestrator*, which owns its lifecycle: the run is left as it is, and
     neither :func:`end_run`, nor leaving ``with start_run():`` (which returns this
     run again inside the step), nor an exception ends it. :func:`detach_run` takes it
     off again; a SIGTERM ends it KILLED and the heartbeat keeps it alive meanwhile,
@@ -512,15 +512,9 @@ def detach_run(active: ActiveRun) -> bool:
     """Take an attached run (and whatever is active above it) off this context, without
     ending it; buffered records are sent first. Returns False if a SIGTERM handler
     ended it meanwhile (it is KILLED), else True."""
-    stack = _stack.get()
-    for depth, candidate in enumerate(stack):
-        if candidate is active:
-            inner = stack[depth + 1 :]
-            _stack.set(stack[:depth])
-            for child in reversed(inner):
-                if not child.attached:
-                    _terminate(child, RunStatus.FINISHED)
-            break
+    for child in reversed(_pop_through(active)):
+        if not child.attached:
+            _terminate(child, RunStatus.FINISHED)
     if active.buffered:
         buffering.flush_run(active.client, active.info.run_id, forget=True)
     return _run_registry.claim(active._token)
@@ -590,15 +584,9 @@ def _finish(run: ActiveRun, status: RunStatus, propagating: BaseException | None
     Failures of buffered records are raised after every run is ended, unless
     an exception is already ``propagating``: it then carries them as notes.
     """
-    stack = _stack.get()
     failures: list[TrackingError] = []
-    for depth, candidate in enumerate(stack):
-        if candidate is run:
-            inner = stack[depth + 1 :]
-            _stack.set(stack[:depth])
-            for child in reversed(inner):
-                failures.extend(_terminate(child, status))
-            break
+    for child in reversed(_pop_through(run)):
+        failures.extend(_terminate(child, status))
     failures.extend(_terminate(run, status))
     _last_run_id.set(run.info.run_id)
     if not failures:
@@ -611,6 +599,17 @@ def _finish(run: ActiveRun, status: RunStatus, propagating: BaseException | None
         propagating.add_note(
             f"trackflow: buffered records could not be written: {type(failure).__name__}: {failure}"
         )
+
+
+def _pop_through(run: ActiveRun) -> tuple[ActiveRun, ...]:
+    """Take ``run`` and the runs above it off this context's stack; returns those above
+    (innermost last). A run not on the stack changes nothing."""
+    stack = _stack.get()
+    for depth, candidate in enumerate(stack):
+        if candidate is run:
+            _stack.set(stack[:depth])
+            return stack[depth + 1 :]
+    return ()
 
 
 def _terminate(run: ActiveRun, status: RunStatus) -> list[TrackingError]:
