@@ -174,8 +174,9 @@ class _FlowCall:
             "prefect.flow_run_id": self.flow_run_id,
             "prefect.flow_run_name": str(self.flow_run.name),
             "prefect.run_count": str(self.flow_run.run_count),
-            "prefect.url": str(flow_run.ui_url),
         }
+        if url := _ui_url(flow_run.ui_url):
+            tags["prefect.url"] = url
         if deployment.id:
             tags["prefect.deployment_id"] = str(deployment.id)
         if parent is not None:
@@ -240,6 +241,13 @@ class _FlowCall:
                 )
 
         self.tracking.guard.call(self.opened.label, table)
+
+
+def _ui_url(url: Any) -> str | None:
+    """A page in the Prefect UI, or None: without a known UI (an ephemeral server)
+    ``prefect.runtime`` gives ``"None/flow-runs/..."``."""
+    text = str(url) if url else ""
+    return text if text.startswith(("http://", "https://")) else None
 
 
 def _parent_flow_run_id(flow_run: Any) -> str | None:
@@ -407,8 +415,9 @@ class _TaskCall:
             "prefect.task_run_name": str(task_run.name),
             "prefect.map_index": str(index if index is not None else -1),
             "prefect.run_count": str(self.run_count),
-            "prefect.url": str(runtime.ui_url),
         }
+        if url := _ui_url(runtime.ui_url):
+            tags["prefect.url"] = url
         values = _call_parameters(fn, args, kwargs)
         self.opened = self.tracking.open_task(
             step=self.step,
