@@ -3,7 +3,8 @@
 Routes are served under ``/api/2.0/mlflow/`` and again under
 ``/ajax-api/2.0/mlflow/`` (the prefix MLflow's web UI uses); the artifact
 proxy lives under ``/api/2.0/mlflow-artifacts/artifacts``, trackflow's own
-endpoints under ``/api/2.0/trackflow/``, and ``/health`` at the root.
+endpoints under ``/api/2.0/trackflow/``, ``/health`` at the root, and the web UI
+(:mod:`tracking.ui`) at ``/``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from tracking.server.settings import DEFAULT_CORS_ORIGIN_REGEX, ServerSettings
 from tracking.server.state import ServerState
 from tracking.store.sql.engine import WalCheckpointer, write_lock_for
 from tracking.store.sql.store import SqlTrackingStore
+from tracking.ui.app import UI_OPEN_PREFIXES, install_ui
+from tracking.ui.auth import SessionSigner
 
 __all__ = ["API_PREFIXES", "create_app", "create_app_from_env", "open_store"]
 
@@ -122,6 +125,9 @@ def create_app(
         "own endpoints (run trees, heartbeats, sampled metric history).",
         default_response_class=MlflowJSONResponse,
         lifespan=lifespan,
+        # Served by the UI from the vendored Swagger UI and Redoc: no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.trackflow = state
     # Routes are matched one by one in this order: the busiest go first (trackflow's
@@ -132,6 +138,12 @@ def create_app(
     app.include_router(mlflow_api, prefix=API_PREFIXES[0])
     app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
     app.include_router(mlflow_api, prefix=API_PREFIXES[1], include_in_schema=False)
+    sessions = (
+        SessionSigner(settings.auth_token.get_secret_value())
+        if settings.auth_token is not None
+        else None
+    )
+    install_ui(app, sessions)
     install_error_handlers(app)
     # Added last = outermost: refuse unauthenticated requests before reading any body.
     app.add_middleware(
@@ -145,6 +157,8 @@ def create_app(
             BearerAuthMiddleware,
             token=settings.auth_token.get_secret_value(),
             open_paths=open_paths,
+            sessions=sessions,
+            open_prefixes=UI_OPEN_PREFIXES,
         )
     _add_browser_protection(app, settings)
     _log.info(

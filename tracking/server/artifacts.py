@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterable
+from typing import IO
 from urllib.parse import urlsplit
 
 from tracking.artifacts import (
@@ -115,6 +116,17 @@ class ArtifactProxy:
             return None
         path = urlsplit(artifact_uri).path
         return normalize_artifact_path(path.strip("/"), field="artifact_uri")
+
+    def open_run_artifact(self, run: Run, path: str) -> IO[bytes]:
+        """A file of a run's artifacts for reading (the caller closes it), under the same
+        rules as :meth:`list_run_artifacts`."""
+        rel = normalize_artifact_path(path, field="path", allow_root=False)
+        root = self.proxied_path(run.info.artifact_uri)
+        if root is None:
+            self.confine(run.info.artifact_uri, field=f"artifact_uri of run {run.info.run_id}")
+            repository = artifact_repository_for(run.info.artifact_uri, run.info.run_id)
+            return repository.open(rel)
+        return self.repository.open(posixpath.join(root, rel))
 
     def list_run_artifacts(self, run: Run, path: str | None) -> list[FileInfo]:
         """The entries directly under ``path`` of a run's artifacts, run-relative.

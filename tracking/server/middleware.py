@@ -10,7 +10,10 @@ import functools
 import hmac
 import ipaddress
 from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import quote
 
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracking.errors import PermissionDeniedError, UnauthenticatedError
@@ -19,6 +22,7 @@ from tracking.server.errors import (
     too_large_response,
     tracking_error_response,
 )
+from tracking.ui.auth import SESSION_COOKIE, SessionSigner
 
 __all__ = [
     "ARTIFACT_PROXY_PREFIX",
@@ -34,6 +38,8 @@ __all__ = [
 OPEN_PATHS = frozenset({"/health"})
 #: The API's description, open too when the server is started with ``--open-docs``.
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: Where the APIs live: a refused call there gets JSON, never the login page.
+API_PATH_PREFIXES = ("/api/", "/ajax-api/", "/openapi.json")
 #: Artifact uploads stream through this prefix and have their own (optional) limit.
 ARTIFACT_PROXY_PREFIX = "/api/2.0/mlflow-artifacts/"
 
@@ -43,30 +49,92 @@ class BearerAuthMiddleware:
 
     The token is compared in constant time; paths in :data:`OPEN_PATHS` stay open.
     Nothing behind this middleware runs for a refused request.
+
+    With a ``sessions`` signer the web UI's session cookie
+    (:mod:`tracking.ui.auth`) stands in for the header: any method but GET and
+    HEAD then needs the session's CSRF token too (403 otherwise), and a browser
+    asking for a page without either is sent to ``/ui/login``. Paths under
+    ``open_prefixes`` (the UI's static files and its login page) stay open.
     """
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: Iterable[str] = OPEN_PATHS) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_paths: Iterable[str] = OPEN_PATHS,
+        *,
+        sessions: SessionSigner | None = None,
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
         self._open = frozenset(open_paths)
+        self._open_prefixes = open_prefixes
+        self._sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._open:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self._open or path.startswith(self._open_prefixes):
             await self.app(scope, receive, send)
             return
-        supplied = b""
+        supplied = cookie_header = csrf = accept = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 supplied = value
-                break
+            elif name == b"cookie":
+                cookie_header = value
+            elif name == b"x-csrf-token":
+                csrf = value
+            elif name == b"accept":
+                accept = value
         if hmac.compare_digest(supplied, self._expected):
             await self.app(scope, receive, send)
             return
-        reason = "wrong bearer token" if supplied else "missing Authorization: Bearer header"
-        response = tracking_error_response(
-            UnauthenticatedError(f"authentication required: {reason}")
-        )
+        session = self._session(cookie_header) if not supplied else None
+        if session is not None and self._sessions is not None:
+            if scope["method"] in ("GET", "HEAD") or self._sessions.csrf_matches(
+                session, csrf.decode("latin-1")
+            ):
+                await self.app(scope, receive, send)
+                return
+            response: Response = tracking_error_response(
+                PermissionDeniedError(
+                    "CSRF check failed: a write made with the UI's session cookie needs the "
+                    "session's token in the X-CSRF-Token header"
+                )
+            )
+        elif (
+            self._sessions is not None
+            and not supplied
+            and scope["method"] == "GET"
+            and b"text/html" in accept
+            and not path.startswith(API_PATH_PREFIXES)
+        ):
+            target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+            response = RedirectResponse(
+                f"{scope.get('root_path', '')}/ui/login?next={quote(target, safe='')}",
+                status_code=303,
+            )
+        else:
+            reason = "wrong bearer token" if supplied else "missing Authorization: Bearer header"
+            response = tracking_error_response(
+                UnauthenticatedError(f"authentication required: {reason}")
+            )
         await response(scope, receive, send)
+
+    def _session(self, cookie_header: bytes) -> str | None:
+        """The session cookie's value if it is one the signer issued and still valid."""
+        if self._sessions is None or not cookie_header:
+            return None
+        cookies = SimpleCookie()
+        try:
+            cookies.load(cookie_header.decode("latin-1"))
+        except CookieError:
+            return None
+        morsel = cookies.get(SESSION_COOKIE)
+        if morsel is None or not self._sessions.valid(morsel.value):
+            return None
+        return morsel.value
 
 
 class BodyLimitMiddleware:

@@ -75,7 +75,7 @@ from tracking.store.sql.models import (
     TagModel,
 )
 
-__all__ = ["like_to_glob", "select_experiments", "select_runs"]
+__all__ = ["filter_runs", "like_to_glob", "select_experiments", "select_runs"]
 
 _DBL_MAX = sys.float_info.max
 _SQLITE_NULLS_LAST = sqlite3.sqlite_version_info >= (3, 30, 0)
@@ -343,6 +343,25 @@ def select_runs(
     )
     query = query.order_by(*order).offset(offset)
     return query if limit is None else query.limit(limit)
+
+
+def filter_runs(query: Select[Any], filter_ast: Filter | None, *, dialect: str) -> Select[Any]:
+    """``query`` (a select from ``runs``) with the joins and the condition of a filter.
+
+    The browsing queries of the web UI (:mod:`tracking.store.sql.browse`) page
+    by key rather than by offset and build their own order on top of this.
+    """
+    if filter_ast is None:
+        return query
+    attributes = {name: _RUNS.c[column] for name, column in _RUN_ATTRIBUTES.items()}
+    tables = {
+        Entity.METRIC: LatestMetricModel.__table__,
+        Entity.PARAM: ParamModel.__table__,
+        Entity.TAG: TagModel.__table__,
+    }
+    joins = _Joins(tables, _required(filter_ast))
+    condition = _condition(filter_ast, joins, attributes, dialect)
+    return joins.apply(query, _RUNS.c.run_uuid, "run_uuid").where(condition)
 
 
 def select_experiments(

@@ -1,0 +1,533 @@
+"""The web UI's reads: run tables paged by key, run trees, column keys, experiment summaries.
+
+A table page is found with a *keyset*: the cursor holds the sort value and the
+run id of the last row shown, and the next page starts strictly after them
+(``WHERE (key, run_uuid) < (?, ?)`` with ``ORDER BY key DESC, run_uuid DESC``).
+Unlike ``OFFSET`` the cost of a page does not grow with its depth, and the
+row-value comparison (not its expansion with ``OR``) lets the database walk the
+sort key's index. Runs lacking the sort key (a metric they never logged, an
+``end_time`` while running) come after the others, in a second phase of the
+same walk ordered by run id.
+
+Only the chosen params, metrics and tags are read, for the rows of the page.
+Example::
+
+    page = browse_runs(store, ["1"], sort=parse_sort("metrics.auc DESC"), limit=100,
+                       columns=Columns(metrics=("auc",)))
+    more = browse_runs(store, ["1"], sort=..., cursor=page.cursor, ...)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    select,
+    tuple_,
+)
+
+from tracking.entities import RunStatus, ViewType
+from tracking.errors import InvalidParameterError
+from tracking.search import Entity, OrderBy, parse_run_filter, parse_run_order_by
+from tracking.store.sql.hotpath import decode_value
+from tracking.store.sql.models import (
+    SPECIAL_NAN,
+    LatestMetricModel,
+    ParamModel,
+    RunModel,
+    TagModel,
+)
+from tracking.store.sql.search import filter_runs
+from tracking.store.sql.store import SqlTrackingStore
+
+__all__ = [
+    "MAX_PAGE_ROWS",
+    "PIPELINE_TAGS",
+    "Columns",
+    "ExperimentSummary",
+    "RunPage",
+    "RunRow",
+    "ancestors",
+    "available_keys",
+    "browse_runs",
+    "experiment_summaries",
+    "parse_sort",
+]
+
+#: The largest page :func:`browse_runs` returns.
+MAX_PAGE_ROWS = 1000
+#: Tags always read with a row: what the table shows for pipeline runs.
+PIPELINE_TAGS = (
+    "airflow.dag_id",
+    "airflow.task_id",
+    "airflow.map_index",
+    "airflow.try_number",
+    "prefect.flow_name",
+    "prefect.task_run_name",
+    "prefect.map_index",
+    "mlflow.user",
+)
+#: How many of the latest runs the column chooser looks at for keys.
+KEY_SAMPLE_RUNS = 1000
+
+_RUNS = RunModel.__table__
+_METRICS = LatestMetricModel.__table__
+_PARAMS = ParamModel.__table__
+_TAGS = TagModel.__table__
+_ATTRIBUTE_COLUMNS = {
+    "run_id": "run_uuid",
+    "run_name": "name",
+    "status": "status",
+    "user_id": "user_id",
+    "artifact_uri": "artifact_uri",
+    "lifecycle_stage": "lifecycle_stage",
+    "start_time": "start_time",
+    "end_time": "end_time",
+}
+_DEFAULT_SORT = OrderBy(Entity.ATTRIBUTE, "start_time", ascending=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The param, metric and tag keys a table shows (and so reads)."""
+
+    params: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One row of a run table. ``context`` rows do not match the filter: they are the
+    ancestors shown so that a matching child stays under its parent; ``depth`` is the
+    row's indent within its page."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: RunStatus
+    user_id: str
+    start_time: int | None
+    end_time: int | None
+    parent_run_id: str | None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    children: int = 0
+    failed_children: int = 0
+    context: bool = False
+    depth: int = 0
+
+    @property
+    def duration_ms(self) -> int | None:
+        """End minus start, or None while either is unknown."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """A page of rows; ``cursor`` continues after its last row (None: the last page).
+    ``total`` counts every matching row, on the first page only."""
+
+    rows: list[RunRow]
+    cursor: str | None
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentSummary:
+    """What the experiment list shows beside an experiment."""
+
+    runs: int
+    last_activity: int | None
+
+
+def parse_sort(text: str | None) -> OrderBy:
+    """One ``order_by`` item (``"metrics.auc DESC"``); empty gives ``start_time DESC``."""
+    if not text or not text.strip():
+        return _DEFAULT_SORT
+    items = parse_run_order_by([text])
+    return items[0]
+
+
+def _encode_cursor(phase: int, value: Any, run_id: str) -> str:
+    raw = json.dumps([phase, value, run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        phase, value, run_id = json.loads(raw)
+        if phase not in (0, 1) or not isinstance(run_id, str):
+            raise ValueError(phase)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidParameterError(
+            f"Invalid cursor {cursor[:40]!r}: expected the cursor of a previous page of the "
+            "same table"
+        ) from None
+    return phase, value, run_id
+
+
+class _SortKey:
+    """How one sort item joins, orders and pages; ``nullable`` keys have a second phase."""
+
+    def __init__(self, item: OrderBy) -> None:
+        self.item = item
+        self.table = None
+        if item.entity is Entity.ATTRIBUTE:
+            self.expr: ColumnElement[Any] = _RUNS.c[_ATTRIBUTE_COLUMNS[item.key]]
+            self.nullable = bool(self.expr.nullable)
+        else:
+            base = {Entity.METRIC: _METRICS, Entity.PARAM: _PARAMS, Entity.TAG: _TAGS}
+            self.table = base[item.entity].alias("sort_key")
+            self.expr = self.table.c.value
+            self.nullable = True
+
+    def _has_key(self, table: Any) -> ColumnElement[bool]:
+        on = and_(table.c.run_uuid == _RUNS.c.run_uuid, table.c.key == self.item.key)
+        if self.item.entity is Entity.METRIC:
+            on = and_(on, table.c.special != SPECIAL_NAN)  # NaN sorts with the missing
+        return on
+
+    def phase(self, query: Select[Any], phase: int, after: tuple[Any, str] | None) -> Select[Any]:
+        """``query`` restricted to one phase, after the cursor, in order."""
+        up = self.item.ascending
+        rid = _RUNS.c.run_uuid
+        if phase == 1:
+            if self.table is not None:
+                other = self.table.element.alias("sort_missing")  # type: ignore[attr-defined]
+                query = query.where(~exists(select(1).where(self._has_key(other))))
+            else:
+                query = query.where(self.expr.is_(None))
+            if after is not None:
+                query = query.where(rid > after[1] if up else rid < after[1])
+            return query.order_by(rid.asc() if up else rid.desc())
+        if self.table is not None:
+            query = query.join(self.table, self._has_key(self.table))
+        elif self.nullable:
+            query = query.where(self.expr.is_not(None))
+        if after is not None:
+            row = tuple_(self.expr, rid)
+            mark = tuple_(*after)
+            query = query.where(row > mark if up else row < mark)
+        if up:
+            return query.order_by(self.expr.asc(), rid.asc())
+        return query.order_by(self.expr.desc(), rid.desc())
+
+
+def _stages(view: ViewType) -> list[str]:
+    return [s.value for s in view.stages]
+
+
+def _scope(
+    experiment_ids: Sequence[int], view: ViewType, filter_text: str, dialect: str
+) -> Select[Any]:
+    """Runs of the experiments, in the view, matching the filter; nothing selected yet."""
+    query = select().select_from(_RUNS)
+    query = query.where(
+        _RUNS.c.experiment_id.in_(list(experiment_ids)) if experiment_ids else false(),
+        _RUNS.c.lifecycle_stage.in_(_stages(view)),
+    )
+    return filter_runs(query, parse_run_filter(filter_text), dialect=dialect)
+
+
+def _experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
+    try:
+        return [int(e) for e in experiment_ids]
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"experiment_ids must hold integer strings such as '1', got {list(experiment_ids)!r}"
+        ) from None
+
+
+def browse_runs(
+    store: SqlTrackingStore,
+    experiment_ids: Sequence[str],
+    *,
+    filter_string: str = "",
+    sort: OrderBy | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+    columns: Columns = Columns(),
+    parent_run_id: str | None = None,
+    view: ViewType = ViewType.ACTIVE_ONLY,
+) -> RunPage:
+    """One page of a run table.
+
+    * ``parent_run_id``: the children of that run (a tree node being expanded).
+    * no filter: the top-level runs, each with its counts of children and of
+      failed children.
+    * a filter: the matching runs at any depth; each is preceded by those of its
+      ancestors not already in the page (``context`` rows), so a matching child
+      is shown under its parent even when the parent does not match.
+    """
+    if not 1 <= limit <= MAX_PAGE_ROWS:
+        raise InvalidParameterError(
+            f"Invalid limit {limit}: a page holds 1 to {MAX_PAGE_ROWS} rows"
+        )
+    ids = _experiment_ints(experiment_ids)
+    key = _SortKey(sort or _DEFAULT_SORT)
+    scope = _scope(ids, view, filter_string if parent_run_id is None else "", store.dialect)
+    if parent_run_id is not None:
+        scope = scope.where(_RUNS.c.parent_run_uuid == parent_run_id)
+    elif not filter_string.strip():
+        scope = scope.where(_RUNS.c.parent_run_uuid.is_(None))
+    phase, after = 0, None
+    if cursor:
+        phase, value, rid = _decode_cursor(cursor)
+        after = (value, rid)
+    filtered = bool(filter_string.strip()) and parent_run_id is None
+
+    def work(conn: Connection) -> RunPage:
+        found: list[tuple[str, Any, int]] = []
+        current, mark = phase, after
+        while True:
+            query = key.phase(
+                scope.add_columns(_RUNS.c.run_uuid, key.expr if current == 0 else None),
+                current,
+                mark,
+            ).limit(limit + 1 - len(found))
+            found += [(str(r[0]), r[1], current) for r in conn.execute(query)]
+            if len(found) > limit or current == 1 or not key.nullable:
+                break
+            current, mark = 1, None
+        next_cursor = None
+        if len(found) > limit:
+            found = found[:limit]
+            last = found[-1]
+            next_cursor = _encode_cursor(last[2], last[1], last[0])
+        total = None
+        if cursor is None:
+            counted = scope.add_columns(func.count()).order_by(None)
+            total = int(conn.execute(counted).scalar_one())
+        run_ids = [f[0] for f in found]
+        rows = _load_rows(conn, run_ids, columns)
+        if filtered:
+            rows = _with_ancestors(conn, rows, columns)
+        return RunPage(rows, next_cursor, total)
+
+    return store.read(work)
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _load_rows(conn: Connection, run_ids: Sequence[str], columns: Columns) -> list[RunRow]:
+    """The rows of ``run_ids``, in that order, with the chosen keys and child counts."""
+    if not run_ids:
+        return []
+    base: dict[str, Any] = {}
+    params: dict[str, dict[str, str]] = {r: {} for r in run_ids}
+    metrics: dict[str, dict[str, float]] = {r: {} for r in run_ids}
+    tags: dict[str, dict[str, str]] = {r: {} for r in run_ids}
+    counts: dict[str, tuple[int, int]] = {}
+    tag_keys = list(dict.fromkeys((*PIPELINE_TAGS, *columns.tags)))
+    failed = case((_RUNS.c.status == RunStatus.FAILED.value, 1), else_=0)
+    for chunk in _chunks(run_ids):
+        for row in conn.execute(
+            select(
+                _RUNS.c.run_uuid,
+                _RUNS.c.experiment_id,
+                _RUNS.c.name,
+                _RUNS.c.status,
+                _RUNS.c.user_id,
+                _RUNS.c.start_time,
+                _RUNS.c.end_time,
+                _RUNS.c.parent_run_uuid,
+            ).where(_RUNS.c.run_uuid.in_(chunk))
+        ):
+            base[row[0]] = row
+        if columns.params:
+            for rid, k, v in conn.execute(
+                select(_PARAMS.c.run_uuid, _PARAMS.c.key, _PARAMS.c.value).where(
+                    _PARAMS.c.run_uuid.in_(chunk), _PARAMS.c.key.in_(columns.params)
+                )
+            ):
+                params[rid][k] = v
+        if columns.metrics:
+            for rid, k, v, special in conn.execute(
+                select(_METRICS.c.run_uuid, _METRICS.c.key, _METRICS.c.value, _METRICS.c.special)
+                .where(_METRICS.c.run_uuid.in_(chunk), _METRICS.c.key.in_(columns.metrics))
+            ):
+                metrics[rid][k] = decode_value(v, special) if special else v
+        for rid, k, v in conn.execute(
+            select(_TAGS.c.run_uuid, _TAGS.c.key, _TAGS.c.value).where(
+                _TAGS.c.run_uuid.in_(chunk), _TAGS.c.key.in_(tag_keys)
+            )
+        ):
+            tags[rid][k] = v
+        for parent, n, n_failed in conn.execute(
+            select(_RUNS.c.parent_run_uuid, func.count(), func.sum(failed))
+            .where(_RUNS.c.parent_run_uuid.in_(chunk), _RUNS.c.lifecycle_stage == "active")
+            .group_by(_RUNS.c.parent_run_uuid)
+        ):
+            counts[parent] = (int(n), int(n_failed or 0))
+    rows = []
+    for rid in run_ids:
+        row = base.get(rid)
+        if row is None:  # deleted between the two reads
+            continue
+        n, n_failed = counts.get(rid, (0, 0))
+        rows.append(
+            RunRow(
+                run_id=rid,
+                experiment_id=str(row[1]),
+                name=row[2],
+                status=RunStatus(row[3]),
+                user_id=row[4],
+                start_time=row[5],
+                end_time=row[6],
+                parent_run_id=row[7],
+                params=params[rid],
+                metrics=metrics[rid],
+                tags=tags[rid],
+                children=n,
+                failed_children=n_failed,
+            )
+        )
+    return rows
+
+
+def _with_ancestors(conn: Connection, rows: list[RunRow], columns: Columns) -> list[RunRow]:
+    """The page as a forest: each matching row under its ancestors (context rows added
+    for those not matching), trees in the order of their first matching row."""
+    by_id: dict[str, RunRow] = {r.run_id: r for r in rows}
+    missing = {r.parent_run_id for r in rows if r.parent_run_id} - by_id.keys()
+    context: set[str] = set()
+    for _ in range(64):  # depth bound against a corrupt parent cycle
+        if not missing:
+            break
+        loaded = _load_rows(conn, sorted(missing), columns)
+        for r in loaded:
+            by_id[r.run_id] = r
+            context.add(r.run_id)
+        missing = {r.parent_run_id for r in loaded if r.parent_run_id} - by_id.keys()
+    children: dict[str | None, list[str]] = {}
+    roots: list[str] = []
+    order = [r.run_id for r in rows]
+    seen: set[str] = set()
+    for rid in order:  # walk up from each match; the first match decides a tree's place
+        chain = [rid]
+        while (parent := by_id[chain[-1]].parent_run_id) in by_id and parent not in chain:
+            chain.append(parent)
+        for child, parent in zip(chain, chain[1:], strict=False):
+            if child not in seen:
+                children.setdefault(parent, []).append(child)
+                seen.add(child)
+        if chain[-1] not in seen:
+            roots.append(chain[-1])
+            seen.add(chain[-1])
+    out: list[RunRow] = []
+
+    def emit(rid: str, depth: int) -> None:
+        row = by_id[rid]
+        out.append(_replace(row, context=rid in context, depth=depth))
+        for child in children.get(rid, []):
+            emit(child, depth + 1)
+
+    for root in roots:
+        emit(root, 0)
+    return out
+
+
+def _replace(row: RunRow, **changes: Any) -> RunRow:
+    from dataclasses import replace
+
+    return replace(row, **changes)
+
+
+def available_keys(
+    store: SqlTrackingStore, experiment_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """The param, metric and tag keys of the experiments' latest runs (at most
+    :data:`KEY_SAMPLE_RUNS` of them), sorted: what the column chooser offers."""
+    ids = _experiment_ints(experiment_ids)
+
+    def work(conn: Connection) -> dict[str, list[str]]:
+        latest = (
+            select(_RUNS.c.run_uuid)
+            .where(
+                _RUNS.c.experiment_id.in_(ids) if ids else false(),
+                _RUNS.c.lifecycle_stage == "active",
+            )
+            .order_by(_RUNS.c.start_time.desc())
+            .limit(KEY_SAMPLE_RUNS)
+        )
+        run_ids = [str(r) for r in conn.execute(latest).scalars()]
+        keys: dict[str, set[str]] = {"params": set(), "metrics": set(), "tags": set()}
+        for name, table in (("params", _PARAMS), ("metrics", _METRICS), ("tags", _TAGS)):
+            for chunk in _chunks(run_ids):
+                keys[name].update(
+                    conn.execute(
+                        select(table.c.key).where(table.c.run_uuid.in_(chunk)).distinct()
+                    ).scalars()
+                )
+        return {name: sorted(found) for name, found in keys.items()}
+
+    return store.read(work)
+
+
+def experiment_summaries(
+    store: SqlTrackingStore, experiment_ids: Sequence[str]
+) -> dict[str, ExperimentSummary]:
+    """Active run counts and the latest run start of each experiment."""
+    ids = _experiment_ints(experiment_ids)
+    if not ids:
+        return {}
+
+    def work(conn: Connection) -> dict[str, ExperimentSummary]:
+        query = (
+            select(_RUNS.c.experiment_id, func.count(), func.max(_RUNS.c.start_time))
+            .where(_RUNS.c.experiment_id.in_(ids), _RUNS.c.lifecycle_stage == "active")
+            .group_by(_RUNS.c.experiment_id)
+        )
+        return {
+            str(eid): ExperimentSummary(int(n), latest)
+            for eid, n, latest in conn.execute(query)
+        }
+
+    return store.read(work)
+
+
+def ancestors(store: SqlTrackingStore, run_id: str) -> list[tuple[str, str, str]]:
+    """``(run_id, experiment_id, name)`` of a run's ancestors, the root first."""
+
+    def work(conn: Connection) -> list[tuple[str, str, str]]:
+        chain: list[tuple[str, str, str]] = []
+        current: str | None = run_id
+        seen = {run_id}
+        for _ in range(64):
+            row = conn.execute(
+                select(_RUNS.c.parent_run_uuid).where(_RUNS.c.run_uuid == current)
+            ).first()
+            parent = row[0] if row else None
+            if parent is None or parent in seen:
+                break
+            seen.add(parent)
+            found = conn.execute(
+                select(_RUNS.c.experiment_id, _RUNS.c.name).where(_RUNS.c.run_uuid == parent)
+            ).first()
+            if found is None:
+                break
+            chain.append((parent, str(found[0]), found[1]))
+            current = parent
+        return chain[::-1]
+
+    return store.read(work)

@@ -1,0 +1,104 @@
+"""The UI's Jinja2 environment and the filters its templates use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+__all__ = ["duration", "environment", "page", "safe_url", "timestamp"]
+
+
+def timestamp(ms: int | None) -> str:
+    """``2026-12-02 04:22:01`` (UTC) for epoch milliseconds; empty for None."""
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(ms: int | None) -> str:
+    """A short human duration: ``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    if ms is None or ms < 0:
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def number(value: float | None) -> str:
+    """A metric value with four significant digits (``nan``, ``inf`` as such)."""
+    if value is None:
+        return ""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+        return f"{value:.4g}"
+    return f"{value:.4g}" if not float(value).is_integer() else str(int(value))
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is http(s), else None: tags are user data and must not become
+    ``javascript:`` links."""
+    if url and url.startswith(("http://", "https://")):
+        return url
+    return None
+
+
+def _query(base: dict[str, Any], **changes: Any) -> str:
+    merged = {**base, **changes}
+    items = []
+    for key, value in merged.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, list | tuple):
+            items += [(key, v) for v in value]
+        else:
+            items.append((key, value))
+    return urlencode(items)
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The templates of ``tracking/ui/templates``, HTML-escaped."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tracking.ui", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(
+        timestamp=timestamp,
+        duration=duration,
+        number=number,
+        safe_url=safe_url,
+        tojson_attr=lambda v: json.dumps(v),
+    )
+    env.globals["query"] = _query
+    return env
+
+
+def page(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """Render ``template`` with the request's UI context (root path, CSRF token)."""
+    from tracking.ui.app import ui_context
+
+    html = environment().get_template(template).render(**ui_context(request), **context)
+    return HTMLResponse(html, status_code=status_code)

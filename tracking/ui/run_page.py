@@ -1,0 +1,283 @@
+"""A run's page (``/experiments/{id}/runs/{run_id}``), its artifacts browser, previews and
+downloads.
+
+The page shows the run's info, params, latest metrics, tags, note, parent
+breadcrumb and children, an orchestrator panel for pipeline runs (links back
+into Airflow or Prefect from the run's tags), lineage both ways, and charts of
+each metric drawn from the sampled-history endpoint by ``static/app.js``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import mimetypes
+import posixpath
+from dataclasses import replace
+from collections.abc import Iterator
+from typing import IO, Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from tracking.entities import FileInfo, Run
+from tracking.errors import TrackingError
+from tracking.server.routes.artifacts import _attachment
+from tracking.server.state import ServerState, StateDep
+from tracking.store.sql.browse import Columns, ancestors, browse_runs
+from tracking.ui.render import page, safe_url
+from tracking.ui.runs import table_view
+
+__all__ = ["NOTE_TAG", "PREVIEW_LIMITS", "orchestrator_panel", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+NOTE_TAG = "mlflow.note.content"
+#: The largest file each kind of preview reads; anything bigger is offered as a download.
+PREVIEW_LIMITS = {"text": 1 << 20, "json": 1 << 20, "table": 2 << 20, "image": 10 << 20, "html": 2 << 20}
+#: The most rows and columns a CSV/TSV preview shows.
+TABLE_ROWS, TABLE_COLUMNS = 500, 50
+_CHILDREN_SHOWN = 100
+_TEXT = {".txt", ".log", ".md", ".py", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".sql", ".sh",
+         ".r", ".xml", ".ipynb", ".jsonl", ".out", ".err", ".mlmodel", ""}
+_IMAGES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp"}
+_KINDS = {".json": "json", ".csv": "table", ".tsv": "table", ".html": "html", ".htm": "html"}
+
+
+def preview_kind(path: str) -> str | None:
+    """How a file is previewed: text, json, table, image, html, or None (download only)."""
+    name = posixpath.basename(path).lower()
+    ext = posixpath.splitext(name)[1]
+    if name in ("mlmodel", "requirements.txt", "conda.yaml", "license", "readme"):
+        return "text"
+    if ext in _KINDS:
+        return _KINDS[ext]
+    if ext in _IMAGES:
+        return "image"
+    if ext in _TEXT:
+        return "text"
+    return None
+
+
+def orchestrator_panel(tags: dict[str, str]) -> dict[str, Any] | None:
+    """What the orchestrator panel shows for a pipeline run, from its tags (None: not one)."""
+    if "airflow.dag_id" in tags:
+        fields = [
+            ("DAG", tags.get("airflow.dag_id")),
+            ("DAG run", tags.get("airflow.run_id")),
+            ("Task", tags.get("airflow.task_id")),
+            ("Try", tags.get("airflow.try_number")),
+            ("Map index", tags.get("airflow.map_index")),
+            ("Operator", tags.get("airflow.operator")),
+            ("Run type", tags.get("airflow.run_type")),
+            ("Logical date", tags.get("airflow.logical_date")),
+        ]
+        return {
+            "name": "Airflow",
+            "kind": "task instance" if "airflow.task_id" in tags else "DAG run",
+            "fields": [(k, v) for k, v in fields if v not in (None, "", "-1")],
+            "url": safe_url(tags.get("airflow.url")),
+        }
+    if "prefect.flow_run_id" in tags:
+        fields = [
+            ("Flow", tags.get("prefect.flow_name")),
+            ("Flow run", tags.get("prefect.flow_run_name")),
+            ("Flow run id", tags.get("prefect.flow_run_id")),
+            ("Task run", tags.get("prefect.task_run_name")),
+            ("Task run id", tags.get("prefect.task_run_id")),
+            ("Map index", tags.get("prefect.map_index")),
+            ("Run count", tags.get("prefect.run_count")),
+            ("Deployment", tags.get("prefect.deployment_id")),
+        ]
+        return {
+            "name": "Prefect",
+            "kind": "task run" if "prefect.task_run_id" in tags else "flow run",
+            "fields": [(k, v) for k, v in fields if v not in (None, "", "-1")],
+            "url": safe_url(tags.get("prefect.url")),
+        }
+    return None
+
+
+async def _run(request: Request, state: ServerState, experiment_id: str, run_id: str) -> Run | Response:
+    try:
+        run = await state.run(state.store.get_run, run_id)
+    except TrackingError as exc:
+        return page(request, "error.html", status_code=404, title="Run not found", error=str(exc))
+    if run.info.experiment_id != experiment_id:
+        return page(
+            request,
+            "error.html",
+            status_code=404,
+            title="Run not found",
+            error=f"Run {run_id} is in experiment {run.info.experiment_id}, not {experiment_id}",
+            link=f"/experiments/{run.info.experiment_id}/runs/{run_id}",
+        )
+    return run
+
+
+@router.get("/experiments/{experiment_id}/runs/{run_id}")
+async def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str) -> Response:
+    """Everything about one run."""
+    found = await _run(request, state, experiment_id, run_id)
+    if isinstance(found, Response):
+        return found
+    run = found
+    experiment = await state.run(state.store.get_experiment, experiment_id)
+    chain = await state.run(ancestors, state.store, run_id)
+    child_table = table_view([experiment_id], "", "", ["_"], "active")
+    child_table = replace(child_table, columns=Columns(metrics=tuple(sorted(run.data.metrics))[:5]))
+    children = await state.run(
+        browse_runs,
+        state.store,
+        [experiment_id],
+        parent_run_id=run_id,
+        limit=_CHILDREN_SHOWN,
+        columns=child_table.columns,
+    )
+    lineage = await state.run(state.store.get_lineage, run_id)
+    tags = dict(run.data.tags)
+    return page(
+        request,
+        "run.html",
+        run=run,
+        experiment=experiment,
+        chain=chain,
+        children=children,
+        child_table=child_table,
+        lineage=lineage,
+        note=tags.get(NOTE_TAG, ""),
+        note_tag=NOTE_TAG,
+        panel=orchestrator_panel(tags),
+        user_tags=sorted((k, v) for k, v in tags.items() if not k.startswith("mlflow.")),
+        system_tags=sorted((k, v) for k, v in tags.items() if k.startswith("mlflow.")),
+        metric_keys=sorted(run.data.metrics),
+        latest=run.data.latest,
+    )
+
+
+def _listing(state: ServerState, run: Run, path: str) -> list[FileInfo]:
+    return sorted(
+        state.proxy.list_run_artifacts(run, path or None), key=lambda f: (not f.is_dir, f.path)
+    )
+
+
+@router.get("/experiments/{experiment_id}/runs/{run_id}/artifacts")
+async def artifacts_page(
+    request: Request, state: StateDep, experiment_id: str, run_id: str, path: str = ""
+) -> Response:
+    """The run's artifacts: a directory listing, or a file with its preview."""
+    found = await _run(request, state, experiment_id, run_id)
+    if isinstance(found, Response):
+        return found
+    run = found
+    path = path.strip("/")
+    parent = posixpath.dirname(path)
+    error = None
+    entries: list[FileInfo] = []
+    selected: FileInfo | None = None
+    try:
+        if path:
+            siblings = await state.run(_listing, state, run, parent)
+            selected = next((f for f in siblings if f.path == path), None)
+        if selected is None or selected.is_dir:
+            entries = await state.run(_listing, state, run, path)
+        else:
+            entries = siblings
+    except TrackingError as exc:
+        error = str(exc)
+    if path and selected is None and error is None:
+        error = f"No artifact {path!r} in run {run_id}"
+    preview = None
+    if selected is not None and not selected.is_dir:
+        preview = await state.run(_preview, state, run, selected)
+    crumbs = []
+    parts = [p for p in path.split("/") if p] if path else []
+    for i, part in enumerate(parts):
+        crumbs.append((part, "/".join(parts[: i + 1])))
+    return page(
+        request,
+        "artifacts.html",
+        status_code=404 if error else 200,
+        run=run,
+        path=path,
+        entries=entries,
+        selected=selected,
+        preview=preview,
+        crumbs=crumbs,
+        error=error,
+    )
+
+
+def _read_limited(stream: IO[bytes], limit: int) -> bytes:
+    try:
+        return stream.read(limit + 1)
+    finally:
+        stream.close()
+
+
+def _preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
+    kind = preview_kind(info.path)
+    result: dict[str, Any] = {"kind": kind, "limit": None, "too_large": False}
+    if kind is None:
+        return result
+    limit = PREVIEW_LIMITS[kind]
+    result["limit"] = limit
+    if info.file_size is not None and info.file_size > limit:
+        result["too_large"] = True
+        return result
+    if kind in ("image", "html"):
+        return result  # the browser loads these from the raw URL
+    data = _read_limited(state.proxy.open_run_artifact(run, info.path), limit)
+    if len(data) > limit:
+        result["too_large"] = True
+        return result
+    text = data.decode("utf-8", "replace")
+    if kind == "json":
+        try:
+            result["text"] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError as exc:
+            result.update(kind="text", text=text, note=f"not valid JSON ({exc}); shown as text")
+        return result
+    if kind == "table":
+        delimiter = "\t" if info.path.lower().endswith(".tsv") else ","
+        rows = []
+        for i, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
+            if i > TABLE_ROWS:
+                result["truncated"] = True
+                break
+            rows.append(row[:TABLE_COLUMNS])
+        result["header"], result["rows"] = (rows[0], rows[1:]) if rows else ([], [])
+        return result
+    result["text"] = text
+    return result
+
+
+def _stream(stream: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(1 << 16):
+            yield chunk
+    finally:
+        stream.close()
+
+
+@router.get("/ui/artifact/{run_id}/{path:path}")
+async def raw_artifact(
+    request: Request, state: StateDep, run_id: str, path: str, download: bool = False
+) -> Response:
+    """A file of a run: inline for previews (HTML sandboxed by CSP), or as a download."""
+    try:
+        run = await state.run(state.store.get_run, run_id)
+        stream = await state.run(state.proxy.open_run_artifact, run, path)
+    except TrackingError as exc:
+        return page(request, "error.html", status_code=404, title="No such artifact", error=str(exc))
+    name = posixpath.basename(path)
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    headers = {
+        # An artifact is user data: it may not run scripts with the UI's origin, or at all.
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src data: 'self'; "
+        "style-src 'unsafe-inline'",
+    }
+    if download or preview_kind(path) not in ("image", "html"):
+        headers["Content-Disposition"] = _attachment(name)
+    return StreamingResponse(_stream(stream), media_type=media, headers=headers)

@@ -1,0 +1,321 @@
+"""The runs table (``/experiments/{ids}``), its pages and tree levels (``/ui/rows``),
+and the compare page (``/compare``).
+
+Everything a table shows is in its URL (experiments, filter, sort, columns), so
+each view can be shared. The first page is part of the page itself; further
+pages and tree levels come as ``<tr>`` fragments that htmx inserts (a page when
+the last row scrolls into view, a level when a node is expanded).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from tracking.entities import Experiment, Run, ViewType
+from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
+from tracking.search import Entity, OrderBy
+from tracking.server.state import ServerState, StateDep
+from tracking.store.sql.browse import (
+    Columns,
+    RunPage,
+    available_keys,
+    browse_runs,
+    parse_sort,
+)
+from tracking.ui.render import page
+
+__all__ = ["TableView", "router"]
+
+router = APIRouter(include_in_schema=False)
+#: Rows per fetched page (the table keeps at most ten pages in the document).
+PAGE_ROWS = 100
+#: Default columns: the first keys of each kind, when the URL names none.
+DEFAULT_COLUMNS = 5
+#: The most runs the compare page takes.
+MAX_COMPARE = 100
+_VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
+_PREFIX = {"p": "params", "m": "metrics", "t": "tags"}
+_ENTITY_PREFIX = {Entity.PARAM: "params", Entity.METRIC: "metrics", Entity.TAG: "tags"}
+
+
+def order_text(entity: str, key: str, ascending: bool) -> str:
+    """An ``order_by`` item the search grammar reads back (keys in backticks)."""
+    direction = "ASC" if ascending else "DESC"
+    if entity == "attributes":
+        return f"attributes.{key} {direction}"
+    return f"{entity}.`{key}` {direction}"
+
+
+@dataclass(frozen=True)
+class TableView:
+    """What the URL of a runs table says."""
+
+    experiment_ids: list[str]
+    filter: str
+    sort_text: str
+    sort: OrderBy
+    columns: Columns
+    cols_given: bool
+    view: str
+
+    def query(self) -> dict[str, Any]:
+        """The URL parameters that reproduce this view."""
+        cols = [f"p:{k}" for k in self.columns.params]
+        cols += [f"m:{k}" for k in self.columns.metrics]
+        cols += [f"t:{k}" for k in self.columns.tags]
+        return {
+            "filter": self.filter,
+            "sort": self.sort_text,
+            "cols": (cols or ["_"]) if self.cols_given else [],
+            "view": "" if self.view == "active" else self.view,
+        }
+
+    def sorted_by(self, entity: str, key: str) -> str | None:
+        """``"asc"``/``"desc"`` when the table is sorted by this column."""
+        current = self.sort
+        name = "attributes" if current.entity is Entity.ATTRIBUTE else _ENTITY_PREFIX[
+            current.entity
+        ]
+        if name == entity and current.key == key:
+            return "asc" if current.ascending else "desc"
+        return None
+
+    def sort_link(self, entity: str, key: str) -> str:
+        """The ``sort`` value a header click asks for: descending first, then ascending."""
+        return order_text(entity, key, ascending=self.sorted_by(entity, key) == "desc")
+
+
+def parse_columns(cols: list[str]) -> tuple[Columns, bool]:
+    """``cols=p:lr&cols=m:auc&cols=t:team`` into :class:`Columns`; ``_`` alone means none."""
+    chosen: dict[str, list[str]] = {"params": [], "metrics": [], "tags": []}
+    for item in cols:
+        if item == "_":
+            continue
+        kind, sep, key = item.partition(":")
+        if not sep or kind not in _PREFIX or not key:
+            raise InvalidParameterError(
+                f"Invalid column {item!r}: expected p:<param>, m:<metric> or t:<tag>"
+            )
+        if key not in chosen[_PREFIX[kind]]:
+            chosen[_PREFIX[kind]].append(key)
+    return (
+        Columns(tuple(chosen["params"]), tuple(chosen["metrics"]), tuple(chosen["tags"])),
+        bool(cols),
+    )
+
+
+def table_view(
+    experiment_ids: list[str], filter: str, sort: str, cols: list[str], view: str
+) -> TableView:
+    """Parse the URL's parameters (InvalidParameterError/SearchSyntaxError on bad ones)."""
+    columns, given = parse_columns(cols)
+    return TableView(
+        experiment_ids=experiment_ids,
+        filter=filter.strip(),
+        sort_text=sort.strip(),
+        sort=parse_sort(sort),
+        columns=columns,
+        cols_given=given,
+        view=view if view in _VIEWS else "active",
+    )
+
+
+async def _with_default_columns(state: ServerState, table: TableView) -> TableView:
+    if table.cols_given:
+        return table
+    keys = await state.run(available_keys, state.store, table.experiment_ids)
+    columns = Columns(
+        tuple(keys["params"][:DEFAULT_COLUMNS]),
+        tuple(keys["metrics"][:DEFAULT_COLUMNS]),
+        (),
+    )
+    return replace(table, columns=columns)
+
+
+async def _page(
+    state: ServerState,
+    table: TableView,
+    cursor: str | None = None,
+    parent: str | None = None,
+) -> RunPage:
+    return await state.run(
+        browse_runs,
+        state.store,
+        table.experiment_ids,
+        filter_string=table.filter,
+        sort=table.sort,
+        cursor=cursor,
+        limit=PAGE_ROWS,
+        columns=table.columns,
+        parent_run_id=parent,
+        view=_VIEWS[table.view],
+    )
+
+
+def _split_ids(ids: str) -> list[str]:
+    found = [i.strip() for i in ids.split(",") if i.strip()]
+    if not found or not all(i.isdigit() for i in found):
+        raise InvalidParameterError(
+            f"Invalid experiment ids {ids!r}: expected ids such as 1 or 1,4 (comma-separated)"
+        )
+    return found
+
+
+@router.get("/experiments/{ids}")
+async def runs_page(
+    request: Request,
+    state: StateDep,
+    ids: str,
+    filter: str = "",
+    sort: str = "",
+    cols: list[str] = Query([]),  # noqa: B008 - FastAPI's way
+    view: str = "active",
+) -> Response:
+    """The runs table of one or more experiments."""
+    try:
+        experiment_ids = _split_ids(ids)
+        experiments: list[Experiment] = [
+            await state.run(state.store.get_experiment, e) for e in experiment_ids
+        ]
+    except NotFoundError as exc:
+        return page(request, "error.html", status_code=404, title="Not found", error=str(exc))
+    except InvalidParameterError as exc:
+        return page(request, "error.html", status_code=400, title="Bad address", error=str(exc))
+    error = None
+    first: RunPage | None = None
+    keys: dict[str, list[str]] = {"params": [], "metrics": [], "tags": []}
+    try:
+        table = table_view(experiment_ids, filter, sort, cols, view)
+    except TrackingError as exc:
+        error = str(exc)
+        table = table_view(experiment_ids, "", "", [], view)
+        table = replace(table, filter=filter)
+    table = await _with_default_columns(state, table)
+    keys = await state.run(available_keys, state.store, experiment_ids)
+    if error is None:
+        try:
+            first = await _page(state, table)
+        except TrackingError as exc:
+            error = str(exc)
+    return page(
+        request,
+        "runs.html",
+        status_code=400 if error else 200,
+        experiments=experiments,
+        table=table,
+        first=first,
+        keys=keys,
+        error=error,
+    )
+
+
+@router.get("/ui/rows")
+async def rows_fragment(
+    request: Request,
+    state: StateDep,
+    experiments: str,
+    filter: str = "",
+    sort: str = "",
+    cols: list[str] = Query([]),  # noqa: B008
+    view: str = "active",
+    cursor: str | None = None,
+    parent: str | None = None,
+    depth: int = 0,
+) -> Response:
+    """More rows: the next page (``cursor``) or a tree level (``parent``), as ``<tr>``s."""
+    try:
+        table = table_view(_split_ids(experiments), filter, sort, cols, view)
+        found = await _page(state, table, cursor=cursor, parent=parent)
+    except TrackingError as exc:
+        return page(request, "rows_error.html", status_code=400, error=str(exc))
+    return page(
+        request,
+        "rows.html",
+        table=table,
+        rows=found.rows,
+        cursor=found.cursor,
+        parent=parent,
+        depth=depth,
+    )
+
+
+@router.get("/runs/{run_id}")
+async def run_redirect(request: Request, state: StateDep, run_id: str) -> Response:
+    """A run by id alone (lineage links, breadcrumbs): on to its page."""
+    try:
+        run = await state.run(state.store.get_run, run_id)
+    except TrackingError as exc:
+        return page(request, "error.html", status_code=404, title="Run not found", error=str(exc))
+    root = request.scope.get("root_path", "").rstrip("/")
+    return RedirectResponse(
+        f"{root}/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", status_code=303
+    )
+
+
+def _differs(values: list[str | None]) -> bool:
+    return len(set(values)) > 1
+
+
+def _best(values: list[float | None]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    return (min(finite), max(finite)) if finite else (None, None)
+
+
+@router.get("/compare")
+async def compare_page(request: Request, state: StateDep, runs: str = "") -> Response:
+    """Params with differences marked, metrics side by side, overlaid charts, and a scatter
+    or parallel-coordinates view of params against a metric."""
+    run_ids = list(dict.fromkeys(r.strip() for r in runs.replace(" ", ",").split(",") if r.strip()))
+    if not run_ids:
+        return page(
+            request,
+            "error.html",
+            status_code=400,
+            title="Nothing to compare",
+            error="Select runs in a runs table, then Compare (the URL takes ?runs=id1,id2,...)",
+        )
+    if len(run_ids) > MAX_COMPARE:
+        return page(
+            request,
+            "error.html",
+            status_code=400,
+            title="Too many runs",
+            error=f"Compare takes at most {MAX_COMPARE} runs, got {len(run_ids)}",
+        )
+    found: list[Run] = []
+    for rid in run_ids:
+        try:
+            found.append(await state.run(state.store.get_run, rid))
+        except TrackingError as exc:
+            return page(
+                request, "error.html", status_code=404, title="Run not found", error=str(exc)
+            )
+    param_keys = sorted({k for r in found for k in r.data.params})
+    metric_keys = sorted({k for r in found for k in r.data.metrics})
+    params = [
+        (k, [r.data.params.get(k) for r in found], _differs([r.data.params.get(k) for r in found]))
+        for k in param_keys
+    ]
+    metrics = []
+    for k in metric_keys:
+        values = [r.data.metrics.get(k) for r in found]
+        metrics.append((k, values, _best(values)))
+    return page(
+        request,
+        "compare.html",
+        runs=found,
+        params=params,
+        metrics=metrics,
+        param_keys=param_keys,
+        metric_keys=metric_keys,
+        only_differences=request.query_params.get("diff") == "1",
+        params_json={"keys": param_keys, "values": [dict(r.data.params) for r in found]},
+        metrics_json=[
+            {k: v for k, v in r.data.metrics.items() if math.isfinite(v)} for r in found
+        ],
+    )

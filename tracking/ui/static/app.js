@@ -1,0 +1,441 @@
+// trackflow's web UI: MLflow's hash links, table tree and selection, writes through the
+// REST API, and charts (uPlot) from the sampled-history endpoint. No build step.
+"use strict";
+
+(function () {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content || "";
+  const ROOT = meta("root-path");
+  const CSRF = meta("csrf-token");
+
+  // -- MLflow's URL scheme: /#/experiments/{id}[/runs/{run_id}], /#/compare-runs?runs=[...]
+  function forwardHash() {
+    const hash = window.location.hash;
+    if (!hash.startsWith("#/")) return false;
+    const [path, search] = hash.slice(1).split("?");
+    const params = new URLSearchParams(search || "");
+    const list = (name) => {
+      const raw = params.get(name);
+      if (!raw) return [];
+      try { return JSON.parse(raw).map(String); } catch (e) { return raw.split(","); }
+    };
+    let m;
+    let target = null;
+    if ((m = path.match(/^\/experiments\/([^/]+)\/runs\/([^/]+)(\/artifacts(\/.*)?)?/))) {
+      target = `/experiments/${m[1]}/runs/${m[2]}`;
+      if (m[3]) target += "/artifacts" + (m[4] ? "?path=" + encodeURIComponent(m[4].slice(1)) : "");
+    } else if ((m = path.match(/^\/experiments\/([^/]+)/))) {
+      target = `/experiments/${m[1]}`;
+    } else if (path.startsWith("/compare-runs")) {
+      target = "/compare?runs=" + list("runs").join(",");
+    } else if (path.startsWith("/compare-experiments")) {
+      target = "/experiments/" + list("experiments").join(",");
+    } else if (path === "/" || path === "") {
+      target = "/";
+    }
+    if (target === null) return false;
+    window.location.replace(ROOT + target);
+    return true;
+  }
+  if (forwardHash()) return;
+
+  // -- messages and writes ------------------------------------------------------------
+  function toast(text, isError = true) {
+    const box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = text;
+    box.className = isError ? "error" : "ok";
+    box.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { box.hidden = true; }, isError ? 12000 : 3000);
+  }
+
+  async function api(path, body) {
+    const response = await fetch(`${ROOT}/ajax-api/2.0/mlflow/${path}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const message = data.message || `${response.status} ${response.statusText}`;
+      toast(message);
+      throw new Error(message);
+    }
+    return data;
+  }
+
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (CSRF) event.detail.headers["X-CSRF-Token"] = CSRF;
+  });
+  document.addEventListener("htmx:responseError", (event) => {
+    toast(`Loading failed: ${event.detail.xhr.status} ${event.detail.xhr.responseText.slice(0, 300)}`);
+  });
+
+  document.getElementById("logout")?.addEventListener("click", async () => {
+    await fetch(`${ROOT}/ui/logout`, { method: "POST", headers: { "X-CSRF-Token": CSRF } });
+    window.location.assign(`${ROOT}/ui/login`);
+  });
+
+  // -- experiments ---------------------------------------------------------------------
+  function experimentsPage() {
+    document.getElementById("create-experiment")?.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = event.target.elements.name.value.trim();
+      if (!name) return;
+      const created = await api("experiments/create", { name });
+      window.location.assign(`${ROOT}/experiments/${created.experiment_id}`);
+    });
+    for (const row of document.querySelectorAll("#experiments tr[data-experiment]")) {
+      const id = row.dataset.experiment;
+      row.querySelector(".rename")?.addEventListener("click", async () => {
+        const name = window.prompt("New name", row.dataset.name);
+        if (name === null || name.trim() === "" || name === row.dataset.name) return;
+        await api("experiments/update", { experiment_id: id, new_name: name.trim() });
+        window.location.reload();
+      });
+      row.querySelector(".delete")?.addEventListener("click", async () => {
+        if (!window.confirm(`Delete experiment “${row.dataset.name}”? It can be restored.`)) return;
+        await api("experiments/delete", { experiment_id: id });
+        window.location.reload();
+      });
+      row.querySelector(".restore")?.addEventListener("click", async () => {
+        await api("experiments/restore", { experiment_id: id });
+        window.location.reload();
+      });
+    }
+    document.getElementById("compare-experiments")?.addEventListener("click", () => {
+      const ids = [...document.querySelectorAll("#experiments tr[data-experiment]")]
+        .filter((r) => r.querySelector(".pick")?.checked).map((r) => r.dataset.experiment);
+      if (ids.length === 0) { toast("Select one or more experiments first"); return; }
+      window.location.assign(`${ROOT}/experiments/${ids.join(",")}`);
+    });
+  }
+
+  // -- runs table: tree, selection, a bounded document ---------------------------------
+  const MAX_ROWS = 1000;
+
+  function subtree(row) {
+    const depth = Number(row.dataset.depth);
+    const out = [];
+    for (let next = row.nextElementSibling; next; next = next.nextElementSibling) {
+      if (Number(next.dataset.depth) <= depth) break;
+      out.push(next);
+    }
+    return out;
+  }
+
+  function runsTable() {
+    const body = document.getElementById("rows");
+    if (!body) return;
+    body.addEventListener("click", (event) => {
+      const button = event.target.closest("button.toggle");
+      if (!button) return;
+      const row = button.closest("tr");
+      if (button.getAttribute("aria-expanded") === "true") {
+        subtree(row).forEach((r) => r.remove());
+        button.setAttribute("aria-expanded", "false");
+        button.textContent = "▸";
+        return;
+      }
+      button.setAttribute("aria-expanded", "true");
+      button.textContent = "▾";
+      htmx.ajax("GET", button.dataset.url, { target: row, swap: "afterend" });
+    });
+    const compare = document.getElementById("compare");
+    const picked = () => [...body.querySelectorAll("tr.run")].filter((r) => r.querySelector(".pick")?.checked);
+    const update = () => {
+      const n = picked().length;
+      compare.disabled = n < 1;
+      compare.textContent = n ? `Compare selected (${n})` : "Compare selected";
+    };
+    body.addEventListener("change", (event) => { if (event.target.matches(".pick")) update(); });
+    document.getElementById("pick-all")?.addEventListener("change", (event) => {
+      body.querySelectorAll("tr.run .pick").forEach((box) => { box.checked = event.target.checked; });
+      update();
+    });
+    compare?.addEventListener("click", () => {
+      const ids = picked().map((r) => r.dataset.run);
+      window.location.assign(`${ROOT}/compare?runs=${ids.join(",")}`);
+    });
+    // At most about a thousand rows in the document: the oldest top-level pages go first.
+    body.addEventListener("htmx:afterSettle", () => {
+      const rows = body.querySelectorAll("tr.run");
+      if (rows.length <= MAX_ROWS) return;
+      let excess = rows.length - MAX_ROWS;
+      let dropped = Number(body.dataset.dropped || 0);
+      for (const row of [...rows]) {
+        if (excess <= 0) break;
+        if (row.dataset.depth !== "0") continue;
+        const group = [row, ...subtree(row)];
+        group.forEach((r) => r.remove());
+        excess -= group.filter((r) => r.classList.contains("run")).length;
+        dropped += 1;
+      }
+      body.dataset.dropped = String(dropped);
+      let note = document.getElementById("dropped");
+      if (!note) {
+        note = document.createElement("tr");
+        note.id = "dropped";
+        note.className = "dropped";
+        note.innerHTML = '<td colspan="99"><a href="">Earlier rows were let go to keep the page fast: back to the top</a></td>';
+        body.prepend(note);
+      } else {
+        body.prepend(note);
+      }
+    });
+  }
+
+  // -- note ------------------------------------------------------------------------------
+  function noteForm() {
+    const form = document.getElementById("note-form");
+    form?.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const value = form.elements.note.value;
+      await api("runs/set-tag", { run_id: form.dataset.run, key: form.dataset.key, value });
+      document.getElementById("note-text").textContent = value;
+      toast("Note saved", false);
+    });
+  }
+
+  // -- charts ----------------------------------------------------------------------------
+  const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22", "#17becf"];
+  const MAX_POINTS = 2000;
+
+  async function history(run, key) {
+    const url = `${ROOT}/api/2.0/trackflow/metrics/get-history-sampled?run_id=${encodeURIComponent(run)}` +
+      `&metric_key=${encodeURIComponent(key)}&max_points=${MAX_POINTS}`;
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`${key}: ${response.status}`);
+    const data = await response.json();
+    return (data.metrics || []).map((p) => [Number(p.step), Number(p.timestamp), Number(p.value)]);
+  }
+
+  function smooth(values, weight) {
+    if (!weight) return values;
+    let last = 0, debias = 0;
+    return values.map((v) => {
+      if (v === null || !Number.isFinite(v)) return v;
+      last = last * weight + (1 - weight) * v;
+      debias = debias * weight + (1 - weight);
+      return last / debias;
+    });
+  }
+
+  function seriesData(points, axis, weight, log) {
+    const t0 = points.length ? points[0][1] : 0;
+    const xs = points.map((p) => (axis === "step" ? p[0] : axis === "wall" ? p[1] / 1000 : (p[1] - t0) / 1000));
+    let ys = smooth(points.map((p) => p[2]), weight);
+    if (log) ys = ys.map((v) => (v > 0 ? v : null));
+    // uPlot wants x ascending: wall/relative time can step back when a step is logged late.
+    const order = xs.map((x, i) => i).sort((a, b) => xs[a] - xs[b] || a - b);
+    return [order.map((i) => xs[i]), order.map((i) => ys[i])];
+  }
+
+  function chartsSection(section) {
+    const runs = JSON.parse(section.dataset.runs);
+    const names = JSON.parse(section.dataset.names);
+    const metrics = JSON.parse(section.dataset.metrics);
+    const grid = section.querySelector(".chart-grid");
+    const controls = {
+      axis: section.querySelector(".x-axis"),
+      smoothing: section.querySelector(".smoothing"),
+      log: section.querySelector(".log-scale"),
+    };
+    const url = new URL(window.location.href);
+    if (url.searchParams.get("x")) controls.axis.value = url.searchParams.get("x");
+    if (url.searchParams.get("smooth")) controls.smoothing.value = url.searchParams.get("smooth");
+    if (url.searchParams.get("log") === "1") controls.log.checked = true;
+    const charts = new Map(); // metric -> {box, plot, data}
+    const stats = (window.__trackflowCharts = { requested: metrics.length, drawn: 0, ms: [] });
+
+    function draw(key) {
+      const entry = charts.get(key);
+      if (!entry || !entry.data) return;
+      const started = performance.now();
+      const axis = controls.axis.value;
+      const weight = Number(controls.smoothing.value);
+      const log = controls.log.checked;
+      const per = entry.data.map((points) => seriesData(points, axis, weight, log));
+      const joined = per.length === 1 ? per[0] : uPlot.join(per);
+      const opts = {
+        width: Math.max(320, entry.box.clientWidth - 8),
+        height: 240,
+        title: key,
+        scales: { x: { time: axis === "wall" }, y: { distr: log ? 3 : 1 } },
+        axes: [{ label: axis === "step" ? "step" : axis === "wall" ? "" : "seconds" }, {}],
+        series: [{ label: axis }, ...names.map((name, i) => ({
+          label: name, stroke: COLORS[i % COLORS.length], width: 1.25, spanGaps: true,
+          points: { show: false },
+        }))],
+        legend: { live: true },
+        cursor: { drag: { x: true, y: false } },
+      };
+      if (entry.plot) entry.plot.destroy();
+      entry.plot = new uPlot(opts, joined, entry.box);
+      const ms = performance.now() - started;
+      stats.ms.push(ms);
+      entry.box.dataset.drawn = "1";
+    }
+
+    async function load(key) {
+      const entry = charts.get(key);
+      entry.box.classList.add("loading");
+      try {
+        entry.data = await Promise.all(runs.map((r) => history(r, key)));
+      } catch (error) {
+        entry.box.textContent = `Could not load ${key}: ${error.message}`;
+        return;
+      }
+      entry.box.classList.remove("loading");
+      entry.box.textContent = "";
+      draw(key);
+      stats.drawn += 1;
+      if (stats.drawn === stats.requested) grid.dataset.ready = "1";
+    }
+
+    const observer = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (!e.isIntersecting) continue;
+        observer.unobserve(e.target);
+        load(e.target.dataset.metric);
+      }
+    }, { rootMargin: "400px" });
+    for (const key of metrics) {
+      const box = document.createElement("div");
+      box.className = "chart";
+      box.dataset.metric = key;
+      box.textContent = `${key}…`;
+      grid.appendChild(box);
+      charts.set(key, { box, plot: null, data: null });
+      observer.observe(box);
+    }
+    if (metrics.length === 0) grid.dataset.ready = "1";
+
+    const redraw = () => {
+      section.querySelector(".smoothing-value").textContent = controls.smoothing.value;
+      const params = new URL(window.location.href);
+      params.searchParams.set("x", controls.axis.value);
+      params.searchParams.set("smooth", controls.smoothing.value);
+      if (controls.log.checked) params.searchParams.set("log", "1"); else params.searchParams.delete("log");
+      window.history.replaceState(null, "", params);
+      charts.forEach((_entry, key) => draw(key));
+    };
+    controls.axis.addEventListener("change", redraw);
+    controls.smoothing.addEventListener("input", redraw);
+    controls.log.addEventListener("change", redraw);
+    section.querySelector(".smoothing-value").textContent = controls.smoothing.value;
+  }
+
+  // -- compare: differences, params against a metric ------------------------------------
+  function comparePage() {
+    const only = document.getElementById("only-diff");
+    const apply = () => document.querySelectorAll("#compare-params tr.param.same")
+      .forEach((r) => { r.hidden = only.checked; });
+    only?.addEventListener("change", apply);
+    if (only) apply();
+    const section = document.getElementById("relations");
+    if (!section) return;
+    const params = JSON.parse(section.dataset.params);
+    const latest = JSON.parse(section.dataset.latest);
+    const names = JSON.parse(section.dataset.names);
+    const plot = document.getElementById("relation-plot");
+    const kind = document.getElementById("relation-kind");
+    const paramSelect = document.getElementById("relation-param");
+    const metricSelect = document.getElementById("relation-metric");
+    let scatter = null;
+
+    function axisValues(key, values) {
+      const numbers = values.map((v) => (v === undefined || v === null || v === "" ? NaN : Number(v)));
+      if (numbers.every((n) => Number.isFinite(n) || Number.isNaN(n)) && numbers.some(Number.isFinite)) {
+        return { numeric: true, values: numbers, labels: null };
+      }
+      const labels = [...new Set(values.map((v) => String(v ?? "—")))].sort();
+      return { numeric: false, values: values.map((v) => labels.indexOf(String(v ?? "—"))), labels };
+    }
+
+    function parallel(metric) {
+      const keys = [...params.keys, metric];
+      const columns = keys.map((k, i) => axisValues(k, i < params.keys.length
+        ? params.values.map((p) => p[k]) : latest.map((m) => m[metric])));
+      const canvas = document.createElement("canvas");
+      const width = Math.max(480, plot.clientWidth - 8), height = 320;
+      canvas.width = width * devicePixelRatio; canvas.height = height * devicePixelRatio;
+      canvas.style.width = width + "px"; canvas.style.height = height + "px";
+      canvas.id = "parallel";
+      plot.replaceChildren(canvas);
+      const ctx = canvas.getContext("2d");
+      ctx.scale(devicePixelRatio, devicePixelRatio);
+      const pad = 40, top = 30, bottom = height - 30;
+      const x = (i) => pad + (i * (width - 2 * pad)) / Math.max(1, keys.length - 1);
+      const ranges = columns.map((c) => {
+        const finite = c.values.filter(Number.isFinite);
+        const lo = Math.min(...finite), hi = Math.max(...finite);
+        return [lo, hi === lo ? lo + 1 : hi];
+      });
+      const y = (col, v) => bottom - ((v - ranges[col][0]) / (ranges[col][1] - ranges[col][0])) * (bottom - top);
+      const metricRange = ranges[keys.length - 1];
+      ctx.font = "12px system-ui, sans-serif";
+      ctx.fillStyle = "#333";
+      keys.forEach((k, i) => {
+        ctx.strokeStyle = "#999"; ctx.beginPath(); ctx.moveTo(x(i), top); ctx.lineTo(x(i), bottom); ctx.stroke();
+        ctx.textAlign = "center";
+        ctx.fillText(k, x(i), top - 12);
+        const c = columns[i];
+        ctx.fillText(c.labels ? c.labels[c.labels.length - 1] ?? "" : String(+ranges[i][1].toPrecision(4)), x(i), top - 1);
+        ctx.fillText(c.labels ? c.labels[0] ?? "" : String(+ranges[i][0].toPrecision(4)), x(i), bottom + 14);
+      });
+      names.forEach((name, run) => {
+        const m = columns[keys.length - 1].values[run];
+        const t = Number.isFinite(m) ? (m - metricRange[0]) / (metricRange[1] - metricRange[0]) : 0;
+        ctx.strokeStyle = `hsl(${240 - 240 * t}, 70%, 45%)`;
+        ctx.lineWidth = 1.5;
+        ctx.beginPath();
+        let started = false;
+        columns.forEach((c, i) => {
+          const v = c.values[run];
+          if (!Number.isFinite(v)) { started = false; return; }
+          if (!started) { ctx.moveTo(x(i), y(i, v)); started = true; } else ctx.lineTo(x(i), y(i, v));
+        });
+        ctx.stroke();
+      });
+      plot.dataset.drawn = "parallel";
+    }
+
+    function scatterPlot(param, metric) {
+      const xs = axisValues(param, params.values.map((p) => p[param]));
+      const ys = latest.map((m) => (m[metric] === undefined ? null : m[metric]));
+      const order = xs.values.map((v, i) => i).filter((i) => Number.isFinite(xs.values[i])).sort((a, b) => xs.values[a] - xs.values[b]);
+      const data = [order.map((i) => xs.values[i]), order.map((i) => ys[i])];
+      if (scatter) scatter.destroy();
+      plot.replaceChildren();
+      scatter = new uPlot({
+        width: Math.max(480, plot.clientWidth - 8), height: 320, title: `${metric} by ${param}`,
+        mode: 1,
+        scales: { x: { time: false } },
+        axes: [{ label: param, values: xs.labels ? (u, ticks) => ticks.map((t) => xs.labels[t] ?? "") : undefined }, { label: metric }],
+        series: [{ label: param }, { label: metric, stroke: COLORS[0], paths: () => null, points: { show: true, size: 8, fill: COLORS[0] } }],
+      }, data, plot);
+      plot.dataset.drawn = "scatter";
+    }
+
+    const render = () => {
+      const metric = metricSelect.value;
+      if (!metric) { plot.textContent = "No metrics to relate."; return; }
+      if (kind.value === "scatter") {
+        if (!paramSelect.value) { plot.textContent = "No params to relate."; return; }
+        scatterPlot(paramSelect.value, metric);
+      } else parallel(metric);
+    };
+    [kind, paramSelect, metricSelect].forEach((el) => el.addEventListener("change", render));
+    render();
+  }
+
+  const page = document.body.dataset.page;
+  if (page === "experiments") experimentsPage();
+  if (page === "runs") runsTable();
+  if (page === "run") noteForm();
+  if (page === "compare") comparePage();
+  document.querySelectorAll("section.charts").forEach(chartsSection);
+})();
