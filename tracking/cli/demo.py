@@ -65,7 +65,48 @@ def run_demo(experiment: str, trials: int, epochs: int, seed: int) -> tuple[str,
         best = max(children, key=lambda r: r.data.metrics.get("acc", float("-inf")))
         tracking.log_metric("best_acc", best.data.metrics["acc"])
         tracking.set_tag("best_run_id", best.info.run_id)
+        _log_report(children, best.info.run_id)
     return parent_id, best.info.run_id, True
+
+
+def _log_report(children: list[Any], best_id: str) -> None:
+    """The sweep's results as a CSV table, an SVG chart and an HTML report (what the UI's
+    artifact browser previews)."""
+    import html
+
+    import tracking
+
+    trials = sorted(children, key=lambda r: r.info.run_name)
+    lines = ["run,lr,depth,acc,loss"]
+    for r in trials:
+        p, m = r.data.params, r.data.metrics
+        lines.append(f"{r.info.run_name},{p['lr']},{p['depth']},{m['acc']},{m['loss']}")
+    tracking.log_text("\n".join(lines) + "\n", "results/trials.csv")
+    width, height = 320, 160
+    bars = []
+    for i, r in enumerate(trials):
+        acc = r.data.metrics["acc"]
+        h = int(acc * (height - 20))
+        colour = "#1a7f37" if r.info.run_id == best_id else "#1d4e89"
+        bars.append(
+            f'<rect x="{10 + i * 50}" y="{height - 10 - h}" width="36" height="{h}" '
+            f'fill="{colour}"><title>{html.escape(r.info.run_name)}: {acc}</title></rect>'
+        )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        + "".join(bars)
+        + "</svg>"
+    )
+    tracking.log_text(svg, "results/accuracy.svg")
+    rows = "".join(
+        f"<tr><td>{html.escape(r.info.run_name)}</td><td>{r.data.metrics['acc']:.4f}</td></tr>"
+        for r in trials
+    )
+    tracking.log_text(
+        "<!doctype html><title>Sweep report</title><h1>Sweep report</h1>"
+        f"<table><tr><th>trial</th><th>acc</th></tr>{rows}</table>",
+        "report.html",
+    )
 
 
 @click.command()

@@ -83,7 +83,7 @@ __all__ = ["COMMANDS"]
 @click.option(
     "--demo", is_flag=True, help="First fill the store with the demo sweep (`trackflow demo`)."
 )
-def server(demo: bool, **options: Any) -> None:
+def server(demo: bool, open_browser: bool = False, **options: Any) -> None:
     """Serve MLflow's tracking REST API (and trackflow's additions) with FastAPI on uvicorn.
 
     MLflow clients work with MLFLOW_TRACKING_URI=http://HOST:PORT; trackflow's with
@@ -105,7 +105,50 @@ def server(demo: bool, **options: Any) -> None:
             for e in exc.errors()
         )
         raise click.UsageError(problems) from None
+    if open_browser:
+        _open_when_up(settings.host, settings.port)
     serve(settings, demo=demo)
 
 
-COMMANDS = [server]
+def _open_when_up(host: str, port: int) -> None:
+    """Open the UI in a browser once the server answers /health (in the background)."""
+    import threading
+    import time
+    import webbrowser
+
+    import httpx
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+
+    def wait_and_open() -> None:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "health", timeout=1).status_code == 200:
+                    webbrowser.open(url)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    threading.Thread(target=wait_and_open, name="trackflow-open-browser", daemon=True).start()
+
+
+ui = click.Command(
+    "ui",
+    callback=server.callback,
+    params=[
+        *server.params,
+        click.Option(
+            ["--open-browser/--no-open-browser"],
+            default=False,
+            help="Open the UI in the default browser once it is up.",
+        ),
+    ],
+    help="Serve the web UI at http://HOST:PORT/ (with the REST API): `trackflow server` "
+    "with the UI's defaults, as `mlflow ui` is to `mlflow server`. Every option also "
+    "comes from TRACKFLOW_SERVER_<OPTION> in the environment.",
+    short_help="Serve the web UI (and the API).",
+)
+
+COMMANDS = [server, ui]

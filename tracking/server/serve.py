@@ -56,6 +56,7 @@ def serve(settings: ServerSettings, *, demo: bool = False) -> None:
             + (" (bearer token required)" if settings.auth_token is not None else ""),
             err=True,
         )
+        click.echo(f"web UI: {_url(settings.host, port)}/", err=True)
         common = {
             "access_log": settings.access_log,
             "log_level": "info",

@@ -25,7 +25,7 @@ from tracking.entities import FileInfo, Run
 from tracking.errors import TrackingError
 from tracking.server.routes.artifacts import _attachment
 from tracking.server.state import ServerState, StateDep
-from tracking.store.sql.browse import Columns, ancestors, browse_runs
+from tracking.store.sql.browse import Columns, ancestors, available_keys, browse_runs
 from tracking.ui.render import page, safe_url
 from tracking.ui.runs import table_view
 
@@ -126,7 +126,8 @@ async def run_page(request: Request, state: StateDep, experiment_id: str, run_id
     experiment = await state.run(state.store.get_experiment, experiment_id)
     chain = await state.run(ancestors, state.store, run_id)
     child_table = table_view([experiment_id], "", "", ["_"], "active")
-    child_table = replace(child_table, columns=Columns(metrics=tuple(sorted(run.data.metrics))[:5]))
+    keys = await state.run(available_keys, state.store, [experiment_id])
+    child_table = replace(child_table, columns=Columns(metrics=tuple(keys["metrics"][:5])))
     children = await state.run(
         browse_runs,
         state.store,

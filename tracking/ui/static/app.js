@@ -267,7 +267,8 @@
         axes: [{ label: axis === "step" ? "step" : axis === "wall" ? "" : "seconds" }, {}],
         series: [{ label: axis }, ...names.map((name, i) => ({
           label: name, stroke: COLORS[i % COLORS.length], width: 1.25, spanGaps: true,
-          points: { show: false },
+          // A short series shows its points (one point alone draws no line).
+          points: { show: per[i][0].length <= 50, size: 5, fill: COLORS[i % COLORS.length] },
         }))],
         legend: { live: true },
         cursor: { drag: { x: true, y: false } },
