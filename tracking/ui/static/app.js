@@ -248,7 +248,8 @@
     if (url.searchParams.get("smooth")) controls.smoothing.value = url.searchParams.get("smooth");
     if (url.searchParams.get("log") === "1") controls.log.checked = true;
     const charts = new Map(); // metric -> {box, plot, data}
-    const stats = (window.__trackflowCharts = { requested: metrics.length, drawn: 0, ms: [] });
+    // What tests and the benchmark read: the uPlot instance per metric and draw times.
+    const stats = (window.__trackflowCharts = { requested: metrics.length, drawn: 0, ms: [], plots: {} });
 
     function draw(key) {
       const entry = charts.get(key);
@@ -275,6 +276,7 @@
       };
       if (entry.plot) entry.plot.destroy();
       entry.plot = new uPlot(opts, joined, entry.box);
+      stats.plots[key] = entry.plot;
       const ms = performance.now() - started;
       stats.ms.push(ms);
       entry.box.dataset.drawn = "1";

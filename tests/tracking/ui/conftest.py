@@ -1,0 +1,129 @@
+"""Browser tests of the web UI: Playwright's Python package driving Debian's chromium
+against real ``trackflow server`` processes on loopback.
+
+Chromium comes from ``apt-get install chromium`` (``.ci/services.sh`` installs it);
+Playwright's own browser download cannot work here. Without it these tests are
+skipped locally and fail under ``CI=true``. Every page a test looks at is
+saved as a screenshot in ``.ui-screenshots/`` (or ``TRACKFLOW_UI_SCREENSHOTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+
+from _server_support import TOKEN, ServerProcess, start_server  # noqa: E402
+from _ui_support import UiStore, fill  # noqa: E402
+
+CHROMIUM = os.environ.get("TRACKFLOW_CHROMIUM", "/usr/lib/chromium/chromium")
+SCREENSHOTS = Path(
+    os.environ.get(
+        "TRACKFLOW_UI_SCREENSHOTS", Path(__file__).resolve().parents[3] / ".ui-screenshots"
+    )
+)
+
+
+def in_ci() -> bool:
+    """True under ``CI=true``, where a missing browser fails the tests."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.ui)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium for the session."""
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = f"no chromium at {CHROMIUM} (apt-get install chromium, or TRACKFLOW_CHROMIUM)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - a dev dependency
+        reason = "the playwright package is not installed"
+    if reason:
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+class PageErrors(list[str]):
+    """JavaScript errors and failed same-origin requests a page produced."""
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page; fails the test on a JavaScript error
+    and saves a screenshot of what the page shows at the end."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors = PageErrors()
+    tab.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    tab.on(
+        "console",
+        lambda msg: errors.append(f"console: {msg.text}")
+        if msg.type == "error" and "status of 4" not in msg.text
+        else None,
+    )
+    tab.errors = errors
+    yield tab
+    shot(tab, request.node.name)
+    context.close()
+    assert not errors, f"the page reported errors: {errors}"
+
+
+def shot(tab: Any, name: str) -> None:
+    """Save what ``tab`` shows as ``<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
+    try:
+        tab.screenshot(path=str(SCREENSHOTS / f"{safe}.png"), full_page=True)
+    except Exception:  # noqa: BLE001 - a closed page has nothing to show
+        pass
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server without a token, its store filled by :func:`_ui_support.fill`."""
+    with start_server(tmp_path_factory.mktemp("ui-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ui_store(ui_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> UiStore:
+    """What the UI server's store holds."""
+    return fill(ui_server.url, tmp_path_factory.mktemp("ui-fill"))
+
+
+@pytest.fixture(scope="session")
+def auth_ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server behind ``--auth-token`` :data:`TOKEN`, with one experiment and run."""
+    import httpx
+
+    with start_server(tmp_path_factory.mktemp("ui-auth-server"), token=TOKEN) as server:
+        api = f"{server.url}/api/2.0/mlflow"
+        with httpx.Client(headers=server.headers(), timeout=10) as http:
+            eid = http.post(f"{api}/experiments/create", json={"name": "secret-exp"}).json()[
+                "experiment_id"
+            ]
+            http.post(
+                f"{api}/runs/create", json={"experiment_id": eid, "run_name": "secret-run"}
+            ).raise_for_status()
+        yield server
