@@ -25,6 +25,10 @@ _HERE = Path(__file__).resolve().parent
 #: Served without a session: the UI's own files, the vendored libraries, the login page.
 UI_OPEN_PREFIXES = ("/ui/static/", "/ui/vendor/", "/ui/login")
 _log = logging.getLogger("tracking.server")
+_SAME_ORIGIN_ONLY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:"
+)
 
 
 def ui_context(request: Request) -> dict[str, Any]:
@@ -80,13 +84,16 @@ def _docs_router(app: FastAPI) -> APIRouter:
     @router.get("/redoc")
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}{app.openapi_url}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{vendor}/redoc.standalone.js",
             redoc_favicon_url=f"{root}/ui/static/favicon.svg",
             with_google_fonts=False,
         )
+        # Redoc's sidebar shows a logo from its CDN: keep the page to this server.
+        page.headers["Content-Security-Policy"] = _SAME_ORIGIN_ONLY
+        return page
 
     return router
 

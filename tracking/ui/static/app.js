@@ -33,6 +33,11 @@
       target = "/";
     }
     if (target === null) return false;
+    const next = document.querySelector("form.login input[name=next]");
+    if (next) {  // signing in first: go on to the linked page afterwards
+      next.value = target;
+      return false;
+    }
     window.location.replace(ROOT + target);
     return true;
   }
