@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the PostgreSQL and MariaDB servers the test suite uses are up.
+# Make sure the PostgreSQL and MariaDB servers the test suite uses are up, and that
+# chromium (for the browser tests) is installed.
 #
 #   PostgreSQL  127.0.0.1:5432, user postgres, trust auth, database "test"
 #   MariaDB     127.0.0.1:3306, user root, empty password, database "test"
@@ -189,5 +190,24 @@ ensure_mariadb() {
         || give_up "MariaDB is up but root cannot log in from $MY_HOST without a password"
 }
 
+# The browser the UI tests drive (Playwright with Debian's chromium: Playwright's own
+# download needs its CDN). Missing and not installable: the UI tests skip locally and
+# fail under CI=true, as the databases do.
+CHROMIUM="${TRACKFLOW_CHROMIUM:-/usr/lib/chromium/chromium}"
+ensure_chromium() {
+    if [[ -x "$CHROMIUM" ]]; then
+        log "chromium is installed"
+    elif can_install; then
+        log "installing chromium (for the browser tests)"
+        apt_install chromium
+    elif is_ci; then
+        log "chromium is not installed (run this script as root to install it)"
+        exit 1
+    else
+        log "chromium is not installed: the browser tests will be skipped"
+    fi
+}
+
 ensure_postgres
 ensure_mariadb
+ensure_chromium

@@ -573,6 +573,42 @@ def wl_history_large(side: Side, sizes: Sizes) -> Result:
     return result
 
 
+#: Runs of the UI benchmark's chart, and the metric they hold.
+UI_CHART_RUNS, UI_CHART_METRIC = 10, "loss"
+
+
+def wl_ui_store(side: Side, sizes: Sizes) -> Result:
+    """Not timed: the UI benchmark's store (``ui_bench.py``), through the tool's API and bulk
+    loading: ``search_large_runs`` runs with ``run_params`` params and ``run_metrics``
+    metrics, and 10 runs holding ``history_small`` points of ``loss`` each."""
+    experiment_id, run_id = _warm_run(side)
+    side.end_run(run_id)
+    setup = time.perf_counter()
+    runs = make_runs(sizes.search_large_runs, sizes.run_params, sizes.run_metrics)
+    bulk_load_runs(_db_path(side), run_id, runs)
+    chart_runs = []
+    for _ in range(UI_CHART_RUNS):
+        chart_run = side.create_run(experiment_id)
+        side.end_run(chart_run)
+        chart_runs.append(chart_run)
+    for chart_run in chart_runs:
+        bulk_load_history(_db_path(side), chart_run, UI_CHART_METRIC, sizes.history_small)
+    result = _result(
+        "ui_store",
+        side,
+        "runs",
+        [float(len(runs))],
+        {
+            "experiment_id": experiment_id,
+            "chart_runs": chart_runs,
+            "db_path": str(_db_path(side)),
+            "runs": len(runs) + 1 + UI_CHART_RUNS,
+        },
+    )
+    result.setup_s = time.perf_counter() - setup
+    return result
+
+
 WORKLOADS: dict[str, Callable[[Side, Sizes], Result]] = {
     "a": wl_log_metric,
     "b": wl_log_batch,
@@ -581,6 +617,7 @@ WORKLOADS: dict[str, Callable[[Side, Sizes], Result]] = {
     "d2": wl_search_large,
     "e1": wl_history_small,
     "e2": wl_history_large,
+    "ui_store": wl_ui_store,
 }
 
 

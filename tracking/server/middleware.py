@@ -110,7 +110,9 @@ class BearerAuthMiddleware:
             and b"text/html" in accept
             and not path.startswith(API_PATH_PREFIXES)
         ):
-            target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+            target = path + (
+                "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
+            )
             response = RedirectResponse(
                 f"{scope.get('root_path', '')}/ui/login?next={quote(target, safe='')}",
                 status_code=303,

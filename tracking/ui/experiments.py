@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tracking.entities import ViewType
+from tracking.entities import PagedList, ViewType
 from tracking.errors import TrackingError
 from tracking.server.state import StateDep
 from tracking.store.sql.browse import experiment_summaries
@@ -50,10 +50,8 @@ async def experiments_page(
             page_token=page_token,
         )
     except TrackingError as exc:
-        found, error = [], str(exc)
-    summaries = await state.run(
-        experiment_summaries, state.store, [e.experiment_id for e in found]
-    )
+        found, error = PagedList(), str(exc)
+    summaries = await state.run(experiment_summaries, state.store, [e.experiment_id for e in found])
     return page(
         request,
         "experiments.html",

@@ -94,9 +94,7 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def page(
-    request: Request, template: str, status_code: int = 200, **context: Any
-) -> HTMLResponse:
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template`` with the request's UI context (root path, CSRF token)."""
     from tracking.ui.app import ui_context
 

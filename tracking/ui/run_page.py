@@ -14,8 +14,8 @@ import io
 import json
 import mimetypes
 import posixpath
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import IO, Any
 
 from fastapi import APIRouter, Request
@@ -35,12 +35,37 @@ router = APIRouter(include_in_schema=False)
 
 NOTE_TAG = "mlflow.note.content"
 #: The largest file each kind of preview reads; anything bigger is offered as a download.
-PREVIEW_LIMITS = {"text": 1 << 20, "json": 1 << 20, "table": 2 << 20, "image": 10 << 20, "html": 2 << 20}
+PREVIEW_LIMITS = {
+    "text": 1 << 20,
+    "json": 1 << 20,
+    "table": 2 << 20,
+    "image": 10 << 20,
+    "html": 2 << 20,
+}
 #: The most rows and columns a CSV/TSV preview shows.
 TABLE_ROWS, TABLE_COLUMNS = 500, 50
 _CHILDREN_SHOWN = 100
-_TEXT = {".txt", ".log", ".md", ".py", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".sql", ".sh",
-         ".r", ".xml", ".ipynb", ".jsonl", ".out", ".err", ".mlmodel", ""}
+_TEXT = {
+    ".txt",
+    ".log",
+    ".md",
+    ".py",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".sql",
+    ".sh",
+    ".r",
+    ".xml",
+    ".ipynb",
+    ".jsonl",
+    ".out",
+    ".err",
+    ".mlmodel",
+    "",
+}
 _IMAGES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp"}
 _KINDS = {".json": "json", ".csv": "table", ".tsv": "table", ".html": "html", ".htm": "html"}
 
@@ -99,7 +124,9 @@ def orchestrator_panel(tags: dict[str, str]) -> dict[str, Any] | None:
     return None
 
 
-async def _run(request: Request, state: ServerState, experiment_id: str, run_id: str) -> Run | Response:
+async def _run(
+    request: Request, state: ServerState, experiment_id: str, run_id: str
+) -> Run | Response:
     try:
         run = await state.run(state.store.get_run, run_id)
     except TrackingError as exc:
@@ -271,7 +298,9 @@ async def raw_artifact(
         run = await state.run(state.store.get_run, run_id)
         stream = await state.run(state.proxy.open_run_artifact, run, path)
     except TrackingError as exc:
-        return page(request, "error.html", status_code=404, title="No such artifact", error=str(exc))
+        return page(
+            request, "error.html", status_code=404, title="No such artifact", error=str(exc)
+        )
     name = posixpath.basename(path)
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
     headers = {

@@ -78,9 +78,9 @@ class TableView:
     def sorted_by(self, entity: str, key: str) -> str | None:
         """``"asc"``/``"desc"`` when the table is sorted by this column."""
         current = self.sort
-        name = "attributes" if current.entity is Entity.ATTRIBUTE else _ENTITY_PREFIX[
-            current.entity
-        ]
+        name = (
+            "attributes" if current.entity is Entity.ATTRIBUTE else _ENTITY_PREFIX[current.entity]
+        )
         if name == entity and current.key == key:
             return "asc" if current.ascending else "desc"
         return None
@@ -125,10 +125,9 @@ def table_view(
     )
 
 
-async def _with_default_columns(state: ServerState, table: TableView) -> TableView:
+def _with_default_columns(table: TableView, keys: dict[str, list[str]]) -> TableView:
     if table.cols_given:
         return table
-    keys = await state.run(available_keys, state.store, table.experiment_ids)
     columns = Columns(
         tuple(keys["params"][:DEFAULT_COLUMNS]),
         tuple(keys["metrics"][:DEFAULT_COLUMNS]),
@@ -188,15 +187,14 @@ async def runs_page(
         return page(request, "error.html", status_code=400, title="Bad address", error=str(exc))
     error = None
     first: RunPage | None = None
-    keys: dict[str, list[str]] = {"params": [], "metrics": [], "tags": []}
     try:
         table = table_view(experiment_ids, filter, sort, cols, view)
     except TrackingError as exc:
         error = str(exc)
         table = table_view(experiment_ids, "", "", [], view)
         table = replace(table, filter=filter)
-    table = await _with_default_columns(state, table)
     keys = await state.run(available_keys, state.store, experiment_ids)
+    table = _with_default_columns(table, keys)
     if error is None:
         try:
             first = await _page(state, table)
@@ -315,7 +313,5 @@ async def compare_page(request: Request, state: StateDep, runs: str = "") -> Res
         metric_keys=metric_keys,
         only_differences=request.query_params.get("diff") == "1",
         params_json={"keys": param_keys, "values": [dict(r.data.params) for r in found]},
-        metrics_json=[
-            {k: v for k, v in r.data.metrics.items() if math.isfinite(v)} for r in found
-        ],
+        metrics_json=[{k: v for k, v in r.data.metrics.items() if math.isfinite(v)} for r in found],
     )

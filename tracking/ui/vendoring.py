@@ -97,9 +97,10 @@ def missing(directory: Path = VENDOR_DIR) -> list[str]:
     absent = []
     for package in PACKAGES:
         for target in package.files.values():
-            if stamp.get(package.name) != f"{package.version} {package.integrity}" or not (
-                directory / target
-            ).is_file():
+            if (
+                stamp.get(package.name) != f"{package.version} {package.integrity}"
+                or not (directory / target).is_file()
+            ):
                 absent.append(target)
     return absent
 
@@ -116,7 +117,7 @@ def _verified(package: NpmPackage, data: bytes) -> bytes:
 
 
 def _download(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - https registry
+    with urllib.request.urlopen(url, timeout=60) as response:
         data: bytes = response.read()
         return data
 

@@ -172,7 +172,7 @@ class TestRouting:
         [
             pytest.param("GET", "/api/2.0/mlflow/nothing/here", id="unknown-mlflow-path"),
             pytest.param("POST", "/api/2.0/trackflow/runs/teleport", id="unknown-trackflow"),
-            pytest.param("GET", "/", id="root"),
+            pytest.param("GET", "/nothing/here", id="unknown-page"),
         ],
     )
     def test_unknown_endpoint(self, client: TestClient, method: str, path: str) -> None:

@@ -141,13 +141,16 @@ class TestKeysetPages:
         event.listen(store.engine, "before_cursor_execute", record)
         try:
             first = browse_runs(store, [eid], sort=parse_sort("metrics.score DESC"), limit=5)
-            browse_runs(store, [eid], sort=parse_sort("metrics.score DESC"), limit=5,
-                        cursor=first.cursor)
+            browse_runs(
+                store, [eid], sort=parse_sort("metrics.score DESC"), limit=5, cursor=first.cursor
+            )
         finally:
             event.remove(store.engine, "before_cursor_execute", record)
         assert statements and all(o == 0 for o in offsets)
-        assert any("(SORT_KEY.VALUE, RUNS.RUN_UUID) <" in s.replace('"', "").replace("`", "")
-                   for s in statements)
+        assert any(
+            "(SORT_KEY.VALUE, RUNS.RUN_UUID) <" in s.replace('"', "").replace("`", "")
+            for s in statements
+        )
 
 
 class TestTree:
@@ -191,7 +194,8 @@ class TestTree:
         page = browse_runs(
             store,
             [eid],
-            filter_string="(metrics.score = 6 or metrics.score = 101) and attributes.status != 'KILLED'",
+            filter_string="(metrics.score = 6 or metrics.score = 101) "
+            "and attributes.status != 'KILLED'",
             limit=50,
         )
         matches = sorted(r.name for r in page.rows if not r.context)
@@ -225,7 +229,9 @@ class TestBadInput:
         with pytest.raises(SearchSyntaxError, match=r"(?s)column 16.*\^"):
             browse_runs(store, [eid], filter_string="metrics.score >")
 
-    @pytest.mark.parametrize("cursor", ["garbage!", "WzIsMSwieCJd", "e30"], ids=["b64", "phase", "obj"])
+    @pytest.mark.parametrize(
+        "cursor", ["garbage!", "WzIsMSwieCJd", "e30"], ids=["b64", "phase", "obj"]
+    )
     def test_a_bad_cursor(
         self, filled: tuple[SqlTrackingStore, str, dict[str, str]], cursor: str
     ) -> None:

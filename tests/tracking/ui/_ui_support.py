@@ -77,15 +77,23 @@ def fill(url: str, workdir: Path) -> UiStore:
     runs["sweep"] = sweep.info.run_id
     client.log_batch(runs["sweep"], params=[Param("trials", "4"), Param("seed", "7")])
     for family, lr in (("family-a", 0.01), ("family-b", 0.1)):
-        fam = client.create_run(found.sweep_experiment, run_name=family, parent_run_id=runs["sweep"])
+        fam = client.create_run(
+            found.sweep_experiment, run_name=family, parent_run_id=runs["sweep"]
+        )
         runs[family] = fam.info.run_id
         for i in range(2):
             name = f"trial-{family[-1]}{i}"
-            trial = client.create_run(found.sweep_experiment, run_name=name, parent_run_id=fam.info.run_id)
+            trial = client.create_run(
+                found.sweep_experiment, run_name=name, parent_run_id=fam.info.run_id
+            )
             rid = runs[name] = trial.info.run_id
             client.log_batch(
                 rid,
-                params=[Param("lr", str(lr)), Param("depth", str(3 + 3 * i)), Param("optimizer", "adam")],
+                params=[
+                    Param("lr", str(lr)),
+                    Param("depth", str(3 + 3 * i)),
+                    Param("optimizer", "adam"),
+                ],
                 tags=[RunTag("family", family)],
             )
             loss = [1.0 / (1 + step * (lr * 10 + i)) for step in range(HISTORY_POINTS)]
@@ -185,6 +193,8 @@ def fill(url: str, workdir: Path) -> UiStore:
     # -- many top-level runs, for paging -----------------------------------------------
     found.many_experiment = client.create_experiment("ui-many")
     for i in range(MANY_RUNS):
-        run = client.create_run(found.many_experiment, run_name=f"run-{i:03d}", start_time=1_000 + i)
+        run = client.create_run(
+            found.many_experiment, run_name=f"run-{i:03d}", start_time=1_000 + i
+        )
         client.log_batch(run.info.run_id, metrics=[Metric("score", float(i), 0, 0)])
     return found

@@ -20,8 +20,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from _server_support import TOKEN, ServerProcess, start_server  # noqa: E402
-from _ui_support import UiStore, fill  # noqa: E402
+import contextlib
+
+from _server_support import TOKEN, ServerProcess, start_server
+from _ui_support import UiStore, fill
 
 CHROMIUM = os.environ.get("TRACKFLOW_CHROMIUM", "/usr/lib/chromium/chromium")
 SCREENSHOTS = Path(
@@ -78,9 +80,11 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     tab.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     tab.on(
         "console",
-        lambda msg: errors.append(f"console: {msg.text}")
-        if msg.type == "error" and "status of 4" not in msg.text
-        else None,
+        lambda msg: (
+            errors.append(f"console: {msg.text}")
+            if msg.type == "error" and "status of 4" not in msg.text
+            else None
+        ),
     )
     tab.errors = errors
     yield tab
@@ -93,10 +97,8 @@ def shot(tab: Any, name: str) -> None:
     """Save what ``tab`` shows as ``<name>.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
-    try:
+    with contextlib.suppress(Exception):
         tab.screenshot(path=str(SCREENSHOTS / f"{safe}.png"), full_page=True)
-    except Exception:  # noqa: BLE001 - a closed page has nothing to show
-        pass
 
 
 @pytest.fixture(scope="session")

@@ -33,13 +33,17 @@ class TestMlflowUrls:
         page.wait_for_url(f"**/experiments/{ui_store.pipelines_experiment}")
         expect(page.locator("h1")).to_have_text("ui-pipelines")
 
-    def test_mlflow_compare_link(self, page: Any, ui_server: ServerProcess, ui_store: UiStore) -> None:
+    def test_mlflow_compare_link(
+        self, page: Any, ui_server: ServerProcess, ui_store: UiStore
+    ) -> None:
         a, b = ui_store.runs["trial-a0"], ui_store.runs["trial-b0"]
         page.goto(f'{ui_server.url}/#/compare-runs?runs=["{a}","{b}"]&experiments=["1"]')
         page.wait_for_url(re.compile(r"/compare\?runs="))
         expect(page.locator("h1")).to_have_text("Compare 2 runs")
 
-    def test_a_run_by_id_alone(self, page: Any, ui_server: ServerProcess, ui_store: UiStore) -> None:
+    def test_a_run_by_id_alone(
+        self, page: Any, ui_server: ServerProcess, ui_store: UiStore
+    ) -> None:
         page.goto(f"{ui_server.url}/runs/{ui_store.runs['extract']}")
         page.wait_for_url(f"**/experiments/{ui_store.pipelines_experiment}/runs/*")
         expect(page.locator("h1")).to_contain_text("extract")
@@ -63,12 +67,16 @@ def _sign_in(page: Any, token: str) -> None:
 
 
 class TestAuth:
-    def test_nothing_renders_without_the_token(self, page: Any, auth_ui_server: ServerProcess) -> None:
+    def test_nothing_renders_without_the_token(
+        self, page: Any, auth_ui_server: ServerProcess
+    ) -> None:
         response = page.goto(auth_ui_server.url + "/")
         page.wait_for_url("**/ui/login?next=%2F")
         assert "secret-exp" not in page.content()
         assert response.status == 200
-        api = httpx.get(f"{auth_ui_server.url}/ajax-api/2.0/mlflow/experiments/search?max_results=5")
+        api = httpx.get(
+            f"{auth_ui_server.url}/ajax-api/2.0/mlflow/experiments/search?max_results=5"
+        )
         assert api.status_code == 401 and api.json()["error_code"] == "UNAUTHENTICATED"
         fragment = httpx.get(f"{auth_ui_server.url}/ui/rows?experiments=1")
         assert fragment.status_code == 401
@@ -129,7 +137,9 @@ class TestAuth:
         page.wait_for_url(re.compile(r"/experiments/\d+$"))
         expect(page.locator("h1")).to_have_text("made-with-a-session")
 
-    def test_a_forged_cookie_and_signing_out(self, page: Any, auth_ui_server: ServerProcess) -> None:
+    def test_a_forged_cookie_and_signing_out(
+        self, page: Any, auth_ui_server: ServerProcess
+    ) -> None:
         host = auth_ui_server.url.split("//")[1].split(":")[0]
         page.context.add_cookies(
             [{"name": "trackflow_session", "value": "1.abc.def", "domain": host, "path": "/"}]
@@ -180,9 +190,11 @@ class TestOffline:
         outside: list[str] = []
         page.on(
             "request",
-            lambda r: outside.append(r.url)
-            if not r.url.startswith((ui_server.url, "data:", "blob:"))
-            else None,
+            lambda r: (
+                outside.append(r.url)
+                if not r.url.startswith((ui_server.url, "data:", "blob:"))
+                else None
+            ),
         )
         for path in (
             "/",
@@ -202,7 +214,8 @@ class TestMissingAssets:
 
         monkeypatch.setattr(vendoring, "missing", lambda directory=None: ["htmx.min.js"])
         settings = ServerSettings(
-            backend_store_uri=f"sqlite:///{tmp_path}/x.db", artifacts_destination=str(tmp_path / "a")
+            backend_store_uri=f"sqlite:///{tmp_path}/x.db",
+            artifacts_destination=str(tmp_path / "a"),
         )
         with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             for path in ("/", "/experiments/1", "/docs"):
@@ -218,7 +231,9 @@ class TestVendoring:
         for package in vendoring.PACKAGES:
             assert re.fullmatch(r"\d+\.\d+\.\d+", package.version), package
             assert package.integrity.startswith("sha512-"), package
-        assert vendoring.PACKAGES[0].name == "htmx.org" and vendoring.PACKAGES[0].version.startswith("2.")
+        assert vendoring.PACKAGES[0].name == "htmx.org" and vendoring.PACKAGES[
+            0
+        ].version.startswith("2.")
 
     def test_a_tampered_tarball_is_refused(self) -> None:
         with pytest.raises(RuntimeError, match=r"htmx.org@2\.\d+\.\d+: the tarball's sha512"):

@@ -33,7 +33,9 @@ class TestRunPage:
         assert crumbs == ["Experiments", "ui-sweep", "sweep", "family-b"]
         expect(page.locator("#params")).to_contain_text("optimizer")
         expect(page.locator("#params tr", has_text="lr")).to_contain_text("0.1")
-        expect(page.locator("#metrics tr", has_text="loss")).to_contain_text(f"step {HISTORY_POINTS - 1}")
+        expect(page.locator("#metrics tr", has_text="loss")).to_contain_text(
+            f"step {HISTORY_POINTS - 1}"
+        )
         expect(page.locator("#tags")).to_contain_text("family-b")
         page.click("#breadcrumb a:text('family-b')")
         expect(page.locator("h1")).to_contain_text("family-b")
@@ -186,7 +188,9 @@ class TestArtifacts:
         names = page.locator("#files li a").all_inner_texts()
         assert names[:2] == ["plots/", "tables/"] and "notes.txt" in names
         page.click("#files a:text('notes.txt')")
-        expect(page.locator("pre.text-preview")).to_have_text("hello from a text artifact\nsecond line\n")
+        expect(page.locator("pre.text-preview")).to_have_text(
+            "hello from a text artifact\nsecond line\n"
+        )
         page.click("#files a:text('config.json')")
         expect(page.locator("pre.text-preview")).to_contain_text('"nested": true')
         expect(page.locator("pre.text-preview")).to_contain_text('\n  "b": [')  # pretty-printed

@@ -24,7 +24,9 @@ class TestExperimentsPage:
         page.goto(ui_server.url + "/")
         row = page.locator(f"tr[data-experiment='{ui_store.many_experiment}']")
         expect(row.locator("td.runs")).to_have_text(str(MANY_RUNS))
-        expect(page.locator(f"tr[data-experiment='{ui_store.sweep_experiment}'] td.runs")).to_have_text("7")
+        expect(
+            page.locator(f"tr[data-experiment='{ui_store.sweep_experiment}'] td.runs")
+        ).to_have_text("7")
         page.fill("input[name=q]", "pipe")
         page.click("form.search button")
         expect(page.locator("#experiments tr[data-experiment]")).to_have_count(1)
@@ -126,7 +128,9 @@ class TestRunTree:
         self, page: Any, ui_server: ServerProcess, ui_store: UiStore
     ) -> None:
         page.goto(f"{ui_server.url}/experiments/{ui_store.sweep_experiment}")
-        page.fill("#filter", "(params.lr = '0.01' or tags.family = 'family-b') and params.depth = '3'")
+        page.fill(
+            "#filter", "(params.lr = '0.01' or tags.family = 'family-b') and params.depth = '3'"
+        )
         page.click("#filter-form button[type=submit]")
         expect(page.locator("#count")).to_have_text("2 matching runs")
         matching = page.locator("#rows tr.run:not(.context) td.name a").all_inner_texts()
@@ -155,12 +159,12 @@ class TestTableFeatures:
         expect(dag.locator("td.pipe")).to_have_text("retrain")
         dag.locator("button.toggle").click()
         expect(page.locator(f"tr[data-run='{ui_store.runs['train']}'] td.pipe")).to_have_text(
-            "retrain › train"
+            "retrain \u203a train"
         )
         flow = page.locator(f"tr[data-run='{ui_store.runs['flow']}']")
         flow.locator("button.toggle").click()
         expect(page.locator(f"tr[data-run='{ui_store.runs['task_run']}'] td.pipe")).to_have_text(
-            "nightly › score-0"
+            "nightly \u203a score-0"
         )
 
     def test_sort_by_a_metric_from_its_header(

@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     ColumnElement,
+    Connection,
     Select,
     and_,
     case,
     exists,
     false,
     func,
+    null,
     select,
     tuple_,
 )
@@ -299,7 +301,7 @@ def browse_runs(
         current, mark = phase, after
         while True:
             query = key.phase(
-                scope.add_columns(_RUNS.c.run_uuid, key.expr if current == 0 else None),
+                scope.add_columns(_RUNS.c.run_uuid, key.expr if current == 0 else null()),
                 current,
                 mark,
             ).limit(limit + 1 - len(found))
@@ -363,8 +365,9 @@ def _load_rows(conn: Connection, run_ids: Sequence[str], columns: Columns) -> li
                 params[rid][k] = v
         if columns.metrics:
             for rid, k, v, special in conn.execute(
-                select(_METRICS.c.run_uuid, _METRICS.c.key, _METRICS.c.value, _METRICS.c.special)
-                .where(_METRICS.c.run_uuid.in_(chunk), _METRICS.c.key.in_(columns.metrics))
+                select(
+                    _METRICS.c.run_uuid, _METRICS.c.key, _METRICS.c.value, _METRICS.c.special
+                ).where(_METRICS.c.run_uuid.in_(chunk), _METRICS.c.key.in_(columns.metrics))
             ):
                 metrics[rid][k] = decode_value(v, special) if special else v
         for rid, k, v in conn.execute(
@@ -381,9 +384,10 @@ def _load_rows(conn: Connection, run_ids: Sequence[str], columns: Columns) -> li
             counts[parent] = (int(n), int(n_failed or 0))
     rows = []
     for rid in run_ids:
-        row = base.get(rid)
-        if row is None:  # deleted between the two reads
+        found = base.get(rid)
+        if found is None:  # deleted between the two reads
             continue
+        row = found
         n, n_failed = counts.get(rid, (0, 0))
         rows.append(
             RunRow(
@@ -427,7 +431,7 @@ def _with_ancestors(conn: Connection, rows: list[RunRow], columns: Columns) -> l
         chain = [rid]
         while (parent := by_id[chain[-1]].parent_run_id) in by_id and parent not in chain:
             chain.append(parent)
-        for child, parent in zip(chain, chain[1:], strict=False):
+        for child, parent in itertools.pairwise(chain):
             if child not in seen:
                 children.setdefault(parent, []).append(child)
                 seen.add(child)
@@ -453,9 +457,7 @@ def _replace(row: RunRow, **changes: Any) -> RunRow:
     return replace(row, **changes)
 
 
-def available_keys(
-    store: SqlTrackingStore, experiment_ids: Sequence[str]
-) -> dict[str, list[str]]:
+def available_keys(store: SqlTrackingStore, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
     """The param, metric and tag keys of the experiments' latest runs (at most
     :data:`KEY_SAMPLE_RUNS` of them), sorted: what the column chooser offers."""
     ids = _experiment_ints(experiment_ids)
@@ -499,8 +501,7 @@ def experiment_summaries(
             .group_by(_RUNS.c.experiment_id)
         )
         return {
-            str(eid): ExperimentSummary(int(n), latest)
-            for eid, n, latest in conn.execute(query)
+            str(eid): ExperimentSummary(int(n), latest) for eid, n, latest in conn.execute(query)
         }
 
     return store.read(work)
