@@ -38,7 +38,9 @@ The Airflow section (``airflow_bench.py``) times DAGs under ``dag.test()``
 untracked and tracked, and the import cost of ``operators``; ``--no-airflow``
 skips it, ``--only airflow`` runs only it. The Prefect section
 (``prefect_bench.py``) does the same for flows under the test harness
-(``--no-prefect``, ``--only prefect``).
+(``--no-prefect``, ``--only prefect``). The web UI section (``ui_bench.py``) times
+trackflow's UI and MLflow's in headless Chromium on the same 100,000 runs
+(``--no-ui``, ``--only ui``).
 """
 
 from __future__ import annotations
@@ -250,8 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Benchmark trackflow against MLflow: embedded SQLite, then tracking servers.",
         epilog=f"Workloads: a, b, c, d1, d2, e1, e2 (embedded), {', '.join(server_keys)} "
-        "(servers), airflow, prefect; see the module docstrings of bench_tracking.py, "
-        "server_bench.py, airflow_bench.py and prefect_bench.py.",
+        "(servers), airflow, prefect, ui; see the module docstrings of bench_tracking.py, "
+        "server_bench.py, airflow_bench.py, prefect_bench.py and ui_bench.py.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
@@ -265,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section.add_argument("--no-server", action="store_true", help="skip the server section")
     parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow section")
     parser.add_argument("--no-prefect", action="store_true", help="skip the Prefect section")
+    parser.add_argument("--no-ui", action="store_true", help="skip the web UI section")
     parser.add_argument(
         "--mlflow-env",
         type=Path,
@@ -296,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wanted
             - {w.key for w in workloads(args.quick)}
             - set(server_keys)
-            - {"airflow", "prefect"}
+            - {"airflow", "prefect", "ui"}
         )
         if unknown:
             parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
@@ -304,9 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen_servers = [w for w in chosen_servers if w.key in wanted]
     run_airflow = not args.no_airflow and not args.server_only
     run_prefect = not args.no_prefect and not args.server_only
+    run_ui = not args.no_ui and not args.server_only
     if args.only:
         run_airflow = run_airflow and "airflow" in wanted
         run_prefect = run_prefect and "prefect" in wanted
+        run_ui = run_ui and "ui" in wanted
 
     mlflow_python = None
     if not args.no_mlflow:
@@ -340,6 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefect_figures = prefect_bench.run_section(quick=args.quick, console=console)
         console.print(prefect_bench.render(prefect_figures))
         missed += prefect_bench.missed(prefect_figures)
+    if run_ui:
+        import ui_bench
+
+        console.print()
+        samples = ui_bench.measure(quick=args.quick, mlflow_python=mlflow_python)
+        if not ui_bench.report(samples):
+            missed.append("ui")
     if missed:
         console.print(f"targets missed: {', '.join(missed)}")
     if failed:

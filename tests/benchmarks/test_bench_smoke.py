@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     proc = subprocess.run(
         [
             *(sys.executable, str(SCRIPT), "--quick", "--no-mlflow"),
-            *("--no-airflow", "--no-prefect"),
+            *("--no-airflow", "--no-prefect", "--no-ui"),
             *("--json", str(raw), "--server-json", str(server_raw)),
         ],
         capture_output=True,
@@ -161,3 +162,31 @@ def test_prefect_section(tmp_path: Path) -> None:
     for shape in ("chain", "mapped"):
         assert set(figures["flows"][shape]) == {"untracked", "embedded", "server"}
     assert figures["mapped_runs_finished"] == figures["mapped_runs_expected"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.ui
+def test_ui_section(tmp_path: Path) -> None:
+    """The web UI section at its quick sizes on trackflow alone: the table pages and the
+    chart are reached in Chromium and their times reported."""
+    chromium = Path(os.environ.get("TRACKFLOW_CHROMIUM", "/usr/lib/chromium/chromium"))
+    if not chromium.exists():
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            pytest.fail(f"no chromium at {chromium} (CI=true)", pytrace=False)
+        pytest.skip(f"no chromium at {chromium}")
+    raw = tmp_path / "ui.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(HERE / "ui_bench.py"), "--quick", "--no-mlflow"),
+            *("--reps", "1", "--json", str(raw)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert "Web UI in headless Chromium" in proc.stdout, proc.stdout + proc.stderr
+    samples = json.loads(raw.read_text())["trackflow"]
+    assert len(samples["ui1"]) == 1 and len(samples["ui3"]) == 1
+    assert len(samples["ui2"]) == 3  # three further pages of 100 rows
+    assert all(v > 0 for key in ("ui1", "ui2", "ui3") for v in samples[key])

@@ -7,7 +7,7 @@ import json
 import math
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from starlette.requests import Request
@@ -60,6 +60,29 @@ def safe_url(url: str | None) -> str | None:
     return None
 
 
+#: Points per chart series asked of the sampled-history endpoint (500 buckets, each its
+#: lowest and highest point: more than a chart is pixels wide).
+CHART_POINTS = 1000
+#: How many series a page asks the browser to fetch before its scripts run.
+PRELOADED_SERIES = 40
+
+
+def history_url(root: str, run_id: str, key: str) -> str:
+    """The sampled-history URL the chart script fetches, byte for byte (a preload must
+    match it): quoted as ``encodeURIComponent`` does."""
+    safe = "-_.!~*'()"
+    return (
+        f"{root}/api/2.0/trackflow/metrics/get-history-sampled?run_id={quote(run_id, safe=safe)}"
+        f"&metric_key={quote(key, safe=safe)}&max_points={CHART_POINTS}"
+    )
+
+
+def preloads(root: str, run_ids: list[str], keys: list[str], charts: int = 4) -> list[str]:
+    """History URLs of the first charts (all their runs), for ``<link rel=preload>``."""
+    urls = [history_url(root, r, k) for k in keys[:charts] for r in run_ids]
+    return urls[:PRELOADED_SERIES]
+
+
 def _query(base: dict[str, Any], **changes: Any) -> str:
     merged = {**base, **changes}
     items = []
@@ -91,6 +114,8 @@ def environment() -> jinja2.Environment:
         tojson_attr=lambda v: json.dumps(v),
     )
     env.globals["query"] = _query
+    env.globals["preloads"] = preloads
+    env.globals["CHART_POINTS"] = CHART_POINTS
     return env
 
 

@@ -206,11 +206,11 @@
   // -- charts ----------------------------------------------------------------------------
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf"];
-  const MAX_POINTS = 2000;
 
-  async function history(run, key) {
+  // The page preloads the first charts' series: the URL must be the one it wrote.
+  async function history(run, key, points) {
     const url = `${ROOT}/api/2.0/trackflow/metrics/get-history-sampled?run_id=${encodeURIComponent(run)}` +
-      `&metric_key=${encodeURIComponent(key)}&max_points=${MAX_POINTS}`;
+      `&metric_key=${encodeURIComponent(key)}&max_points=${points}`;
     const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) throw new Error(`${key}: ${response.status}`);
     const data = await response.json();
@@ -291,7 +291,7 @@
       const entry = charts.get(key);
       entry.box.classList.add("loading");
       try {
-        entry.data = await Promise.all(runs.map((r) => history(r, key)));
+        entry.data = await Promise.all(runs.map((r) => history(r, key, section.dataset.maxPoints)));
       } catch (error) {
         entry.box.textContent = `Could not load ${key}: ${error.message}`;
         return;
