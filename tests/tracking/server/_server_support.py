@@ -62,13 +62,15 @@ def free_port() -> int:
         return port
 
 
-def server_command(port: int, db_uri: str, artifacts: Path, *extra: str) -> list[str]:
-    """The command line of a server on ``port``."""
+def server_command(
+    port: int, db_uri: str, artifacts: Path, *extra: str, command: str = "server"
+) -> list[str]:
+    """The command line of a server on ``port`` (``command``: ``server`` or ``ui``)."""
     return [
         sys.executable,
         "-m",
         "tracking.cli",
-        "server",
+        command,
         "--host",
         "127.0.0.1",
         "--port",
@@ -97,7 +99,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def start_server(
-    workdir: Path, *, token: str | None = None, extra: tuple[str, ...] = (), port: int | None = None
+    workdir: Path,
+    *,
+    token: str | None = None,
+    extra: tuple[str, ...] = (),
+    port: int | None = None,
+    command: str = "server",
 ) -> Iterator[ServerProcess]:
     """Run ``trackflow server`` in ``workdir`` until the block ends (tries 3 ports, or
     ``port`` 3 times: a server started again on the port of one just stopped)."""
@@ -112,7 +119,7 @@ def start_server(
         log = workdir / f"server-{attempt}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                server_command(port, db_uri, artifacts, *args),
+                server_command(port, db_uri, artifacts, *args, command=command),
                 cwd=workdir,
                 env=_clean_env(),
                 stdout=out,

@@ -193,6 +193,22 @@ class TestTableFeatures:
         assert names == [f"run-{i:03d}" for i in range(MANY_RUNS - 1, -1, -1)]
         expect(page.locator("#rows tr.more")).to_have_count(0)
 
+    def test_the_document_keeps_a_bounded_number_of_rows(
+        self, page: Any, ui_server: ServerProcess, ui_store: UiStore
+    ) -> None:
+        page.goto(f"{ui_server.url}/experiments/{ui_store.many_experiment}")
+        # The bound is about 1,000 rows; 150 here shows the same with fewer runs.
+        page.evaluate("() => { document.getElementById('rows').dataset.maxRows = '150'; }")
+        rows = page.locator("#rows tr.run")
+        expect(rows).to_have_count(100)
+        for _ in range(2):
+            page.locator("#rows tr.more").scroll_into_view_if_needed()
+            expect(rows).to_have_count(150)
+        expect(page.locator("#rows tr.more")).to_have_count(0)
+        names = _names(page)
+        assert names[0] == "run-149" and names[-1] == "run-000"  # the oldest pages went
+        expect(page.locator("#dropped")).to_contain_text("back to the top")
+
     def test_the_column_chooser_fetches_only_the_chosen_keys(
         self, page: Any, ui_server: ServerProcess, ui_store: UiStore
     ) -> None:

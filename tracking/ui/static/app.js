@@ -118,7 +118,7 @@
   }
 
   // -- runs table: tree, selection, a bounded document ---------------------------------
-  const MAX_ROWS = 1000;
+  const MAX_ROWS = 1000; // the table's data-max-rows may set another bound
 
   function subtree(row) {
     const depth = Number(row.dataset.depth);
@@ -166,8 +166,9 @@
     // At most about a thousand rows in the document: the oldest top-level pages go first.
     body.addEventListener("htmx:afterSettle", () => {
       const rows = body.querySelectorAll("tr.run");
-      if (rows.length <= MAX_ROWS) return;
-      let excess = rows.length - MAX_ROWS;
+      const bound = Number(body.dataset.maxRows || MAX_ROWS);
+      if (rows.length <= bound) return;
+      let excess = rows.length - bound;
       let dropped = Number(body.dataset.dropped || 0);
       for (const row of [...rows]) {
         if (excess <= 0) break;
