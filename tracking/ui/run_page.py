@@ -162,6 +162,7 @@ async def run_page(request: Request, state: StateDep, experiment_id: str, run_id
         parent_run_id=run_id,
         limit=_CHILDREN_SHOWN,
         columns=child_table.columns,
+        count=True,
     )
     lineage = await state.run(state.store.get_lineage, run_id)
     tags = dict(run.data.tags)

@@ -14,17 +14,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tracking.entities import Experiment, Run, ViewType
 from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
 from tracking.search import Entity, OrderBy
 from tracking.server.state import ServerState, StateDep
 from tracking.store.sql.browse import (
+    COUNT_CAP,
     Columns,
     RunPage,
     available_keys,
     browse_runs,
+    count_runs,
     parse_sort,
 )
 from tracking.ui.render import page
@@ -210,6 +212,31 @@ async def runs_page(
         keys=keys,
         error=error,
     )
+
+
+@router.get("/ui/count")
+async def count_fragment(
+    request: Request,
+    state: StateDep,
+    experiments: str,
+    filter: str = "",
+    view: str = "active",
+) -> Response:
+    """How many runs the table holds (asked for once its first rows are shown)."""
+    try:
+        ids = _split_ids(experiments)
+        found = await state.run(
+            count_runs,
+            state.store,
+            ids,
+            filter_string=filter.strip(),
+            view=_VIEWS.get(view, ViewType.ACTIVE_ONLY),
+        )
+    except TrackingError as exc:
+        return HTMLResponse(str(exc), status_code=400)
+    shown = f"{COUNT_CAP:,}+" if found > COUNT_CAP else f"{found:,}"
+    what = "matching runs" if filter.strip() else "top-level runs"
+    return HTMLResponse(f"{shown} {what}")
 
 
 @router.get("/ui/rows")

@@ -18,6 +18,7 @@ from tracking.store.sql.browse import (
     ancestors,
     available_keys,
     browse_runs,
+    count_runs,
     experiment_summaries,
     parse_sort,
 )
@@ -98,7 +99,7 @@ class TestKeysetPages:
         self, filled: tuple[SqlTrackingStore, str, dict[str, str]], sort: str, limit: int
     ) -> None:
         store, eid, _ = filled
-        whole = browse_runs(store, [eid], sort=parse_sort(sort), limit=MAX_PAGE_ROWS)
+        whole = browse_runs(store, [eid], sort=parse_sort(sort), limit=MAX_PAGE_ROWS, count=True)
         assert whole.total == ROOTS and whole.cursor is None
         walked = _walk(store, eid, limit, sort=parse_sort(sort))
         assert walked == [r.name for r in whole.rows]
@@ -181,8 +182,11 @@ class TestTree:
         self, filled: tuple[SqlTrackingStore, str, dict[str, str]]
     ) -> None:
         store, eid, _ = filled
-        page = browse_runs(store, [eid], filter_string="metrics.score >= 100", limit=10)
+        page = browse_runs(store, [eid], filter_string="metrics.score >= 100", limit=10, count=True)
         assert page.total == 2
+        assert count_runs(store, [eid], filter_string="metrics.score >= 100") == 2
+        assert count_runs(store, [eid]) == ROOTS
+        assert count_runs(store, [eid], parent_run_id=page.rows[1].run_id) == 2
         shown = [(r.name, r.depth, r.context) for r in page.rows]
         assert shown[:2] == [("root-00", 0, True), ("child-0", 1, True)]
         assert sorted(shown[2:]) == [("grand-0", 2, False), ("grand-1", 2, False)]
@@ -200,6 +204,18 @@ class TestTree:
         )
         matches = sorted(r.name for r in page.rows if not r.context)
         assert matches == ["grand-1", "root-06", "root-20"]
+
+
+class TestCounts:
+    def test_the_count_stops_past_the_cap(
+        self, filled: tuple[SqlTrackingStore, str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from tracking.store.sql import browse
+
+        store, eid, _ = filled
+        monkeypatch.setattr(browse, "COUNT_CAP", 5)
+        assert count_runs(store, [eid]) == 6
+        assert count_runs(store, [eid], filter_string="metrics.score >= 100") == 2
 
 
 class TestColumnsAndSummaries:

@@ -23,6 +23,7 @@ import base64
 import binascii
 import itertools
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     null,
     select,
     tuple_,
@@ -55,7 +57,10 @@ from tracking.store.sql.models import (
 from tracking.store.sql.search import filter_runs
 from tracking.store.sql.store import SqlTrackingStore
 
+_DBL_MAX = sys.float_info.max
+
 __all__ = [
+    "COUNT_CAP",
     "MAX_PAGE_ROWS",
     "PIPELINE_TAGS",
     "Columns",
@@ -65,12 +70,15 @@ __all__ = [
     "ancestors",
     "available_keys",
     "browse_runs",
+    "count_runs",
     "experiment_summaries",
     "parse_sort",
 ]
 
 #: The largest page :func:`browse_runs` returns.
 MAX_PAGE_ROWS = 1000
+#: Matching rows are counted up to this many (``total`` is ``COUNT_CAP + 1`` beyond).
+COUNT_CAP = 10_000
 #: Tags always read with a row: what the table shows for pipeline runs.
 PIPELINE_TAGS = (
     "airflow.dag_id",
@@ -144,7 +152,8 @@ class RunRow:
 @dataclass(frozen=True, slots=True)
 class RunPage:
     """A page of rows; ``cursor`` continues after its last row (None: the last page).
-    ``total`` counts every matching row, on the first page only."""
+    ``total`` counts the matching rows (up to :data:`COUNT_CAP`, then ``COUNT_CAP + 1``),
+    on the first page only."""
 
     rows: list[RunRow]
     cursor: str | None
@@ -187,19 +196,27 @@ def _decode_cursor(cursor: str) -> tuple[int, Any, str]:
 
 
 class _SortKey:
-    """How one sort item joins, orders and pages; ``nullable`` keys have a second phase."""
+    """How one sort item joins, orders and pages; ``nullable`` keys have a second phase.
 
-    def __init__(self, item: OrderBy) -> None:
+    ``shared`` is the filter's own join of the key, when every match has it: the
+    order then walks that join, and there are no runs without the key to page.
+    """
+
+    def __init__(self, item: OrderBy, shared: Any = None) -> None:
         self.item = item
         self.table = None
+        self.shared = shared is not None
         if item.entity is Entity.ATTRIBUTE:
             self.expr: ColumnElement[Any] = _RUNS.c[_ATTRIBUTE_COLUMNS[item.key]]
             self.nullable = bool(self.expr.nullable)
         else:
-            base = {Entity.METRIC: _METRICS, Entity.PARAM: _PARAMS, Entity.TAG: _TAGS}
-            self.table = base[item.entity].alias("sort_key")
+            self.base = {Entity.METRIC: _METRICS, Entity.PARAM: _PARAMS, Entity.TAG: _TAGS}[
+                item.entity
+            ]
+            self.table = shared if shared is not None else self.base.alias("sort_key")
             self.expr = self.table.c.value
-            self.nullable = True
+            # A filter never matches NaN, so with a shared join every match has a value.
+            self.nullable = shared is None
 
     def _has_key(self, table: Any) -> ColumnElement[bool]:
         on = and_(table.c.run_uuid == _RUNS.c.run_uuid, table.c.key == self.item.key)
@@ -213,7 +230,7 @@ class _SortKey:
         rid = _RUNS.c.run_uuid
         if phase == 1:
             if self.table is not None:
-                other = self.table.element.alias("sort_missing")  # type: ignore[attr-defined]
+                other = self.base.alias("sort_missing")
                 query = query.where(~exists(select(1).where(self._has_key(other))))
             else:
                 query = query.where(self.expr.is_(None))
@@ -221,13 +238,22 @@ class _SortKey:
                 query = query.where(rid > after[1] if up else rid < after[1])
             return query.order_by(rid.asc() if up else rid.desc())
         if self.table is not None:
-            query = query.join(self.table, self._has_key(self.table))
+            if self.shared:
+                if self.item.entity is Entity.METRIC:
+                    query = query.where(self.table.c.special != SPECIAL_NAN)
+            else:
+                query = query.join(self.table, self._has_key(self.table))
         elif self.nullable:
             query = query.where(self.expr.is_not(None))
         if after is not None:
             row = tuple_(self.expr, rid)
             mark = tuple_(*after)
             query = query.where(row > mark if up else row < mark)
+        elif self.item.entity is Entity.METRIC:
+            # Always true (+/-inf are stored as +/-DBL_MAX), but a range on the value lets
+            # the planner walk ix_latest_metrics_key_value in order and stop at the limit
+            # rather than sort every run.
+            query = query.where(self.expr >= -_DBL_MAX if up else self.expr <= _DBL_MAX)
         if up:
             return query.order_by(self.expr.asc(), rid.asc())
         return query.order_by(self.expr.desc(), rid.desc())
@@ -238,15 +264,24 @@ def _stages(view: ViewType) -> list[str]:
 
 
 def _scope(
-    experiment_ids: Sequence[int], view: ViewType, filter_text: str, dialect: str
-) -> Select[Any]:
-    """Runs of the experiments, in the view, matching the filter; nothing selected yet."""
+    experiment_ids: Sequence[int],
+    view: ViewType,
+    filter_text: str,
+    dialect: str,
+    sort: OrderBy = _DEFAULT_SORT,
+) -> tuple[Select[Any], _SortKey]:
+    """Runs of the experiments, in the view, matching the filter (nothing selected yet),
+    and how to order them by ``sort``."""
     query = select().select_from(_RUNS)
     query = query.where(
         _RUNS.c.experiment_id.in_(list(experiment_ids)) if experiment_ids else false(),
         _RUNS.c.lifecycle_stage.in_(_stages(view)),
     )
-    return filter_runs(query, parse_run_filter(filter_text), dialect=dialect)
+    wanted = None if sort.entity is Entity.ATTRIBUTE else (sort.entity, sort.key)
+    query, shared = filter_runs(
+        query, parse_run_filter(filter_text), dialect=dialect, sort_key=wanted
+    )
+    return query, _SortKey(sort, shared)
 
 
 def _experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
@@ -269,8 +304,10 @@ def browse_runs(
     columns: Columns = Columns(),
     parent_run_id: str | None = None,
     view: ViewType = ViewType.ACTIVE_ONLY,
+    count: bool = False,
 ) -> RunPage:
-    """One page of a run table.
+    """One page of a run table (with ``count``, the first page also counts the matches:
+    see :func:`count_runs`).
 
     * ``parent_run_id``: the children of that run (a tree node being expanded).
     * no filter: the top-level runs, each with its counts of children and of
@@ -284,8 +321,8 @@ def browse_runs(
             f"Invalid limit {limit}: a page holds 1 to {MAX_PAGE_ROWS} rows"
         )
     ids = _experiment_ints(experiment_ids)
-    key = _SortKey(sort or _DEFAULT_SORT)
-    scope = _scope(ids, view, filter_string if parent_run_id is None else "", store.dialect)
+    text = filter_string if parent_run_id is None else ""
+    scope, key = _scope(ids, view, text, store.dialect, sort or _DEFAULT_SORT)
     if parent_run_id is not None:
         scope = scope.where(_RUNS.c.parent_run_uuid == parent_run_id)
     elif not filter_string.strip():
@@ -314,10 +351,7 @@ def browse_runs(
             found = found[:limit]
             last = found[-1]
             next_cursor = _encode_cursor(last[2], last[1], last[0])
-        total = None
-        if cursor is None:
-            counted = scope.add_columns(func.count()).order_by(None)
-            total = int(conn.execute(counted).scalar_one())
+        total = _count(conn, scope) if count and cursor is None else None
         run_ids = [f[0] for f in found]
         rows = _load_rows(conn, run_ids, columns)
         if filtered:
@@ -325,6 +359,32 @@ def browse_runs(
         return RunPage(rows, next_cursor, total)
 
     return store.read(work)
+
+
+def _count(conn: Connection, scope: Select[Any]) -> int:
+    # Counted up to one past the cap: on a broad filter the count costs more than a page.
+    capped = scope.add_columns(literal(1)).limit(COUNT_CAP + 1).subquery()
+    return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
+
+
+def count_runs(
+    store: SqlTrackingStore,
+    experiment_ids: Sequence[str],
+    *,
+    filter_string: str = "",
+    parent_run_id: str | None = None,
+    view: ViewType = ViewType.ACTIVE_ONLY,
+) -> int:
+    """How many rows :func:`browse_runs` would page through with these arguments (the
+    matches, or the top-level runs, or the children), up to :data:`COUNT_CAP`, then
+    ``COUNT_CAP + 1``. The UI asks for it after the first rows are shown."""
+    ids = _experiment_ints(experiment_ids)
+    scope, _ = _scope(ids, view, filter_string if parent_run_id is None else "", store.dialect)
+    if parent_run_id is not None:
+        scope = scope.where(_RUNS.c.parent_run_uuid == parent_run_id)
+    elif not filter_string.strip():
+        scope = scope.where(_RUNS.c.parent_run_uuid.is_(None))
+    return store.read(lambda conn: _count(conn, scope))
 
 
 def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:

@@ -345,14 +345,23 @@ def select_runs(
     return query if limit is None else query.limit(limit)
 
 
-def filter_runs(query: Select[Any], filter_ast: Filter | None, *, dialect: str) -> Select[Any]:
+def filter_runs(
+    query: Select[Any],
+    filter_ast: Filter | None,
+    *,
+    dialect: str,
+    sort_key: tuple[Entity, str] | None = None,
+) -> tuple[Select[Any], FromClause | None]:
     """``query`` (a select from ``runs``) with the joins and the condition of a filter.
 
     The browsing queries of the web UI (:mod:`tracking.store.sql.browse`) page
-    by key rather than by offset and build their own order on top of this.
+    by key rather than by offset and build their own order on top of this. When
+    the filter requires ``sort_key`` (every match has it), the alias it joins
+    comes back too, so the order can walk the same join (and its index) rather
+    than a second one; otherwise None.
     """
     if filter_ast is None:
-        return query
+        return query, None
     attributes = {name: _RUNS.c[column] for name, column in _RUN_ATTRIBUTES.items()}
     tables = {
         Entity.METRIC: LatestMetricModel.__table__,
@@ -361,7 +370,10 @@ def filter_runs(query: Select[Any], filter_ast: Filter | None, *, dialect: str) 
     }
     joins = _Joins(tables, _required(filter_ast))
     condition = _condition(filter_ast, joins, attributes, dialect)
-    return joins.apply(query, _RUNS.c.run_uuid, "run_uuid").where(condition)
+    shared = None
+    if sort_key is not None and sort_key in joins.required:
+        shared = joins.aliases.get(sort_key)
+    return joins.apply(query, _RUNS.c.run_uuid, "run_uuid").where(condition), shared
 
 
 def select_experiments(

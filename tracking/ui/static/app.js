@@ -65,10 +65,17 @@
     if (!response.ok) {
       const message = data.message || `${response.status} ${response.statusText}`;
       toast(message);
-      throw new Error(message);
+      const error = new Error(message);
+      error.shown = true;
+      throw error;
     }
     return data;
   }
+
+  // An event handler that writes: a refused write was shown already, anything else is.
+  const guard = (handler) => (...args) => handler(...args).catch((error) => {
+    if (!error.shown) toast(String(error));
+  });
 
   document.addEventListener("htmx:configRequest", (event) => {
     if (CSRF) event.detail.headers["X-CSRF-Token"] = CSRF;
@@ -77,37 +84,37 @@
     toast(`Loading failed: ${event.detail.xhr.status} ${event.detail.xhr.responseText.slice(0, 300)}`);
   });
 
-  document.getElementById("logout")?.addEventListener("click", async () => {
+  document.getElementById("logout")?.addEventListener("click", guard(async () => {
     await fetch(`${ROOT}/ui/logout`, { method: "POST", headers: { "X-CSRF-Token": CSRF } });
     window.location.assign(`${ROOT}/ui/login`);
-  });
+  }));
 
   // -- experiments ---------------------------------------------------------------------
   function experimentsPage() {
-    document.getElementById("create-experiment")?.addEventListener("submit", async (event) => {
+    document.getElementById("create-experiment")?.addEventListener("submit", guard(async (event) => {
       event.preventDefault();
       const name = event.target.elements.name.value.trim();
       if (!name) return;
       const created = await api("experiments/create", { name });
       window.location.assign(`${ROOT}/experiments/${created.experiment_id}`);
-    });
+    }));
     for (const row of document.querySelectorAll("#experiments tr[data-experiment]")) {
       const id = row.dataset.experiment;
-      row.querySelector(".rename")?.addEventListener("click", async () => {
+      row.querySelector(".rename")?.addEventListener("click", guard(async () => {
         const name = window.prompt("New name", row.dataset.name);
         if (name === null || name.trim() === "" || name === row.dataset.name) return;
         await api("experiments/update", { experiment_id: id, new_name: name.trim() });
         window.location.reload();
-      });
-      row.querySelector(".delete")?.addEventListener("click", async () => {
+      }));
+      row.querySelector(".delete")?.addEventListener("click", guard(async () => {
         if (!window.confirm(`Delete experiment “${row.dataset.name}”? It can be restored.`)) return;
         await api("experiments/delete", { experiment_id: id });
         window.location.reload();
-      });
-      row.querySelector(".restore")?.addEventListener("click", async () => {
+      }));
+      row.querySelector(".restore")?.addEventListener("click", guard(async () => {
         await api("experiments/restore", { experiment_id: id });
         window.location.reload();
-      });
+      }));
     }
     document.getElementById("compare-experiments")?.addEventListener("click", () => {
       const ids = [...document.querySelectorAll("#experiments tr[data-experiment]")]
@@ -195,13 +202,13 @@
   // -- note ------------------------------------------------------------------------------
   function noteForm() {
     const form = document.getElementById("note-form");
-    form?.addEventListener("submit", async (event) => {
+    form?.addEventListener("submit", guard(async (event) => {
       event.preventDefault();
       const value = form.elements.note.value;
       await api("runs/set-tag", { run_id: form.dataset.run, key: form.dataset.key, value });
       document.getElementById("note-text").textContent = value;
       toast("Note saved", false);
-    });
+    }));
   }
 
   // -- charts ----------------------------------------------------------------------------
