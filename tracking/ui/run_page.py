@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from tracking.entities import FileInfo, Run
 from tracking.errors import TrackingError
-from tracking.server.routes.artifacts import _attachment
+from tracking.server.routes.artifacts import attachment_header
 from tracking.server.state import ServerState, StateDep
 from tracking.store.sql.browse import Columns, ancestors, available_keys, browse_runs
 from tracking.ui.render import page, safe_url
@@ -310,5 +310,5 @@ async def raw_artifact(
         "style-src 'unsafe-inline'",
     }
     if download or preview_kind(path) not in ("image", "html"):
-        headers["Content-Disposition"] = _attachment(name)
+        headers["Content-Disposition"] = attachment_header(name)
     return StreamingResponse(_stream(stream), media_type=media, headers=headers)

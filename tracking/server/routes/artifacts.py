@@ -30,7 +30,7 @@ from tracking.server.routes.common import ERRORS
 from tracking.server.schemas.mlflow import ListArtifactsResponse, ProxyListResponse, RunRef
 from tracking.server.state import ServerState, StateDep
 
-__all__ = ["proxy_router", "router"]
+__all__ = ["attachment_header", "proxy_router", "router"]
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERRORS)
 proxy_router = APIRouter(prefix="/artifacts", tags=["artifact proxy"], responses=ERRORS)
@@ -71,7 +71,7 @@ async def proxy_list(
     )
 
 
-def _attachment(name: str) -> str:
+def attachment_header(name: str) -> str:
     """``Content-Disposition`` for a download: an ASCII ``filename`` (anything else,
     quotes and control characters become ``_``) and the exact name as RFC 6266's
     ``filename*``, so any file name makes a valid latin-1 header."""
@@ -99,7 +99,7 @@ async def proxy_download(artifact_path: str, state: StateDep) -> Response:
     name = posixpath.basename(rel)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     # X-Content-Type-Options: nosniff comes with every response (HostCheckMiddleware).
-    headers = {"Content-Disposition": _attachment(name)}
+    headers = {"Content-Disposition": attachment_header(name)}
     return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
 
 

@@ -25,7 +25,7 @@ import itertools
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -502,19 +502,13 @@ def _with_ancestors(conn: Connection, rows: list[RunRow], columns: Columns) -> l
 
     def emit(rid: str, depth: int) -> None:
         row = by_id[rid]
-        out.append(_replace(row, context=rid in context, depth=depth))
+        out.append(replace(row, context=rid in context, depth=depth))
         for child in children.get(rid, []):
             emit(child, depth + 1)
 
     for root in roots:
         emit(root, 0)
     return out
-
-
-def _replace(row: RunRow, **changes: Any) -> RunRow:
-    from dataclasses import replace
-
-    return replace(row, **changes)
 
 
 def available_keys(store: SqlTrackingStore, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
