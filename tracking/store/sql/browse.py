@@ -54,7 +54,7 @@ from tracking.store.sql.models import (
     RunModel,
     TagModel,
 )
-from tracking.store.sql.search import filter_runs
+from tracking.store.sql.search import RUN_ATTRIBUTE_COLUMNS, filter_runs
 from tracking.store.sql.store import SqlTrackingStore
 
 _DBL_MAX = sys.float_info.max
@@ -97,16 +97,6 @@ _RUNS = RunModel.__table__
 _METRICS = LatestMetricModel.__table__
 _PARAMS = ParamModel.__table__
 _TAGS = TagModel.__table__
-_ATTRIBUTE_COLUMNS = {
-    "run_id": "run_uuid",
-    "run_name": "name",
-    "status": "status",
-    "user_id": "user_id",
-    "artifact_uri": "artifact_uri",
-    "lifecycle_stage": "lifecycle_stage",
-    "start_time": "start_time",
-    "end_time": "end_time",
-}
 _DEFAULT_SORT = OrderBy(Entity.ATTRIBUTE, "start_time", ascending=False)
 
 
@@ -207,7 +197,7 @@ class _SortKey:
         self.table = None
         self.shared = shared is not None
         if item.entity is Entity.ATTRIBUTE:
-            self.expr: ColumnElement[Any] = _RUNS.c[_ATTRIBUTE_COLUMNS[item.key]]
+            self.expr: ColumnElement[Any] = _RUNS.c[RUN_ATTRIBUTE_COLUMNS[item.key]]
             self.nullable = bool(self.expr.nullable)
         else:
             self.base = {Entity.METRIC: _METRICS, Entity.PARAM: _PARAMS, Entity.TAG: _TAGS}[

@@ -75,7 +75,13 @@ from tracking.store.sql.models import (
     TagModel,
 )
 
-__all__ = ["filter_runs", "like_to_glob", "select_experiments", "select_runs"]
+__all__ = [
+    "RUN_ATTRIBUTE_COLUMNS",
+    "filter_runs",
+    "like_to_glob",
+    "select_experiments",
+    "select_runs",
+]
 
 _DBL_MAX = sys.float_info.max
 _SQLITE_NULLS_LAST = sqlite3.sqlite_version_info >= (3, 30, 0)
@@ -83,7 +89,8 @@ _SQLITE_NULLS_LAST = sqlite3.sqlite_version_info >= (3, 30, 0)
 _RUNS = RunModel.__table__
 _EXPERIMENTS = ExperimentModel.__table__
 
-_RUN_ATTRIBUTES: Mapping[str, str] = {
+#: The ``attributes.<name>`` of run searches and the ``runs`` columns they compare.
+RUN_ATTRIBUTE_COLUMNS: Mapping[str, str] = {
     "run_id": "run_uuid",
     "run_name": "name",
     "status": "status",
@@ -322,7 +329,7 @@ def select_runs(
     to learn whether a next page exists. To fetch run columns instead of
     ids, swap the columns: ``select_runs(...).with_only_columns(*columns)``.
     """
-    attributes = {name: _RUNS.c[column] for name, column in _RUN_ATTRIBUTES.items()}
+    attributes = {name: _RUNS.c[column] for name, column in RUN_ATTRIBUTE_COLUMNS.items()}
     required = _required(filter_ast) if filter_ast is not None else frozenset()
     tables = {
         Entity.METRIC: LatestMetricModel.__table__,
@@ -362,7 +369,7 @@ def filter_runs(
     """
     if filter_ast is None:
         return query, None
-    attributes = {name: _RUNS.c[column] for name, column in _RUN_ATTRIBUTES.items()}
+    attributes = {name: _RUNS.c[column] for name, column in RUN_ATTRIBUTE_COLUMNS.items()}
     tables = {
         Entity.METRIC: LatestMetricModel.__table__,
         Entity.PARAM: ParamModel.__table__,
