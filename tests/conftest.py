@@ -413,3 +413,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "mysql_url" in used:
             item.add_marker(pytest.mark.mysql)
+
+
+# -- a real browser -----------------------------------------------------------------------
+
+#: Debian's chromium (``apt-get install chromium``), which Playwright drives.
+CHROMIUM = os.environ.get("TRACKFLOW_CHROMIUM", "/usr/lib/chromium/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium for the session."""
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = f"no chromium at {CHROMIUM} (apt-get install chromium, or TRACKFLOW_CHROMIUM)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - a dev dependency
+        reason = "the playwright package is not installed"
+    if reason:
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()

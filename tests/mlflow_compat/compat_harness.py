@@ -88,10 +88,12 @@ class CompatServer:
 class ScenarioResult:
     """A scenario's observations by step; reading a step that raised fails the test."""
 
-    def __init__(self, name: str, results: dict[str, Any], stderr: str) -> None:
+    def __init__(self, name: str, results: dict[str, Any], stderr: str, stdout: str = "") -> None:
         self.name = name
         self.results = results
         self.stderr = stderr
+        #: What the scenario printed besides its results (mlflow's "View run at ..." lines).
+        self.stdout = stdout
 
     def __getitem__(self, step: str) -> Any:
         if step not in self.results:
@@ -145,4 +147,4 @@ def run_scenario(
             f"scenario {name} exited with {proc.returncode}\n{proc.stderr[-4000:]}",
             pytrace=False,
         )
-    return ScenarioResult(name, json.loads(lines[-1]), proc.stderr)
+    return ScenarioResult(name, json.loads(lines[-1]), proc.stderr, "\n".join(lines[:-1]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 import httpx
@@ -698,3 +699,30 @@ class TestKeysDatasetsModels:
         assert got["error_code"] == "NOT_IMPLEMENTED"
         assert "not supported" in got["message"]
         assert "log_artifacts" in got["message"]
+
+
+class TestPrintedLinks:
+    """The "View run ... at" and "View experiment at" lines the mlflow client prints open
+    the matching pages of trackflow's UI, in a real browser."""
+
+    def test_run_and_experiment_links(
+        self, fluent: ScenarioResult, browser: Any, compat_server: CompatServer
+    ) -> None:
+        from playwright.sync_api import expect
+
+        runs = re.findall(r"View run (.+?) at: (\S+)", fluent.stdout)
+        experiments = re.findall(r"View experiment at: (\S+)", fluent.stdout)
+        assert runs and experiments, fluent.stdout
+        page = browser.new_page()
+        try:
+            for name, url in dict(runs).items():
+                assert url.startswith(f"{compat_server.url}/#/experiments/"), url
+                page.goto(url)
+                run_id = url.rsplit("/", 1)[1]
+                page.wait_for_url(re.compile(rf"/experiments/\d+/runs/{run_id}$"))
+                expect(page.locator("h1")).to_contain_text(name)
+            page.goto(experiments[0])
+            page.wait_for_url(re.compile(r"/experiments/\d+$"))
+            expect(page.locator("#runs")).to_be_visible()
+        finally:
+            page.close()

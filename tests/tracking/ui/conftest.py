@@ -25,7 +25,6 @@ import contextlib
 from _server_support import TOKEN, ServerProcess, start_server
 from _ui_support import UiStore, fill
 
-CHROMIUM = os.environ.get("TRACKFLOW_CHROMIUM", "/usr/lib/chromium/chromium")
 SCREENSHOTS = Path(
     os.environ.get(
         "TRACKFLOW_UI_SCREENSHOTS", Path(__file__).resolve().parents[3] / ".ui-screenshots"
@@ -33,36 +32,11 @@ SCREENSHOTS = Path(
 )
 
 
-def in_ci() -> bool:
-    """True under ``CI=true``, where a missing browser fails the tests."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.ui)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless chromium for the session."""
-    reason = None
-    if not Path(CHROMIUM).exists():
-        reason = f"no chromium at {CHROMIUM} (apt-get install chromium, or TRACKFLOW_CHROMIUM)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - a dev dependency
-        reason = "the playwright package is not installed"
-    if reason:
-        if in_ci():
-            pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 class PageErrors(list[str]):
