@@ -408,6 +408,41 @@ class TestSampledHistory:
         assert "max_points" in response.json()["message"]
 
 
+class TestSampledBulk:
+    """``metrics/get-history-sampled-bulk``: one metric of many runs (the UI's charts)."""
+
+    def _bulk(self, client: TestClient, expect: int = 200, **params: Any) -> Any:
+        response = client.get(f"{TRACKFLOW}/metrics/get-history-sampled-bulk", params=params)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    def test_the_same_points_as_one_run_at_a_time_in_columns(self, client: TestClient) -> None:
+        runs = [create(client)["run"]["info"]["run_id"] for _ in range(3)]
+        for n, run_id in enumerate(runs):
+            log_points(client, run_id, "loss", [(1.0 / (i + 1 + n), i, i) for i in range(3000)])
+        got = self._bulk(client, run_id=runs[::-1], metric_key="loss", max_points=200)
+        assert [s["run_id"] for s in got["series"]] == runs[::-1]
+        for series in got["series"]:
+            one = sampled(client, series["run_id"], "loss", max_points=200)
+            assert series["steps"] == [p["step"] for p in one]
+            assert series["timestamps"] == [p["timestamp"] for p in one]
+            assert series["values"] == [p["value"] for p in one]
+            assert 0 < len(series["steps"]) <= 200
+
+    def test_missing_metric_nan_and_unknown_run(self, client: TestClient) -> None:
+        a, b = (create(client)["run"]["info"]["run_id"] for _ in range(2))
+        log_points(client, a, "odd", [(math.nan, 1, 0), (math.inf, 2, 1), (2.0, 3, 2)])
+        got = self._bulk(client, run_id=[a, b], metric_key="odd")
+        assert got["series"][0]["values"] == ["NaN", "Infinity", 2.0]
+        assert got["series"][1] == {"run_id": b, "steps": [], "timestamps": [], "values": []}
+        missing = self._bulk(client, 404, run_id=[a, "f" * 32], metric_key="odd")
+        assert "f" * 32 in missing["message"]
+
+    def test_at_most_100_runs(self, client: TestClient) -> None:
+        refused = self._bulk(client, 400, run_id=[f"{i:032x}" for i in range(101)], metric_key="m")
+        assert "at most 100 runs" in refused["message"]
+
+
 class TestJson:
     @pytest.mark.parametrize(
         ("sent", "rendered"),

@@ -19,8 +19,9 @@ from starlette.responses import Response
 from tracking import validation
 from tracking.client import TrackingClient
 from tracking.entities import Param, RunTag
+from tracking.errors import InvalidParameterError
 from tracking.server import params
-from tracking.server.render import compact_run_json, metrics_json
+from tracking.server.render import compact_run_json, double_json, metrics_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
 from tracking.server.routes.common import ERRORS, add_fast_lane_route, render_runs
 from tracking.server.routes.runs import run_response, search_page
@@ -37,6 +38,7 @@ from tracking.server.schemas.trackflow import (
     LogBatchColumns,
     ReapStaleRequest,
     ReapStaleResponse,
+    SampledHistoryBulkResponse,
     SampledHistoryResponse,
     plain_column_batch,
 )
@@ -144,6 +146,40 @@ async def get_history_sampled(
     key = validation.validate_key(metric_key, "metric")
     points = await state.run(state.store.get_metric_history_sampled, checked, key, max_points)
     return MlflowJSONResponse({"metrics": metrics_json(points)})
+
+
+#: The most runs one bulk read of sampled series takes (the UI's compare page takes 100).
+MAX_BULK_RUNS = 100
+
+
+@router.get("/metrics/get-history-sampled-bulk", response_model=SampledHistoryBulkResponse)
+async def get_history_sampled_bulk(
+    state: StateDep,
+    run_id: Annotated[list[str], Query(description="Each run, once per run.")],
+    metric_key: str,
+    max_points: Annotated[int, Query(ge=2, le=MAX_SAMPLED_POINTS)] = 1000,
+) -> Response:
+    """``get-history-sampled`` of one metric for many runs in one read (a chart of many
+    runs), each series as columns; a run without the metric gives empty columns."""
+    if len(run_id) > MAX_BULK_RUNS:
+        raise InvalidParameterError(
+            f"Invalid run_id: at most {MAX_BULK_RUNS} runs per call, got {len(run_id)}"
+        )
+    checked = [validation.validate_run_id(r) for r in run_id]
+    key = validation.validate_key(metric_key, "metric")
+    found = await state.run(state.store.get_metric_histories_sampled, checked, key, max_points)
+    series = []
+    for rid, points in found.items():
+        values = [v if v - v == 0.0 else double_json(v) for _, v, _, _ in points]
+        series.append(
+            {
+                "run_id": rid,
+                "steps": [p.step for p in points],
+                "timestamps": [p.timestamp for p in points],
+                "values": values,
+            }
+        )
+    return MlflowJSONResponse({"series": series})
 
 
 @router.post("/lineage/record", response_model=dict[str, str])

@@ -174,6 +174,24 @@ class SampledHistoryResponse(BaseModel):
     metrics: list[MetricOut] = Field(default_factory=list)
 
 
+class SampledSeries(BaseModel):
+    """One run's sampled series as columns: ``steps[i]``, ``timestamps[i]``, ``values[i]``."""
+
+    run_id: str
+    steps: list[int] = Field(default_factory=list)
+    timestamps: list[int] = Field(default_factory=list)
+    values: list[float | Literal["NaN", "Infinity", "-Infinity"]] = Field(
+        default_factory=list,
+        description='Numbers, or "NaN", "Infinity", "-Infinity" as MLflow writes them.',
+    )
+
+
+class SampledHistoryBulkResponse(BaseModel):
+    """The sampled series of one metric for each run asked for, in that order."""
+
+    series: list[SampledSeries] = Field(default_factory=list)
+
+
 class LineageEdgeBody(RequestModel):
     """``POST lineage/record`` and each edge of ``lineage/get``: run ``consumer_run_id``
     used ``artifact_path`` of run ``producer_run_id``, whose content had ``sha256``."""

@@ -46,7 +46,7 @@ from tracking.store.sql.models import (
 if TYPE_CHECKING:
     from tracking.store.sql.store import SqlTrackingStore
 
-__all__ = ["MAX_SAMPLED_POINTS", "sampled_history"]
+__all__ = ["MAX_SAMPLED_POINTS", "sampled_histories", "sampled_history"]
 
 #: The largest ``max_points`` a sampled read accepts.
 MAX_SAMPLED_POINTS = 100_000
@@ -66,14 +66,7 @@ def _points(key: str, rows: Sequence[Any]) -> list[Metric]:
     return [Metric(key, decode_value(v, sp), t, s) for v, sp, t, s in rows]
 
 
-def sampled_history(
-    store: SqlTrackingStore, run_id: str, key: str, max_points: int
-) -> list[Metric]:
-    """At most ``max_points`` points of the series ``key`` of ``run_id``, by step.
-
-    RunNotFoundError if the run does not exist; a run without that metric
-    gives ``[]``. ``max_points`` must be between 2 and :data:`MAX_SAMPLED_POINTS`.
-    """
+def _check_points(max_points: int) -> None:
     if (
         isinstance(max_points, bool)
         or not isinstance(max_points, int)
@@ -83,21 +76,45 @@ def sampled_history(
             f"max_points must be an integer from 2 to {MAX_SAMPLED_POINTS}, got {max_points!r}"
         )
 
-    def work(conn: Connection) -> list[Metric]:
-        found = conn.execute(select(_runs.c.run_uuid).where(_runs.c.run_uuid == run_id)).first()
-        if found is None:
-            raise RunNotFoundError(f"Run {run_id!r} not found")
-        series = (_metrics.c.run_uuid == run_id, _metrics.c.key == key)
-        columns = (_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, _metrics.c.step)
-        head = conn.execute(
-            select(*columns)
-            .where(*series)
-            .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value)
-            .limit(max_points + 1)
-        ).all()
-        if len(head) <= max_points:
-            return _points(key, head)
-        return _points(key, _sample(conn, run_id, key, series, max_points // 2))
+
+def _sampled_on(conn: Connection, run_id: str, key: str, max_points: int) -> list[Metric]:
+    found = conn.execute(select(_runs.c.run_uuid).where(_runs.c.run_uuid == run_id)).first()
+    if found is None:
+        raise RunNotFoundError(f"Run {run_id!r} not found")
+    series = (_metrics.c.run_uuid == run_id, _metrics.c.key == key)
+    columns = (_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, _metrics.c.step)
+    head = conn.execute(
+        select(*columns)
+        .where(*series)
+        .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value)
+        .limit(max_points + 1)
+    ).all()
+    if len(head) <= max_points:
+        return _points(key, head)
+    return _points(key, _sample(conn, run_id, key, series, max_points // 2))
+
+
+def sampled_history(
+    store: SqlTrackingStore, run_id: str, key: str, max_points: int
+) -> list[Metric]:
+    """At most ``max_points`` points of the series ``key`` of ``run_id``, by step.
+
+    RunNotFoundError if the run does not exist; a run without that metric
+    gives ``[]``. ``max_points`` must be between 2 and :data:`MAX_SAMPLED_POINTS`.
+    """
+    _check_points(max_points)
+    return store.read(lambda conn: _sampled_on(conn, run_id, key, max_points))
+
+
+def sampled_histories(
+    store: SqlTrackingStore, run_ids: Sequence[str], key: str, max_points: int
+) -> dict[str, list[Metric]]:
+    """:func:`sampled_history` of the series ``key`` of several runs, in one read (a chart
+    of many runs): ``{run_id: points}`` in the order given."""
+    _check_points(max_points)
+
+    def work(conn: Connection) -> dict[str, list[Metric]]:
+        return {rid: _sampled_on(conn, rid, key, max_points) for rid in dict.fromkeys(run_ids)}
 
     return store.read(work)
 

@@ -675,6 +675,15 @@ class SqlTrackingStore(TrackingStore):
 
         return sampling.sampled_history(self, run_id, key, max_points)
 
+    def get_metric_histories_sampled(
+        self, run_ids: Sequence[str], key: str, max_points: int = 1000
+    ) -> dict[str, list[Metric]]:
+        """:meth:`get_metric_history_sampled` for several runs in one read (a chart of
+        many runs): ``{run_id: points}``; RunNotFoundError names the first missing run."""
+        from tracking.store.sql import sampling
+
+        return sampling.sampled_histories(self, run_ids, key, max_points)
+
     def search_runs(
         self,
         experiment_ids: Sequence[str],

@@ -215,14 +215,16 @@
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf"];
 
-  // The page preloads the first charts' series: the URL must be the one it wrote.
-  async function history(run, key, points) {
-    const url = `${ROOT}/api/2.0/trackflow/metrics/get-history-sampled?run_id=${encodeURIComponent(run)}` +
-      `&metric_key=${encodeURIComponent(key)}&max_points=${points}`;
+  // One read per chart: every run's sampled series of the metric, as columns. The page
+  // preloads the first charts' URLs, so this must build the URL the page wrote.
+  async function histories(runs, key, points) {
+    const url = `${ROOT}/api/2.0/trackflow/metrics/get-history-sampled-bulk` +
+      `?metric_key=${encodeURIComponent(key)}&max_points=${points}` +
+      runs.map((r) => `&run_id=${encodeURIComponent(r)}`).join("");
     const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) throw new Error(`${key}: ${response.status}`);
     const data = await response.json();
-    return (data.metrics || []).map((p) => [Number(p.step), Number(p.timestamp), Number(p.value)]);
+    return data.series.map((s) => s.steps.map((step, i) => [step, s.timestamps[i], Number(s.values[i])]));
   }
 
   function smooth(values, weight) {
@@ -299,7 +301,7 @@
       const entry = charts.get(key);
       entry.box.classList.add("loading");
       try {
-        entry.data = await Promise.all(runs.map((r) => history(r, key, section.dataset.maxPoints)));
+        entry.data = await histories(runs, key, section.dataset.maxPoints);
       } catch (error) {
         entry.box.textContent = `Could not load ${key}: ${error.message}`;
         return;
