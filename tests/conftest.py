@@ -421,9 +421,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 CHROMIUM = os.environ.get("TRACKFLOW_CHROMIUM", "/usr/lib/chromium/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless chromium for the session."""
+    """A headless chromium for one test module.
+
+    Not for the session: Playwright's sync API keeps an event loop running on the
+    main thread while it is started, and later tests call ``asyncio.run()``.
+    """
     reason = None
     if not Path(CHROMIUM).exists():
         reason = f"no chromium at {CHROMIUM} (apt-get install chromium, or TRACKFLOW_CHROMIUM)"
