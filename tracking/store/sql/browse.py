@@ -19,10 +19,7 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -46,6 +43,7 @@ from sqlalchemy import (
 from tracking.entities import RunStatus, ViewType
 from tracking.errors import InvalidParameterError
 from tracking.search import Entity, OrderBy, parse_run_filter, parse_run_order_by
+from tracking.search.paging import pack_token, search_fingerprint, unpack_token
 from tracking.store.sql.hotpath import decode_value
 from tracking.store.sql.models import (
     SPECIAL_NAN,
@@ -55,6 +53,7 @@ from tracking.store.sql.models import (
     TagModel,
 )
 from tracking.store.sql.search import RUN_ATTRIBUTE_COLUMNS, filter_runs
+from tracking.store.sql.searching import experiment_ints
 from tracking.store.sql.store import SqlTrackingStore
 
 _DBL_MAX = sys.float_info.max
@@ -166,18 +165,28 @@ def parse_sort(text: str | None) -> OrderBy:
     return items[0]
 
 
-def _encode_cursor(phase: int, value: Any, run_id: str) -> str:
-    raw = json.dumps([phase, value, run_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _fingerprint(
+    experiment_ids: Sequence[str],
+    filter_string: str,
+    view: ViewType,
+    sort: OrderBy,
+    parent_run_id: str | None,
+) -> str:
+    """Which table a cursor belongs to: a cursor of another table is refused, not misread."""
+    order = [f"{sort.entity.value}.{sort.key} {sort.ascending}", f"parent={parent_run_id}"]
+    return search_fingerprint(experiment_ids, filter_string, int(view), order)
 
 
-def _decode_cursor(cursor: str) -> tuple[int, Any, str]:
+def _encode_cursor(phase: int, value: Any, run_id: str, fingerprint: str) -> str:
+    return pack_token({"k": [phase, value, run_id]}, fingerprint)
+
+
+def _decode_cursor(cursor: str, fingerprint: str) -> tuple[int, Any, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        phase, value, run_id = json.loads(raw)
+        phase, value, run_id = unpack_token(cursor, fingerprint)["k"]
         if phase not in (0, 1) or not isinstance(run_id, str):
             raise ValueError(phase)
-    except (ValueError, TypeError, binascii.Error):
+    except (KeyError, ValueError, TypeError):  # TokenError is a ValueError
         raise InvalidParameterError(
             f"Invalid cursor {cursor[:40]!r}: expected the cursor of a previous page of the "
             "same table"
@@ -254,33 +263,31 @@ def _stages(view: ViewType) -> list[str]:
 
 
 def _scope(
-    experiment_ids: Sequence[int],
+    experiment_ids: Sequence[str],
     view: ViewType,
-    filter_text: str,
+    filter_string: str,
+    parent_run_id: str | None,
     dialect: str,
     sort: OrderBy = _DEFAULT_SORT,
 ) -> tuple[Select[Any], _SortKey]:
-    """Runs of the experiments, in the view, matching the filter (nothing selected yet),
-    and how to order them by ``sort``."""
+    """The rows of a table (nothing selected yet) and how to order them by ``sort``: the
+    children of ``parent_run_id`` (the filter does not apply), else the runs matching the
+    filter at any depth, else the top-level runs; of the experiments, in the view."""
     query = select().select_from(_RUNS)
     query = query.where(
-        _RUNS.c.experiment_id.in_(list(experiment_ids)) if experiment_ids else false(),
+        _RUNS.c.experiment_id.in_(experiment_ints(experiment_ids)) if experiment_ids else false(),
         _RUNS.c.lifecycle_stage.in_(_stages(view)),
     )
+    if parent_run_id is not None:
+        query = query.where(_RUNS.c.parent_run_uuid == parent_run_id)
+        filter_string = ""
+    elif not filter_string.strip():
+        query = query.where(_RUNS.c.parent_run_uuid.is_(None))
     wanted = None if sort.entity is Entity.ATTRIBUTE else (sort.entity, sort.key)
     query, shared = filter_runs(
-        query, parse_run_filter(filter_text), dialect=dialect, sort_key=wanted
+        query, parse_run_filter(filter_string), dialect=dialect, sort_key=wanted
     )
     return query, _SortKey(sort, shared)
-
-
-def _experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
-    try:
-        return [int(e) for e in experiment_ids]
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"experiment_ids must hold integer strings such as '1', got {list(experiment_ids)!r}"
-        ) from None
 
 
 def browse_runs(
@@ -310,16 +317,14 @@ def browse_runs(
         raise InvalidParameterError(
             f"Invalid limit {limit}: a page holds 1 to {MAX_PAGE_ROWS} rows"
         )
-    ids = _experiment_ints(experiment_ids)
+    scope, key = _scope(
+        experiment_ids, view, filter_string, parent_run_id, store.dialect, sort or _DEFAULT_SORT
+    )
     text = filter_string if parent_run_id is None else ""
-    scope, key = _scope(ids, view, text, store.dialect, sort or _DEFAULT_SORT)
-    if parent_run_id is not None:
-        scope = scope.where(_RUNS.c.parent_run_uuid == parent_run_id)
-    elif not filter_string.strip():
-        scope = scope.where(_RUNS.c.parent_run_uuid.is_(None))
+    fingerprint = _fingerprint(experiment_ids, text, view, key.item, parent_run_id)
     phase, after = 0, None
     if cursor:
-        phase, value, rid = _decode_cursor(cursor)
+        phase, value, rid = _decode_cursor(cursor, fingerprint)
         after = (value, rid)
     filtered = bool(filter_string.strip()) and parent_run_id is None
 
@@ -340,7 +345,7 @@ def browse_runs(
         if len(found) > limit:
             found = found[:limit]
             last = found[-1]
-            next_cursor = _encode_cursor(last[2], last[1], last[0])
+            next_cursor = _encode_cursor(last[2], last[1], last[0], fingerprint)
         total = _count(conn, scope) if count and cursor is None else None
         run_ids = [f[0] for f in found]
         rows = _load_rows(conn, run_ids, columns)
@@ -368,12 +373,7 @@ def count_runs(
     """How many rows :func:`browse_runs` would page through with these arguments (the
     matches, or the top-level runs, or the children), up to :data:`COUNT_CAP`, then
     ``COUNT_CAP + 1``. The UI asks for it after the first rows are shown."""
-    ids = _experiment_ints(experiment_ids)
-    scope, _ = _scope(ids, view, filter_string if parent_run_id is None else "", store.dialect)
-    if parent_run_id is not None:
-        scope = scope.where(_RUNS.c.parent_run_uuid == parent_run_id)
-    elif not filter_string.strip():
-        scope = scope.where(_RUNS.c.parent_run_uuid.is_(None))
+    scope, _ = _scope(experiment_ids, view, filter_string, parent_run_id, store.dialect)
     return store.read(lambda conn: _count(conn, scope))
 
 
@@ -504,7 +504,7 @@ def _with_ancestors(conn: Connection, rows: list[RunRow], columns: Columns) -> l
 def available_keys(store: SqlTrackingStore, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
     """The param, metric and tag keys of the experiments' latest runs (at most
     :data:`KEY_SAMPLE_RUNS` of them), sorted: what the column chooser offers."""
-    ids = _experiment_ints(experiment_ids)
+    ids = experiment_ints(experiment_ids)
 
     def work(conn: Connection) -> dict[str, list[str]]:
         latest = (
@@ -534,7 +534,7 @@ def experiment_summaries(
     store: SqlTrackingStore, experiment_ids: Sequence[str]
 ) -> dict[str, ExperimentSummary]:
     """Active run counts and the latest run start of each experiment."""
-    ids = _experiment_ints(experiment_ids)
+    ids = experiment_ints(experiment_ids)
     if not ids:
         return {}
 

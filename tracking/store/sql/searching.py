@@ -27,10 +27,11 @@ from tracking.store.sql.search import select_experiments, select_runs
 if TYPE_CHECKING:
     from tracking.store.sql.store import SqlTrackingStore
 
-__all__ = ["search_experiments", "search_runs"]
+__all__ = ["experiment_ints", "search_experiments", "search_runs"]
 
 
-def _experiment_ids(experiment_ids: Sequence[str]) -> list[int]:
+def experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
+    """Experiment ids as the integers the tables hold; InvalidParameterError for others."""
     ids = []
     for eid in experiment_ids:
         try:
@@ -68,7 +69,7 @@ def search_runs(
     page_token: str | None,
 ) -> PagedList[Run]:
     """One page of runs; the query returns ids only, then one load for the page."""
-    ids = _experiment_ids(experiment_ids)
+    ids = experiment_ints(experiment_ids)
     tree = parse_run_filter(filter_string)
     order = parse_run_order_by(order_by)
     fingerprint = search_fingerprint(experiment_ids, filter_string, int(view), order_by)
