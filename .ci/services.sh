@@ -200,6 +200,7 @@ ensure_chromium() {
     elif can_install; then
         log "installing chromium (for the browser tests)"
         apt_install chromium
+        [[ -x "$CHROMIUM" ]] || give_up "chromium was installed, but $CHROMIUM is not there (set TRACKFLOW_CHROMIUM)"
     elif is_ci; then
         log "chromium is not installed (run this script as root to install it)"
         exit 1

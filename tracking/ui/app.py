@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import logging
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import (
@@ -17,9 +16,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from tracking.ui import vendoring
-from tracking.ui.auth import SESSION_COOKIE, SessionSigner
+from tracking.ui.auth import SessionSigner
 
-__all__ = ["UI_OPEN_PREFIXES", "install_ui", "ui_context"]
+__all__ = ["UI_OPEN_PREFIXES", "install_ui"]
 
 _HERE = Path(__file__).resolve().parent
 #: Served without a session: the UI's own files, the vendored libraries, the login page.
@@ -29,22 +28,6 @@ _SAME_ORIGIN_ONLY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:"
 )
-
-
-def ui_context(request: Request) -> dict[str, Any]:
-    """What every template gets: the root path, and the session's CSRF token."""
-    signer: SessionSigner | None = getattr(request.app.state, "ui_sessions", None)
-    csrf = ""
-    if signer is not None:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and signer.valid(cookie):
-            csrf = signer.csrf_token(cookie)
-    return {
-        "root": request.scope.get("root_path", "").rstrip("/"),
-        "csrf": csrf,
-        "auth": signer is not None,
-        "request": request,
-    }
 
 
 def _missing_page(absent: list[str]) -> HTMLResponse:

@@ -13,13 +13,12 @@ from tracking.entities import PagedList, ViewType
 from tracking.errors import TrackingError
 from tracking.server.state import StateDep
 from tracking.store.sql.browse import experiment_summaries
-from tracking.ui.render import page
+from tracking.ui.render import VIEWS, page
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 _PAGE = 500
-_VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
 
 def _name_filter(text: str) -> str:
@@ -38,7 +37,7 @@ async def experiments_page(
     page_token: str | None = None,
 ) -> Response:
     """The experiment list (MLflow's ``/#/...`` links are forwarded by the page's script)."""
-    chosen = _VIEWS.get(view, ViewType.ACTIVE_ONLY)
+    chosen = VIEWS.get(view, ViewType.ACTIVE_ONLY)
     error = None
     try:
         found = await state.run(
@@ -58,7 +57,7 @@ async def experiments_page(
         experiments=found,
         summaries=summaries,
         q=q,
-        view=view if view in _VIEWS else "active",
+        view=view if view in VIEWS else "active",
         next_token=getattr(found, "token", None),
         error=error,
     )

@@ -13,7 +13,21 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-__all__ = ["duration", "environment", "page", "safe_url", "timestamp"]
+from tracking.entities import ViewType
+from tracking.ui.auth import SESSION_COOKIE, SessionSigner
+
+__all__ = [
+    "VIEWS",
+    "duration",
+    "environment",
+    "page",
+    "safe_url",
+    "timestamp",
+    "ui_context",
+]
+
+#: The lifecycle views a page offers, by their name in the URL.
+VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
 
 def timestamp(ms: int | None) -> str:
@@ -118,9 +132,23 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def ui_context(request: Request) -> dict[str, Any]:
+    """What every template gets: the root path, and the session's CSRF token."""
+    signer: SessionSigner | None = getattr(request.app.state, "ui_sessions", None)
+    csrf = ""
+    if signer is not None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and signer.valid(cookie):
+            csrf = signer.csrf_token(cookie)
+    return {
+        "root": request.scope.get("root_path", "").rstrip("/"),
+        "csrf": csrf,
+        "auth": signer is not None,
+        "request": request,
+    }
+
+
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template`` with the request's UI context (root path, CSRF token)."""
-    from tracking.ui.app import ui_context
-
     html = environment().get_template(template).render(**ui_context(request), **context)
     return HTMLResponse(html, status_code=status_code)

@@ -14,8 +14,6 @@ import io
 import json
 import mimetypes
 import posixpath
-from collections.abc import Iterator
-from dataclasses import replace
 from typing import IO, Any
 
 from fastapi import APIRouter, Request
@@ -23,9 +21,9 @@ from starlette.responses import Response, StreamingResponse
 
 from tracking.entities import FileInfo, Run
 from tracking.errors import TrackingError
-from tracking.server.routes.artifacts import attachment_header
+from tracking.server.routes.artifacts import attachment_header, stream_chunks
 from tracking.server.state import ServerState, StateDep
-from tracking.store.sql.browse import Columns, ancestors, available_keys, browse_runs
+from tracking.store.sql.browse import ancestors, available_keys, browse_runs
 from tracking.ui.render import page, safe_url
 from tracking.ui.runs import table_view
 
@@ -152,9 +150,9 @@ async def run_page(request: Request, state: StateDep, experiment_id: str, run_id
     run = found
     experiment = await state.run(state.store.get_experiment, experiment_id)
     chain = await state.run(ancestors, state.store, run_id)
-    child_table = table_view([experiment_id], "", "", ["_"], "active")
     keys = await state.run(available_keys, state.store, [experiment_id])
-    child_table = replace(child_table, columns=Columns(metrics=tuple(keys["metrics"][:5])))
+    metric_columns = [f"m:{k}" for k in keys["metrics"][:5]]
+    child_table = table_view([experiment_id], "", "", ["_", *metric_columns], "active")
     children = await state.run(
         browse_runs,
         state.store,
@@ -220,10 +218,10 @@ async def artifacts_page(
     preview = None
     if selected is not None and not selected.is_dir:
         preview = await state.run(_preview, state, run, selected)
-    crumbs = []
-    parts = [p for p in path.split("/") if p] if path else []
-    for i, part in enumerate(parts):
-        crumbs.append((part, "/".join(parts[: i + 1])))
+    parts = path.split("/") if path else []
+    crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+    # The directory whose entries are listed: the file's own when a file is shown.
+    listed = parent if selected is not None and not selected.is_dir else path
     return page(
         request,
         "artifacts.html",
@@ -234,6 +232,7 @@ async def artifacts_page(
         selected=selected,
         preview=preview,
         crumbs=crumbs,
+        up=posixpath.dirname(listed) if listed else None,
         error=error,
     )
 
@@ -282,14 +281,6 @@ def _preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
     return result
 
 
-def _stream(stream: IO[bytes]) -> Iterator[bytes]:
-    try:
-        while chunk := stream.read(1 << 16):
-            yield chunk
-    finally:
-        stream.close()
-
-
 @router.get("/ui/artifact/{run_id}/{path:path}")
 async def raw_artifact(
     request: Request, state: StateDep, run_id: str, path: str, download: bool = False
@@ -311,4 +302,4 @@ async def raw_artifact(
     }
     if download or preview_kind(path) not in ("image", "html"):
         headers["Content-Disposition"] = attachment_header(name)
-    return StreamingResponse(_stream(stream), media_type=media, headers=headers)
+    return StreamingResponse(stream_chunks(stream), media_type=media, headers=headers)

@@ -29,7 +29,7 @@ from tracking.store.sql.browse import (
     count_runs,
     parse_sort,
 )
-from tracking.ui.render import page
+from tracking.ui.render import VIEWS, page
 
 __all__ = ["TableView", "router"]
 
@@ -40,7 +40,6 @@ PAGE_ROWS = 100
 DEFAULT_COLUMNS = 5
 #: The most runs the compare page takes.
 MAX_COMPARE = 100
-_VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 _PREFIX = {"p": "params", "m": "metrics", "t": "tags"}
 _ENTITY_PREFIX = {Entity.PARAM: "params", Entity.METRIC: "metrics", Entity.TAG: "tags"}
 
@@ -123,7 +122,7 @@ def table_view(
         sort=parse_sort(sort),
         columns=columns,
         cols_given=given,
-        view=view if view in _VIEWS else "active",
+        view=view if view in VIEWS else "active",
     )
 
 
@@ -154,7 +153,7 @@ async def _page(
         limit=PAGE_ROWS,
         columns=table.columns,
         parent_run_id=parent,
-        view=_VIEWS[table.view],
+        view=VIEWS[table.view],
     )
 
 
@@ -230,7 +229,7 @@ async def count_fragment(
             state.store,
             ids,
             filter_string=filter.strip(),
-            view=_VIEWS.get(view, ViewType.ACTIVE_ONLY),
+            view=VIEWS.get(view, ViewType.ACTIVE_ONLY),
         )
     except TrackingError as exc:
         return HTMLResponse(str(exc), status_code=400)

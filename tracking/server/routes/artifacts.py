@@ -30,7 +30,7 @@ from tracking.server.routes.common import ERRORS
 from tracking.server.schemas.mlflow import ListArtifactsResponse, ProxyListResponse, RunRef
 from tracking.server.state import ServerState, StateDep
 
-__all__ = ["attachment_header", "proxy_router", "router"]
+__all__ = ["attachment_header", "proxy_router", "router", "stream_chunks"]
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERRORS)
 proxy_router = APIRouter(prefix="/artifacts", tags=["artifact proxy"], responses=ERRORS)
@@ -79,7 +79,8 @@ def attachment_header(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+def stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    """A download's body: ``stream`` in 1 MiB chunks, closed at the end."""
     try:
         while chunk := stream.read(_CHUNK):
             yield chunk
@@ -100,7 +101,7 @@ async def proxy_download(artifact_path: str, state: StateDep) -> Response:
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     # X-Content-Type-Options: nosniff comes with every response (HostCheckMiddleware).
     headers = {"Content-Disposition": attachment_header(name)}
-    return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
+    return StreamingResponse(stream_chunks(stream), media_type=media_type, headers=headers)
 
 
 def _store_upload(state: ServerState, local: str, directory: str) -> None:

@@ -176,26 +176,21 @@
       const bound = Number(body.dataset.maxRows || MAX_ROWS);
       if (rows.length <= bound) return;
       let excess = rows.length - bound;
-      let dropped = Number(body.dataset.dropped || 0);
       for (const row of [...rows]) {
         if (excess <= 0) break;
         if (row.dataset.depth !== "0") continue;
         const group = [row, ...subtree(row)];
         group.forEach((r) => r.remove());
         excess -= group.filter((r) => r.classList.contains("run")).length;
-        dropped += 1;
       }
-      body.dataset.dropped = String(dropped);
       let note = document.getElementById("dropped");
       if (!note) {
         note = document.createElement("tr");
         note.id = "dropped";
         note.className = "dropped";
         note.innerHTML = '<td colspan="99"><a href="">Earlier rows were let go to keep the page fast: back to the top</a></td>';
-        body.prepend(note);
-      } else {
-        body.prepend(note);
       }
+      body.prepend(note);
     });
   }
 
@@ -263,13 +258,12 @@
     if (url.searchParams.get("smooth")) controls.smoothing.value = url.searchParams.get("smooth");
     if (url.searchParams.get("log") === "1") controls.log.checked = true;
     const charts = new Map(); // metric -> {box, plot, data}
-    // What tests and the benchmark read: the uPlot instance per metric and draw times.
-    const stats = (window.__trackflowCharts = { requested: metrics.length, drawn: 0, ms: [], plots: {} });
+    // What tests and the benchmark read: the uPlot instance per metric.
+    const stats = (window.__trackflowCharts = { requested: metrics.length, drawn: 0, plots: {} });
 
     function draw(key) {
       const entry = charts.get(key);
       if (!entry || !entry.data) return;
-      const started = performance.now();
       const axis = controls.axis.value;
       const weight = Number(controls.smoothing.value);
       const log = controls.log.checked;
@@ -292,8 +286,6 @@
       if (entry.plot) entry.plot.destroy();
       entry.plot = new uPlot(opts, joined, entry.box);
       stats.plots[key] = entry.plot;
-      const ms = performance.now() - started;
-      stats.ms.push(ms);
       entry.box.dataset.drawn = "1";
     }
 
