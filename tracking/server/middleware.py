@@ -77,19 +77,23 @@ class BearerAuthMiddleware:
         if scope["type"] != "http" or path in self._open or path.startswith(self._open_prefixes):
             await self.app(scope, receive, send)
             return
-        supplied = cookie_header = csrf = accept = b""
+        supplied = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 supplied = value
-            elif name == b"cookie":
+                break
+        if hmac.compare_digest(supplied, self._expected):
+            await self.app(scope, receive, send)
+            return
+        # Not the API's way in: look for the UI's (the log calls never get here).
+        cookie_header = csrf = accept = b""
+        for name, value in scope["headers"]:
+            if name == b"cookie":
                 cookie_header = value
             elif name == b"x-csrf-token":
                 csrf = value
             elif name == b"accept":
                 accept = value
-        if hmac.compare_digest(supplied, self._expected):
-            await self.app(scope, receive, send)
-            return
         session = self._session(cookie_header) if not supplied else None
         if session is not None and self._sessions is not None:
             if scope["method"] in ("GET", "HEAD") or self._sessions.csrf_matches(
