@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunInputs
@@ -31,6 +31,7 @@ __all__ = [
     "metrics_json",
     "run_info_json",
     "run_json",
+    "series_columns_json",
 ]
 
 
@@ -144,6 +145,16 @@ def metrics_json(metrics: Iterable[Metric]) -> list[dict[str, Any]]:
         {"key": k, "value": v if v - v == 0.0 else double_json(v), "timestamp": t, "step": s}
         for k, v, t, s in metrics
     ]
+
+
+def series_columns_json(run_id: str, metrics: Sequence[Metric]) -> dict[str, Any]:
+    """One run's series as columns (``steps``, ``timestamps``, ``values``): a chart's data."""
+    return {
+        "run_id": run_id,
+        "steps": [m.step for m in metrics],
+        "timestamps": [m.timestamp for m in metrics],
+        "values": [v if v - v == 0.0 else double_json(v) for _, v, _, _ in metrics],
+    }
 
 
 def experiment_json(experiment: Experiment) -> dict[str, Any]:

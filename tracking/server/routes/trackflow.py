@@ -21,7 +21,7 @@ from tracking.client import TrackingClient
 from tracking.entities import Param, RunTag
 from tracking.errors import InvalidParameterError
 from tracking.server import params
-from tracking.server.render import compact_run_json, double_json, metrics_json
+from tracking.server.render import compact_run_json, metrics_json, series_columns_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
 from tracking.server.routes.common import ERRORS, add_fast_lane_route, render_runs
 from tracking.server.routes.runs import run_response, search_page
@@ -168,17 +168,7 @@ async def get_history_sampled_bulk(
     checked = [validation.validate_run_id(r) for r in run_id]
     key = validation.validate_key(metric_key, "metric")
     found = await state.run(state.store.get_metric_histories_sampled, checked, key, max_points)
-    series = []
-    for rid, points in found.items():
-        values = [v if v - v == 0.0 else double_json(v) for _, v, _, _ in points]
-        series.append(
-            {
-                "run_id": rid,
-                "steps": [p.step for p in points],
-                "timestamps": [p.timestamp for p in points],
-                "values": values,
-            }
-        )
+    series = [series_columns_json(rid, points) for rid, points in found.items()]
     return MlflowJSONResponse({"series": series})
 
 
