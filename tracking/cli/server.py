@@ -105,33 +105,7 @@ def server(demo: bool, open_browser: bool = False, **options: Any) -> None:
             for e in exc.errors()
         )
         raise click.UsageError(problems) from None
-    if open_browser:
-        _open_when_up(settings.host, settings.port)
-    serve(settings, demo=demo)
-
-
-def _open_when_up(host: str, port: int) -> None:
-    """Open the UI in a browser once the server answers /health (in the background)."""
-    import threading
-    import time
-    import webbrowser
-
-    import httpx
-
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
-
-    def wait_and_open() -> None:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "health", timeout=1).status_code == 200:
-                    webbrowser.open(url)
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-
-    threading.Thread(target=wait_and_open, name="trackflow-open-browser", daemon=True).start()
+    serve(settings, demo=demo, open_browser=open_browser)
 
 
 ui = click.Command(

@@ -32,9 +32,9 @@ _FACTORY = "tracking.server.app:create_app_from_env"
 _DEMO_TIMEOUT_S = 300.0
 
 
-def serve(settings: ServerSettings, *, demo: bool = False) -> None:
+def serve(settings: ServerSettings, *, demo: bool = False, open_browser: bool = False) -> None:
     """Open the store and take the port, optionally fill the store with the demo sweep,
-    then serve until stopped.
+    then serve until stopped (with ``open_browser``, the UI opens once it answers).
 
     The port is bound before the demo runs, so a port already taken stops the
     command before anything is written; the address printed is the one served.
@@ -57,6 +57,8 @@ def serve(settings: ServerSettings, *, demo: bool = False) -> None:
             err=True,
         )
         click.echo(f"web UI: {_url(settings.host, port)}/", err=True)
+        if open_browser:
+            _open_when_up(settings.host, port)
         common = {
             "access_log": settings.access_log,
             "log_level": "info",
@@ -89,6 +91,31 @@ def serve(settings: ServerSettings, *, demo: bool = False) -> None:
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
+
+
+def _open_when_up(host: str, port: int) -> None:
+    """Open the UI in the default browser once the server answers ``/health`` (a thread:
+    the server starts meanwhile)."""
+    import threading
+    import time
+    import webbrowser
+
+    import httpx
+
+    wildcard = host in ("0.0.0.0", "::", "")
+    url = _url("127.0.0.1" if wildcard else host, port)
+
+    def wait_and_open() -> None:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    webbrowser.open(f"{url}/")
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    threading.Thread(target=wait_and_open, name="trackflow-open-browser", daemon=True).start()
 
 
 def _bind(host: str, port: int) -> socket.socket:
