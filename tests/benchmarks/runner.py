@@ -61,9 +61,13 @@ def run_worker(
     *,
     tracking_uri: str | None = None,
     experiment_name: str | None = None,
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
-    """One workload on one tool in a fresh process and directory; its result or an error."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"trackflow-bench-{side}-{workload}-"))
+    """One workload on one tool in a fresh process and directory (``workdir``, which is then
+    the caller's to remove, or a temporary one); its result or an error."""
+    owned = workdir is None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"trackflow-bench-{side}-{workload}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "result.json"
     cmd = [
         python,
@@ -97,7 +101,7 @@ def run_worker(
     finally:
         if keep:
             console.print(f"[dim]kept {workdir}[/dim]")
-        else:
+        elif owned:
             shutil.rmtree(workdir, ignore_errors=True)
 
 

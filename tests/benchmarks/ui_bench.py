@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from urllib.parse import quote
 
 from mlflow_env import ensure_mlflow_env, mlflow_subprocess_env
 from rich.table import Table
-from runner import console, trackflow_env
+from runner import console, run_worker, trackflow_env
 from servers import ServerProcess, mlflow_server, trackflow_server
 
 HERE = Path(__file__).resolve().parent
@@ -48,37 +47,22 @@ NEXT_PAGES = 3
 FIGURES = (
     ("ui1", "runs table: first rows", 1000.0, 5.0),
     ("ui2", "runs table: each further page", 200.0, 5.0),
-    ("ui3", "chart: 10 runs x 20,000 points", 500.0, 5.0),
+    ("ui3", "chart: 10 runs x {points:,} points", 500.0, 5.0),
 )
 
 
 def _store(
     side: str, python: str, env: dict[str, str], workdir: Path, quick: bool
 ) -> dict[str, Any]:
-    """Fill a tool's SQLite file through ``workloads.py ui_store``; its ids and path."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    out = workdir / "store.json"
-    cmd = [
-        python,
-        str(HERE / "workloads.py"),
-        "--side",
-        side,
-        "--workload",
-        "ui_store",
-        "--workdir",
-        str(workdir),
-        "--out",
-        str(out),
-        "--experiment-name",
-        "ui-bench",
-    ]
-    if quick:
-        cmd.append("--quick")
-    proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{side}: filling the store failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.read_text())
-    return result["check"]
+    """Fill a tool's SQLite file in ``workdir`` through ``workloads.py ui_store``; its ids
+    and path."""
+    result = run_worker(
+        python, env, side, "ui_store", quick, False, experiment_name="ui-bench", workdir=workdir
+    )
+    if "error" in result:
+        raise RuntimeError(f"{side}: filling the store failed: {result['error']}")
+    check: dict[str, Any] = result["check"]
+    return check
 
 
 @contextmanager
@@ -223,7 +207,13 @@ def measure(
         with _servers(workdir, quick, mlflow_python) as servers, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             for tool, (server, store) in servers.items():
-                samples[tool] = {"ui1": [], "ui2": [], "ui3": [], "runs": store["runs"]}
+                samples[tool] = {
+                    "ui1": [],
+                    "ui2": [],
+                    "ui3": [],
+                    "runs": store["runs"],
+                    "points": store["points"],
+                }
                 # One untimed visit per tool: the server's own first-request costs.
                 _visit(browser, lambda p, t=tool, s=server, st=store: TABLES[t](p, s.url, st))
             for _ in range(reps):
@@ -265,7 +255,7 @@ def report(samples: dict[str, dict[str, Any]]) -> bool:
         ok = mine is not None and mine < limit and (speed is None or speed >= ratio)
         passed &= ok
         table.add_row(
-            f"{key}. {what}",
+            f"{key}. {what.format(points=ours['points'] if ours else 0)}",
             f"{other:.0f} ms" if other is not None else "-",
             f"{mine:.0f} ms" if mine is not None else "-",
             f"{speed:.1f}x" if speed else "-",

@@ -603,6 +603,7 @@ def wl_ui_store(side: Side, sizes: Sizes) -> Result:
             "chart_runs": chart_runs,
             "db_path": str(_db_path(side)),
             "runs": len(runs) + 1 + UI_CHART_RUNS,
+            "points": sizes.history_small,
         },
     )
     result.setup_s = time.perf_counter() - setup

@@ -3,12 +3,14 @@ against real ``trackflow server`` processes on loopback.
 
 Chromium comes from ``apt-get install chromium`` (``.ci/services.sh`` installs it);
 Playwright's own browser download cannot work here. Without it these tests are
-skipped locally and fail under ``CI=true``. Every page a test looks at is
+skipped locally and fail under ``CI=true`` (the ``browser`` fixture, in
+``tests/conftest.py``). Every page a test looks at is
 saved as a screenshot in ``.ui-screenshots/`` (or ``TRACKFLOW_UI_SCREENSHOTS``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -19,8 +21,6 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-
-import contextlib
 
 from _server_support import TOKEN, ServerProcess, start_server
 from _ui_support import UiStore, fill
@@ -39,10 +39,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.ui)
 
 
-class PageErrors(list[str]):
-    """JavaScript errors and failed same-origin requests a page produced."""
-
-
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context (no cookies) and page; fails the test on a JavaScript error
@@ -50,7 +46,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(15_000)
     tab = context.new_page()
-    errors = PageErrors()
+    errors: list[str] = []  # JavaScript errors, and console errors other than 4xx answers
     tab.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     tab.on(
         "console",
