@@ -59,11 +59,11 @@ def number(value: float | None) -> str:
     """A metric value with four significant digits (``nan``, ``inf`` as such)."""
     if value is None:
         return ""
-    if math.isnan(value) or math.isinf(value):
+    if not math.isfinite(value):
         return str(value)
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
-        return f"{value:.4g}"
-    return f"{value:.4g}" if not float(value).is_integer() else str(int(value))
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.4g}"
 
 
 def safe_url(url: str | None) -> str | None:
