@@ -134,7 +134,8 @@ def _with_default_columns(table: TableView, keys: dict[str, list[str]]) -> Table
         tuple(keys["metrics"][:DEFAULT_COLUMNS]),
         (),
     )
-    return replace(table, columns=columns)
+    # Explicit from here on: the rows fetched later (pages, tree levels) need the same cells.
+    return replace(table, columns=columns, cols_given=True)
 
 
 async def _page(

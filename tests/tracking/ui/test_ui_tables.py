@@ -110,6 +110,19 @@ class TestRunTree:
         sweep.locator("button.toggle").click()
         expect(page.locator("tr.run")).to_have_count(1)
 
+    def test_rows_loaded_later_have_the_default_columns_too(
+        self, page: Any, ui_server: ServerProcess, ui_store: UiStore
+    ) -> None:
+        page.goto(f"{ui_server.url}/experiments/{ui_store.sweep_experiment}")
+        headers = page.locator("#runs thead th").count()
+        page.locator(f"tr[data-run='{ui_store.runs['sweep']}'] button.toggle").click()
+        family = page.locator(f"tr[data-run='{ui_store.runs['family-a']}']")
+        expect(family.locator("td")).to_have_count(headers)
+        family.locator("button.toggle").click()
+        trial = page.locator(f"tr[data-run='{ui_store.runs['trial-a0']}']")
+        expect(trial.locator("td")).to_have_count(headers)
+        expect(trial.locator("td.param").first).to_have_text("3")  # depth, the first param
+
     def test_a_filter_keeps_matching_grandchildren_under_their_parents(
         self, page: Any, ui_server: ServerProcess, ui_store: UiStore
     ) -> None:
