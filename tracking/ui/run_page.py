@@ -23,7 +23,7 @@ from tracking.entities import FileInfo, Run
 from tracking.errors import TrackingError
 from tracking.server.routes.artifacts import attachment_header, stream_chunks
 from tracking.server.state import ServerState, StateDep
-from tracking.store.sql.browse import ancestors, available_keys, browse_runs
+from tracking.store.sql.browse import ancestors, available_keys, browse_runs, run_names
 from tracking.ui.render import page, safe_url
 from tracking.ui.runs import table_view
 
@@ -163,6 +163,9 @@ async def run_page(request: Request, state: StateDep, experiment_id: str, run_id
         count=True,
     )
     lineage = await state.run(state.store.get_lineage, run_id)
+    linked = [e.producer_run_id for e in lineage.consumed]
+    linked += [e.consumer_run_id for e in lineage.produced]
+    names = await state.run(run_names, state.store, linked)
     tags = dict(run.data.tags)
     return page(
         request,
@@ -173,6 +176,7 @@ async def run_page(request: Request, state: StateDep, experiment_id: str, run_id
         children=children,
         child_table=child_table,
         lineage=lineage,
+        names=names,
         note=tags.get(NOTE_TAG, ""),
         note_tag=NOTE_TAG,
         panel=orchestrator_panel(tags),

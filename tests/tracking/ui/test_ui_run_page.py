@@ -86,11 +86,13 @@ class TestRunPage:
         consumed = page.locator("#lineage ul.consumed li")
         expect(consumed).to_have_count(1)
         expect(consumed).to_contain_text("data/train.csv")
+        expect(consumed.locator("a")).to_have_text("extract")  # the producer, by name
         consumed.locator("a").first.click()
         page.wait_for_url(f"**/runs/{ui_store.runs['extract']}")
         expect(page.locator("h1")).to_contain_text("extract")
         produced = page.locator("#lineage ul.produced li")
         expect(produced).to_contain_text("data/train.csv")
+        expect(produced.locator("a")).to_have_text("train")
         produced.locator("a").click()
         page.wait_for_url(f"**/runs/{ui_store.runs['train']}")
 

@@ -72,6 +72,7 @@ __all__ = [
     "count_runs",
     "experiment_summaries",
     "parse_sort",
+    "run_names",
 ]
 
 #: The largest page :func:`browse_runs` returns.
@@ -549,6 +550,20 @@ def experiment_summaries(
         }
 
     return store.read(work)
+
+
+def run_names(store: SqlTrackingStore, run_ids: Sequence[str]) -> dict[str, str]:
+    """The names of the runs that exist among ``run_ids`` (lineage links show them)."""
+    wanted = sorted(set(run_ids))
+
+    def work(conn: Connection) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            query = select(_RUNS.c.run_uuid, _RUNS.c.name).where(_RUNS.c.run_uuid.in_(chunk))
+            names.update((str(rid), name) for rid, name in conn.execute(query))
+        return names
+
+    return store.read(work) if wanted else {}
 
 
 def ancestors(store: SqlTrackingStore, run_id: str) -> list[tuple[str, str, str]]:
