@@ -106,8 +106,11 @@ def retrain() -> None:
     data = validate(extract())
     model = train(data, epochs="{{ params.epochs }}", lr="{{ params.lr }}")
     score = evaluate(model, data)
-    score >> decide >> [promote, keep()]
-    [promote, decide] >> report(score)
+    kept = keep()
+    score >> decide >> [promote, kept]
+    # Downstream of both branches and not of decide itself: a branch operator skips
+    # every direct downstream task it does not follow, trigger rule or not.
+    [promote, kept] >> report(score)
 
 
 retrain()

@@ -67,6 +67,11 @@ class TestRetrain:
         tags = store.get_run(later["train"].info.run_id).data.tags
         assert tags["trackflow.decision"] == "keep"
         assert "keep" in later and "promote" not in later
+        # Both branches end in a report, the kept champion's too.
+        assert later["report"].info.status is RunStatus.FINISHED
+        kept = store.download_artifacts(later["report"].info.run_id, "report.md")
+        with open(kept) as text:
+            assert ": keep" in text.read()
         after = store.search_runs(
             [exp.experiment_id], filter_string=f"tags.`{CHAMPION_TAG}` = 'true'"
         )

@@ -78,6 +78,8 @@ _params = table_of(ParamModel)
 _tags = table_of(TagModel)
 #: Tags that say why a run failed; a run that goes on or ends otherwise loses them.
 FAILURE_TAGS = ("trackflow.failureReason", "trackflow.reapedAt")
+_CLEARS_FAILURE = frozenset({RunStatus.RUNNING, RunStatus.SCHEDULED, RunStatus.FINISHED})
+TERMINATED = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
 _runs = table_of(RunModel)
 _rollups = table_of(MetricRollupModel)
 
@@ -419,14 +421,34 @@ class HotPath:
         self._update_run = compile_(
             update(_runs)
             .where(_runs.c.run_uuid == bindparam("b_run_uuid"))
-            .values(
-                status=func.coalesce(bindparam("b_status"), _runs.c.status),
-                end_time=case(
-                    (bindparam("b_reopen") == literal_column("1"), null()),
-                    else_=func.coalesce(bindparam("b_end_time"), _runs.c.end_time),
+            # end_time first: MySQL evaluates SET left to right, so the CASE must
+            # read the status the run had before this update.
+            .ordered_values(
+                (
+                    _runs.c.end_time,
+                    case(
+                        (bindparam("b_reopen") == literal_column("1"), null()),
+                        # Ended again the same way (a repeated event): the first end stands.
+                        (
+                            and_(
+                                _runs.c.status == bindparam("b_status"),
+                                # Constants in the SQL, as in _clear_failure.
+                                _runs.c.status.in_(
+                                    [literal_column(f"'{s.value}'") for s in TERMINATED]
+                                ),
+                                _runs.c.end_time.is_not(None),
+                            ),
+                            _runs.c.end_time,
+                        ),
+                        else_=func.coalesce(bindparam("b_end_time"), _runs.c.end_time),
+                    ),
                 ),
-                name=func.coalesce(bindparam("b_name"), _runs.c.name),
-                heartbeat_time=func.coalesce(bindparam("b_heartbeat_time"), _runs.c.heartbeat_time),
+                (_runs.c.status, func.coalesce(bindparam("b_status"), _runs.c.status)),
+                (_runs.c.name, func.coalesce(bindparam("b_name"), _runs.c.name)),
+                (
+                    _runs.c.heartbeat_time,
+                    func.coalesce(bindparam("b_heartbeat_time"), _runs.c.heartbeat_time),
+                ),
             ),
             (),
         )
@@ -618,8 +640,9 @@ class HotPath:
                     ),
                 },
             )
-            if status is not None and status is not RunStatus.FAILED:
-                # Why it failed (or was reaped) no longer holds for a run that goes on.
+            if status in _CLEARS_FAILURE:
+                # Why it failed (or was reaped) no longer holds for a run that goes on
+                # or finishes; a run ended FAILED or KILLED (again) keeps its reason.
                 self._clear_failure.execute(cursor, {"run_uuid": run_id})
             if run_name is not None:
                 self._upsert_tags.execute(

@@ -224,6 +224,49 @@ class NestingSuite:
         assert "trackflow.failureReason" not in run.data.tags
         assert "trackflow.reapedAt" not in run.data.tags
 
+    @pytest.mark.parametrize(
+        "status", [RunStatus.KILLED, RunStatus.FAILED], ids=["killed", "failed"]
+    )
+    def test_ended_again_the_same_way_keeps_reason_and_end_time(
+        self, client: TrackingClient, status: RunStatus
+    ) -> None:
+        # An orchestrator's events arrive more than once: the second "killed" (the
+        # task's own SIGTERM handling after the API server's mark) changes nothing.
+        run_id = client.create_run("0").info.run_id
+        first = client.set_terminated(run_id, status, end_time=1_000_000).end_time
+        client.set_tag(run_id, "trackflow.failureReason", "marked failed from the UI")
+        again = client.set_terminated(run_id, status, end_time=2_000_000)
+        run = client.get_run(run_id)
+        assert run.info.status is status
+        assert first == again.end_time == run.info.end_time == 1_000_000
+        assert run.data.tags["trackflow.failureReason"] == "marked failed from the UI"
+
+    def test_failed_then_killed_keeps_reason_takes_new_end(self, client: TrackingClient) -> None:
+        run_id = client.create_run("0").info.run_id
+        client.set_terminated(run_id, RunStatus.FAILED, end_time=1_000_000)
+        client.set_tag(run_id, "trackflow.failureReason", "boom")
+        client.set_terminated(run_id, RunStatus.KILLED, end_time=2_000_000)
+        run = client.get_run(run_id)
+        assert (run.info.status, run.info.end_time) == (RunStatus.KILLED, 2_000_000)
+        assert run.data.tags["trackflow.failureReason"] == "boom"
+
+    @pytest.mark.parametrize(
+        "status",
+        [RunStatus.RUNNING, RunStatus.SCHEDULED, RunStatus.FINISHED],
+        ids=["running", "scheduled", "finished"],
+    )
+    def test_reason_dropped_when_the_run_goes_on_or_finishes(
+        self, client: TrackingClient, status: RunStatus
+    ) -> None:
+        run_id = client.create_run("0").info.run_id
+        client.set_terminated(run_id, RunStatus.KILLED)
+        client.set_tag(run_id, "trackflow.failureReason", "terminated")
+        client.update_run(run_id, status=status)
+        run = client.get_run(run_id)
+        assert run.info.status is status
+        assert "trackflow.failureReason" not in run.data.tags
+        assert (run.info.end_time is None) is (not status.is_terminated)
+
     def test_failed_run_keeps_its_reason(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
         client.set_tag(run_id, "trackflow.failureReason", "boom")
