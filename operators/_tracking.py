@@ -22,6 +22,7 @@ import tracking
 from operators import _serde  # noqa: F401  (ArtifactRef through XCom)
 from tracking import fluent
 from tracking.connection import enter_step_env, leave_step_env
+from tracking.dispatch import Dispatcher
 from tracking.entities import Param, Run, RunStatus, RunTag
 from tracking.errors import RunNotFoundError
 from tracking.links import run_url
@@ -33,9 +34,12 @@ __all__ = [
     "TRACKED_TAG",
     "TRACK_ALL_ENV",
     "AirflowTracking",
+    "DagRunEvent",
+    "TaskKey",
     "airflow_tracking",
     "is_tracked",
     "pipeline_for",
+    "pipeline_run_name",
     "step_for",
 ]
 
@@ -162,6 +166,74 @@ def pipeline_tags(dag_id: str, run_id: str, dag_run: Any) -> dict[str, str]:
     return tags
 
 
+def pipeline_run_name(dag_id: str, dag_run: Any) -> str:
+    """A DAG run's run name a person can read: the dag_id and the logical date (else
+    the time it ran after): ``retrain 2026-11-05``, ``retrain 2026-12-02 22:38:13``."""
+    when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+    if not isinstance(when, datetime):
+        return f"{dag_id} {getattr(dag_run, 'run_id', '')}".strip()
+    if (when.hour, when.minute, when.second, when.microsecond) == (0, 0, 0, 0):
+        return f"{dag_id} {when:%Y-%m-%d}"
+    return f"{dag_id} {when:%Y-%m-%d %H:%M:%S}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskKey:
+    """A task instance as plain values (what :func:`step_for` and :func:`step_tags` read)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+    try_number: int = 1
+
+    @classmethod
+    def of(cls, ti: Any) -> TaskKey:
+        """The key of a task instance object (read in the caller's thread, no I/O)."""
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            str(ti.dag_id),
+            str(ti.run_id),
+            str(ti.task_id),
+            -1 if map_index is None else int(map_index),
+            int(getattr(ti, "try_number", 1) or 1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DagRunEvent:
+    """A DAG run's state change as plain values, built in the hook's thread.
+
+    ``tracked`` and ``experiment`` are None when the hook had no DAG at hand (the API
+    server): they are read from the metadata database, in a session of our own."""
+
+    dag_id: str
+    run_id: str
+    run_name: str
+    tags: dict[str, str]
+    tracked: bool | None
+    experiment: str | None
+    #: None: the DAG run started.
+    status: RunStatus | None = None
+    msg: str | None = None
+
+    @classmethod
+    def of(cls, dag_run: Any, status: RunStatus | None = None, msg: str | None = None) -> Any:
+        """The event of ``dag_run`` (only attributes it has loaded are read)."""
+        dag = getattr(dag_run, "dag", None)
+        dag_id, run_id = str(dag_run.dag_id), str(dag_run.run_id)
+        return cls(
+            dag_id,
+            run_id,
+            pipeline_run_name(dag_id, dag_run),
+            pipeline_tags(dag_id, run_id, dag_run),
+            is_tracked(dag) if dag is not None else None,
+            experiment_for(dag_id, dag) if dag is not None else None,
+            status,
+            msg,
+        )
+
+
 def _operator_name(task: Any) -> str:
     return str(
         getattr(task, "custom_operator_name", None)
@@ -250,6 +322,7 @@ class AirflowTracking:
         self._config: Any = None
         self._client: Any = None
         self._params_logged: set[str] = set()
+        self.dispatcher = Dispatcher("trackflow-airflow", _log)
 
     # -- configuration ----------------------------------------------------------
 
@@ -262,7 +335,9 @@ class AirflowTracking:
         return self._config
 
     def reset(self) -> None:
-        """Forget the connection and clients (tests switching stores)."""
+        """Forget the connection and clients (tests switching stores), once the queued
+        events are handled."""
+        self.dispatcher.flush(60)
         with self._lock:
             self._config = None
             self._client = None
@@ -366,7 +441,7 @@ class AirflowTracking:
         dag_run = context.get("dag_run")
         tracker.pipeline_started(
             pipeline,
-            run_name=ti.run_id,
+            run_name=pipeline_run_name(ti.dag_id, dag_run),
             tags=pipeline_tags(ti.dag_id, ti.run_id, dag_run),
         )
         values = dict(context.get("params") or {})
@@ -437,89 +512,120 @@ class AirflowTracking:
             self.guard.call(label, end)
 
     def task_changed_from_outside(self, ti: Any, state: str) -> None:
-        """A task instance was marked ``state`` from the UI or the API: a run still open
-        was killed by it (Airflow terminates the task)."""
-        step = step_for(ti)
+        """A task instance was marked ``state`` from the UI or the API (the API server's
+        request thread): a run still open was killed by it (Airflow terminates the
+        task). Queued; the dispatcher's thread does the I/O."""
+        key = TaskKey.of(ti)
+        self.dispatcher.submit(
+            f"{key.dag_id}/{key.task_id} marked {state}", self._marked_from_outside, key, state
+        )
 
-        def mark() -> None:
-            client = self.client()
-            try:
-                run = client.get_run(step.run_id)
-            except RunNotFoundError:
-                return  # never tracked
-            if run.info.status.is_terminated:
-                return
-            tracker = PipelineTracker(client, ti.dag_id)
-            tracker.step_ended(
-                step,
-                RunStatus.KILLED,
-                reason=f"task instance marked {state} from the Airflow UI or API while running",
-            )
-
-        self.guard.call(f"{ti.dag_id}/{ti.task_id}", mark)
+    def _marked_from_outside(self, key: TaskKey, state: str) -> None:
+        step = step_for(key)
+        client = self.client()
+        try:
+            run = client.get_run(step.run_id)
+        except RunNotFoundError:
+            return  # never tracked
+        if run.info.status.is_terminated:
+            return
+        # The run exists: nothing is created, so any experiment name serves.
+        PipelineTracker(client, key.dag_id).step_ended(
+            step,
+            RunStatus.KILLED,
+            reason=f"task instance marked {state} from the Airflow UI or API while running",
+            current=run,
+        )
 
     # -- DAG runs ---------------------------------------------------------------
+    #
+    # The scheduler calls these from its single-threaded loop, inside its database
+    # session (the API server, from a request): they only build a DagRunEvent and
+    # queue it. Everything else (the connection lookup, the task instances' states,
+    # the store) happens on the dispatcher's thread, in sessions of its own.
 
     def dag_run_started(self, dag_run: Any) -> None:
         """The scheduler started a DAG run: its parent run goes RUNNING."""
         dag = getattr(dag_run, "dag", None)
-        if not is_tracked(dag):
+        if dag is not None and not is_tracked(dag):
             return
-
-        def start() -> None:
-            tracker = self.tracker(experiment_for(dag_run.dag_id, dag))
-            tracker.pipeline_started(
-                pipeline_for(dag_run.dag_id, dag_run.run_id),
-                run_name=dag_run.run_id,
-                tags=pipeline_tags(dag_run.dag_id, dag_run.run_id, dag_run),
-            )
-
-        self.guard.call(f"{dag_run.dag_id}/{dag_run.run_id}", start)
+        event = DagRunEvent.of(dag_run)
+        self.dispatcher.submit(f"{event.dag_id}/{event.run_id} running", self._started, event)
 
     def dag_run_ended(self, dag_run: Any, status: RunStatus, msg: str | None = None) -> None:
         """A DAG run ended: task runs the store missed are caught up, the ones still
         open are closed (KILLED, FAILED where the task failed), then the parent ends."""
-        dag = getattr(dag_run, "dag", None)
-        pipeline = pipeline_for(dag_run.dag_id, dag_run.run_id)
+        event = DagRunEvent.of(dag_run, status, msg)
+        self.dispatcher.submit(f"{event.dag_id}/{event.run_id} {status.value}", self._ended, event)
 
-        def end() -> None:
-            tracker = self.tracker(experiment_for(dag_run.dag_id, dag))
-            if not is_tracked(dag):
-                # A serialised DAG may not tell: the parent run does.
-                try:
-                    tracker.client.get_run(pipeline.run_id)
-                except RunNotFoundError:
-                    return
-            statuses = self._catch_up(tracker, dag_run, pipeline)
-            reason = msg if status is RunStatus.FAILED else None
-            tracker.pipeline_ended(pipeline, status, reason=reason, step_statuses=statuses)
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the queued DAG-run and marked-task events are handled."""
+        return self.dispatcher.flush(timeout)
 
-        self.guard.call(f"{dag_run.dag_id}/{dag_run.run_id}", end)
+    def _facts(self, event: DagRunEvent) -> tuple[bool, str]:
+        if event.tracked is not None and event.experiment is not None:
+            return event.tracked, event.experiment
+        from operators import _metadb
+
+        tags = _metadb.dag_tags(event.dag_id)
+        dag = _TaggedDag(tags)
+        return is_tracked(dag), experiment_for(event.dag_id, dag)
+
+    def _started(self, event: DagRunEvent) -> None:
+        tracked, experiment = self._facts(event)
+        if not tracked:
+            return
+        self.tracker(experiment).pipeline_started(
+            pipeline_for(event.dag_id, event.run_id), run_name=event.run_name, tags=event.tags
+        )
+
+    def _ended(self, event: DagRunEvent) -> None:
+        assert event.status is not None
+        tracked, experiment = self._facts(event)
+        pipeline = pipeline_for(event.dag_id, event.run_id)
+        tracker = self.tracker(experiment)
+        try:
+            tracker.adopt(tracker.client.get_run(pipeline.run_id))
+        except RunNotFoundError:
+            if not tracked:
+                return  # a serialised DAG may not tell; no parent run: never tracked
+            tracker.pipeline_started(pipeline, run_name=event.run_name, tags=event.tags)
+        statuses = self._catch_up(tracker, event, pipeline)
+        reason = event.msg if event.status is RunStatus.FAILED else None
+        tracker.pipeline_ended(pipeline, event.status, reason=reason, step_statuses=statuses)
 
     def _catch_up(
-        self, tracker: PipelineTracker, dag_run: Any, pipeline: PipelineRun
+        self, tracker: PipelineTracker, event: DagRunEvent, pipeline: PipelineRun
     ) -> dict[str, RunStatus]:
+        from operators import _metadb
+
         try:
-            tis = list(dag_run.get_task_instances())
-        except Exception:  # a DAG run object without a session to ask
-            _log.debug("trackflow: no task instances for %s", dag_run.run_id, exc_info=True)
+            states = _metadb.task_instance_states(event.dag_id, event.run_id)
+        except _metadb.NoMetadataDatabaseError:
+            _log.debug("trackflow: no task instances for %s", event.run_id, exc_info=True)
             return {}
         runs = {r.info.run_id: r for r in tracker.client.get_subtree(pipeline.run_id)}
-        tracker.pipeline_started(pipeline)
         statuses: dict[str, RunStatus] = {}
-        for ti in tis:
-            status = _TI_STATUS.get(_enum(ti.state) or "")
+        for key, state in states:
+            status = _TI_STATUS.get(state or "")
             if status is None:
                 continue  # never ran: skipped, upstream failed, removed
-            step = step_for(ti)
+            step = step_for(key)
             run = runs.get(step.run_id)
             if run is None:
                 # It ran while the store was down: its run is created now, as it ended.
-                tracker.step_running(step, tags=step_tags(ti, None))
+                tracker.step_running(step, tags=step_tags(key, None))
                 tracker.step_ended(step, status)
             elif not run.info.status.is_terminated:
                 statuses[step.run_id] = status
         return statuses
+
+
+@dataclass(frozen=True, slots=True)
+class _TaggedDag:
+    """What :func:`is_tracked` and :func:`experiment_for` need of a DAG, from its tags."""
+
+    tags: list[str]
 
 
 _TI_STATUS = {

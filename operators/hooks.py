@@ -11,10 +11,13 @@ and ``tracking_uri`` (any tracking URI instead of host and port, such as
     airflow connections add trackflow_default --conn-type trackflow \\
         --conn-host tracking.internal --conn-port 5000 --conn-password "$TOKEN"
 
-Without a ``trackflow_default`` connection the hook falls back to the
-``TRACKFLOW_TRACKING_URI`` setting (the embedded SQLite default when unset), so
-``dag.test()`` works with no set-up at all. A connection id that was named
-explicitly and does not exist is an error.
+Without a ``trackflow_default`` connection the hook uses ``TRACKFLOW_TRACKING_URI``
+(``sqlite:////abs/path/runs.db`` works for ``dag.test()`` and a one-machine
+deployment). With neither, or when the connection cannot be read, it raises
+:class:`~tracking.StoreNotConfiguredError` naming the cause: an Airflow
+process never falls back to a ``./trackflow.db`` of its own working directory,
+which the scheduler, the API server and the workers would each have apart. A
+connection id that was named explicitly and does not exist is an error.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from typing import Any
 from airflow.sdk.bases.hook import BaseHook
 
 from tracking.connection import StoreConfig
-from tracking.errors import InvalidParameterError
-from tracking.settings import get_settings, resolve_tracking_uri
+from tracking.errors import InvalidParameterError, StoreNotConfiguredError
+from tracking.settings import configured_tracking_uri, get_settings, resolve_tracking_uri
 
 __all__ = ["TrackflowConfig", "TrackflowHook"]
 
@@ -41,7 +44,7 @@ class TrackflowHook(BaseHook):
         client.get_run(run_id)
 
     ``trackflow_conn_id`` defaults to ``trackflow_default``; when that default
-    connection does not exist the ``TRACKFLOW_*`` settings are used instead.
+    connection does not exist ``TRACKFLOW_TRACKING_URI`` must name the store.
     """
 
     conn_name_attr = "trackflow_conn_id"
@@ -104,15 +107,49 @@ def _config_for(conn_id: str, default_conn_id: str) -> TrackflowConfig:
                 "type 'trackflow' with that id, or leave trackflow_conn_id unset to use "
                 "'trackflow_default' or TRACKFLOW_TRACKING_URI"
             ) from None
+        failures = _lookup_failures(conn_id)
+        if failures:
+            raise StoreNotConfiguredError(
+                f"the Airflow connection {conn_id!r} could not be read ({failures}); "
+                "nothing is tracked until it can be"
+            ) from None
+        uri = configured_tracking_uri()
+        if uri is None:
+            raise StoreNotConfiguredError(
+                f"no Airflow connection {conn_id!r} and no TRACKFLOW_TRACKING_URI in this "
+                "process: add the connection (every Airflow process reads it) or set "
+                "TRACKFLOW_TRACKING_URI for the scheduler, the API server and the workers "
+                "alike; trackflow does not fall back to a ./trackflow.db of each process's "
+                "own working directory"
+            ) from None
         settings = get_settings()
         return TrackflowConfig(
-            tracking_uri=resolve_tracking_uri(None),
+            tracking_uri=resolve_tracking_uri(uri),
             token=settings.tracking_token,
             artifact_root=settings.artifact_root,
             experiment=settings.experiment_name,
             ui_base_url=settings.ui_base_url,
         )
     return config_from_connection(conn)
+
+
+def _lookup_failures(conn_id: str) -> str:
+    """Why Airflow's secrets backends could not answer for ``conn_id`` ("" when each of
+    them answered "no such connection"): Airflow reports a backend that failed as
+    "not found", which would send the runs elsewhere."""
+    try:
+        from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+
+        backends = ensure_secrets_backend_loaded()
+    except Exception as exc:  # an Airflow without this helper: nothing more to learn
+        return f"secrets backends not loaded: {type(exc).__name__}: {exc}"
+    failures = []
+    for backend in backends:
+        try:
+            backend.get_connection(conn_id=conn_id)
+        except Exception as exc:
+            failures.append(f"{type(backend).__name__}: {type(exc).__name__}: {exc}")
+    return "; ".join(failures)
 
 
 def config_from_connection(conn: Any) -> TrackflowConfig:

@@ -10,11 +10,26 @@ the active fluent run; the DAG-run hooks in the scheduler (``running`` only
 there), in ``dag.test()`` and, for runs marked from the UI, in the API server,
 which also sends task hooks (``previous_state=None``) for task instances marked
 failed or success there.
+
+The DAG-run hooks and the "marked from outside" task hooks run in someone
+else's process (the scheduler's loop, an API server's request): they read the
+object they are handed, queue one plain value and return in microseconds;
+:class:`~tracking.dispatch.Dispatcher`'s thread does the rest (see
+:mod:`operators._tracking`). The task hooks of a worker run the task's own
+tracking in its own process.
+
+``TRACKFLOW_AIRFLOW_HOOK_TIMINGS=/path/file`` makes every hook append
+``<hook> <pid> <seconds>`` to that file: what the benchmark reads to measure
+the time spent inside the hooks on a real scheduler.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from airflow.listeners import hookimpl
 
@@ -32,6 +47,30 @@ __all__ = [
 ]
 
 
+_F = TypeVar("_F", bound=Callable[..., None])
+TIMINGS_ENV = "TRACKFLOW_AIRFLOW_HOOK_TIMINGS"
+
+
+def _timed(hook: _F) -> _F:
+    name = hook.__name__
+
+    @functools.wraps(hook)
+    def timed(*args: Any, **kwargs: Any) -> None:
+        path = os.environ.get(TIMINGS_ENV)
+        if not path:
+            hook(*args, **kwargs)
+            return
+        started = time.perf_counter()
+        try:
+            hook(*args, **kwargs)
+        finally:
+            took = time.perf_counter() - started
+            with open(path, "a") as out:
+                out.write(f"{name} {os.getpid()} {took:.6f}\n")
+
+    return timed  # type: ignore[return-value]
+
+
 def _from_outside(previous_state: Any, task_instance: Any) -> bool:
     # The worker passes the state it leaves; the API server, marking a task
     # instance from the UI, passes None and an ORM TaskInstance.
@@ -39,12 +78,14 @@ def _from_outside(previous_state: Any, task_instance: Any) -> bool:
 
 
 @hookimpl
+@_timed
 def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
     """The task's run goes RUNNING (a retry: the same run) and becomes the active run."""
     airflow_tracking().task_started(task_instance)
 
 
 @hookimpl
+@_timed
 def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
     """FINISHED; marked success from outside while running: KILLED."""
     if _from_outside(previous_state, task_instance):
@@ -54,6 +95,7 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
 
 
 @hookimpl
+@_timed
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any = None) -> None:
     """SCHEDULED with retries left, FAILED (with the reason) for good, KILLED when
     terminated; marked failed from outside while running: KILLED."""
@@ -64,6 +106,7 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any 
 
 
 @hookimpl
+@_timed
 def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
     """A task that skipped itself ran, and ended: FINISHED, tagged as skipped."""
     if _from_outside(previous_state, task_instance):
@@ -73,18 +116,21 @@ def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
 
 
 @hookimpl
+@_timed
 def on_dag_run_running(dag_run: Any, msg: str) -> None:
     """The parent run goes RUNNING (the scheduler; elsewhere the first task does it)."""
     airflow_tracking().dag_run_started(dag_run)
 
 
 @hookimpl
+@_timed
 def on_dag_run_success(dag_run: Any, msg: str) -> None:
     """The parent run ends FINISHED; task runs left open are closed."""
     airflow_tracking().dag_run_ended(dag_run, RunStatus.FINISHED, msg)
 
 
 @hookimpl
+@_timed
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     """The parent run ends FAILED; task runs left open are closed."""
     airflow_tracking().dag_run_ended(dag_run, RunStatus.FAILED, msg)

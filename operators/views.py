@@ -6,17 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators._tracking import airflow_tracking, pipeline_for, step_for
+from operators._tracking import TaskKey, airflow_tracking, pipeline_for, step_for
 from tracking.errors import RunNotFoundError
 from tracking.links import run_url
 
 __all__ = ["redirect_app", "run_page"]
-
-
-class _Key:
-    def __init__(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index = dag_id, run_id, task_id, map_index
-        self.try_number = 1
 
 
 def run_page(dag_id: str, run_id: str, task_id: str | None = None, map_index: int = -1) -> str:
@@ -34,7 +28,7 @@ def run_page(dag_id: str, run_id: str, task_id: str | None = None, map_index: in
     if task_id is None:
         tracked = pipeline_for(dag_id, run_id).run_id
     else:
-        tracked = step_for(_Key(dag_id, run_id, task_id, map_index)).run_id
+        tracked = step_for(TaskKey(dag_id, run_id, task_id, map_index)).run_id
     run = tracking_.client().get_run(tracked)
     return run_url(config.ui_base, run.info.experiment_id, tracked)
 

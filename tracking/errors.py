@@ -22,6 +22,7 @@ them back to the same class on the client side::
     ├── NotSupportedError               400 NOT_IMPLEMENTED
     └── StoreError                      500 INTERNAL_ERROR
         ├── StoreUnavailableError       503 TEMPORARILY_UNAVAILABLE
+        ├── StoreNotConfiguredError     (a process that must be told where its store is)
         └── SchemaOutOfDateError        500 INTERNAL_ERROR
 
 Example::
@@ -51,6 +52,7 @@ __all__ = [
     "SchemaOutOfDateError",
     "SearchSyntaxError",
     "StoreError",
+    "StoreNotConfiguredError",
     "StoreUnavailableError",
     "TrackingError",
     "UnauthenticatedError",
@@ -175,6 +177,12 @@ class StoreUnavailableError(StoreError):
 
     http_status = 503
     error_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class StoreNotConfiguredError(StoreError):
+    """A process that must be told which store to use (an orchestrator's scheduler or
+    worker) was not, or its configuration could not be read: it writes nowhere rather
+    than to a local default that its other processes would not see."""
 
 
 class SchemaOutOfDateError(StoreError):

@@ -175,6 +175,11 @@ class PipelineTracker:
         self._started[pipeline.run_id] = run
         return run
 
+    def adopt(self, run: Run) -> None:
+        """Take ``run`` (read from the store) as its pipeline run's run: the calls that
+        follow neither ask for it again nor create the tracker's experiment for it."""
+        self._started[run.info.run_id] = run
+
     def pipeline_ended(
         self,
         pipeline: PipelineRun,

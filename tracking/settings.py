@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_ARTIFACT_ROOT",
     "DEFAULT_TRACKING_URI",
     "TrackingSettings",
+    "configured_tracking_uri",
     "get_settings",
     "get_tracking_uri",
     "reset_settings",
@@ -110,6 +111,14 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
 def get_tracking_uri() -> str:
     """The tracking URI in force: ``set_tracking_uri``, else the environment, else the default."""
     return _tracking_uri or get_settings().tracking_uri
+
+
+def configured_tracking_uri() -> str | None:
+    """The tracking URI this process was given (``set_tracking_uri``, else
+    ``TRACKFLOW_TRACKING_URI``), or None where only the embedded default applies: an
+    orchestrator's processes, each in its own working directory, must not each
+    fall back to a ``./trackflow.db`` of their own."""
+    return _tracking_uri or os.environ.get("TRACKFLOW_TRACKING_URI", "").strip() or None
 
 
 def resolve_tracking_uri(uri: str | os.PathLike[str] | None = None) -> str:

@@ -95,10 +95,14 @@ def dagbag(airflow_db: Path) -> Any:
 
 @pytest.fixture
 def run_dag(dagbag: Any) -> Any:
-    """``run_dag(dag_id, **dag_test_kwargs)``: the DagRun ``dag.test()`` left."""
+    """``run_dag(dag_id, **dag_test_kwargs)``: the DagRun ``dag.test()`` left, once the
+    listener's queued DAG-run events are handled (they run off the caller's thread)."""
+    from operators._tracking import airflow_tracking
 
     def run(dag_id: str, **kwargs: Any) -> Any:
-        return dagbag.get_dag(dag_id).test(**kwargs)
+        dag_run = dagbag.get_dag(dag_id).test(**kwargs)
+        assert airflow_tracking().flush(60), "the listener's queued events did not finish"
+        return dag_run
 
     return run
 

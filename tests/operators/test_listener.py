@@ -27,7 +27,9 @@ class TestSuccessRetryMapping:
     def test_the_dag_run_is_the_parent(self, result: Any, store: TrackingClient) -> None:
         dag_run, parent, _ = result
         assert parent.info.status is RunStatus.FINISHED
-        assert parent.info.run_name == dag_run.run_id
+        # Named for a person: the DAG and when it ran (the run id stays in a tag).
+        when = dag_run.logical_date or dag_run.run_after
+        assert parent.info.run_name == f"tf_basics {when:%Y-%m-%d %H:%M:%S}"
         experiment = store.get_experiment(parent.info.experiment_id)
         assert experiment.name == "tf_basics"
         tags = parent.data.tags
