@@ -26,8 +26,10 @@ their events into these calls.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,7 @@ from tracking.errors import AlreadyExistsError, RunNotFoundError
 from tracking.ids import run_id_for
 
 __all__ = [
+    "ATTEMPTS_TAG",
     "ATTEMPT_TAG",
     "FAILURE_REASON_TAG",
     "NeverBreak",
@@ -45,12 +48,17 @@ __all__ = [
     "PipelineTracker",
     "Step",
     "artifact_refs",
+    "attempts",
 ]
 
 #: The attempt (Airflow's try_number, Prefect's run_count) a step's run is at.
 ATTEMPT_TAG = "trackflow.attempt"
 #: Why a run failed.
 FAILURE_REASON_TAG = "trackflow.failureReason"
+#: Every attempt of a step, as JSON: ``[{"attempt": 1, "start": ms, "end": ms,
+#: "status": "FAILED"}, ...]`` (the last :data:`MAX_ATTEMPTS_KEPT`).
+ATTEMPTS_TAG = "trackflow.attempts"
+MAX_ATTEMPTS_KEPT = 25
 _ORCHESTRATOR_TAG = "trackflow.orchestrator"
 _MAX_REASON = 5000
 
@@ -235,17 +243,32 @@ class PipelineTracker:
         else:
             parent_info = self.client.get_run(parent_run_id).info
         parent = parent_info.run_id
+        started = _now_ms()
         run = self.client.create_run(
             experiment_id or parent_info.experiment_id,
             run_name=step.run_name,
-            tags={ATTEMPT_TAG: str(step.attempt), **(tags or {})},
+            tags={
+                ATTEMPT_TAG: str(step.attempt),
+                ATTEMPTS_TAG: _dump([{"attempt": step.attempt, "start": started}]),
+                **(tags or {}),
+            },
             parent_run_id=parent,
             run_id=step.run_id,
         )
         seen = _attempt_of(run)
         if step.attempt > seen:
-            # A new try of the step: the same run goes on.
-            updates = {**(tags or {}), ATTEMPT_TAG: str(step.attempt)}
+            # A new try of the step: the same run goes on, and its history says so.
+            history = _history(run)
+            last = history[-1]
+            if "end" not in last and run.info.status.is_terminated:
+                # The attempt before ended with the run (a cleared task runs again).
+                last.update(end=run.info.end_time, status=run.info.status.value)
+            history.append({"attempt": step.attempt, "start": started})
+            updates = {
+                **(tags or {}),
+                ATTEMPT_TAG: str(step.attempt),
+                ATTEMPTS_TAG: _dump(history),
+            }
             self.client.log_batch(
                 run.info.run_id, tags=[RunTag(k, str(v)) for k, v in updates.items()]
             )
@@ -285,31 +308,107 @@ class PipelineTracker:
         seen = _attempt_of(run)
         if step.attempt < seen:
             return  # a late event of an earlier try
+        tags: dict[str, str] = {}
         if step.attempt > seen:
-            self.client.set_tag(run.info.run_id, ATTEMPT_TAG, str(step.attempt))
+            tags[ATTEMPT_TAG] = str(step.attempt)
         if retrying:
             # Also over a FAILED or KILLED that the step's own code (a ``with``
             # block, a SIGTERM) wrote: the orchestrator runs it again.
             if run.info.status is not RunStatus.SCHEDULED:
                 self.client.update_run(run.info.run_id, status=RunStatus.SCHEDULED)
             if reason:  # after the status: a run that goes on drops its old reason
-                self.client.set_tag(run.info.run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
+                tags[FAILURE_REASON_TAG] = reason[:_MAX_REASON]
+            self._write_tags(run, tags, _closed(run, step.attempt, RunStatus.FAILED))
             return
         if run.info.status is status and step.attempt <= seen:
             # Already recorded (a repeated event, or the step's code ended its run):
-            # only a missing reason is added.
+            # only a missing reason, and the attempt's end, are added.
             missing = FAILURE_REASON_TAG not in run.data.tags
             if reason and missing and status is not RunStatus.FINISHED:
-                self.client.set_tag(run.info.run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
+                tags[FAILURE_REASON_TAG] = reason[:_MAX_REASON]
+            self._write_tags(run, tags, None)
             return
-        self._end(run.info.run_id, status, reason)
+        self._end(run.info.run_id, status, reason, tags=tags)
 
     # -- helpers ----------------------------------------------------------------
 
-    def _end(self, run_id: str, status: RunStatus, reason: str | None) -> None:
+    def _end(
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str | None,
+        *,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """End a run; its tags (the reason) after the status, which drops an old reason.
+        The last attempt's end is the run's own (see :func:`attempts`)."""
         self.client.set_terminated(run_id, status)
+        tags = dict(tags or {})
         if reason and status is not RunStatus.FINISHED:
-            self.client.set_tag(run_id, FAILURE_REASON_TAG, reason[:_MAX_REASON])
+            tags[FAILURE_REASON_TAG] = reason[:_MAX_REASON]
+        if tags:
+            self._write_tags(None, tags, None, run_id=run_id)
+
+    def _write_tags(
+        self,
+        run: Run | None,
+        tags: dict[str, str],
+        history: str | None,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        if history is not None:
+            tags = {**tags, ATTEMPTS_TAG: history}
+        if tags:
+            target = run_id or (run.info.run_id if run is not None else None)
+            assert target is not None
+            self.client.log_batch(target, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _dump(history: list[dict[str, Any]]) -> str:
+    return json.dumps(history[-MAX_ATTEMPTS_KEPT:], separators=(",", ":"))
+
+
+def attempts(run: Run) -> list[dict[str, Any]]:
+    """A step's attempts, oldest first: ``{"attempt", "start", "end", "status"}`` each
+    (``end`` and ``status`` absent while it runs). The last attempt's end is the run's."""
+    history = _history(run)
+    last = history[-1]
+    if "end" not in last:
+        if run.info.status.is_terminated:
+            last.update(end=run.info.end_time, status=run.info.status.value)
+        else:
+            last["status"] = run.info.status.value
+    return history
+
+
+def _history(run: Run) -> list[dict[str, Any]]:
+    """The run's attempt history (a run from before histories: its first attempt)."""
+    try:
+        value = json.loads(run.data.tags.get(ATTEMPTS_TAG, "[]"))
+    except ValueError:
+        value = []
+    if not isinstance(value, list) or not value:
+        return [{"attempt": max(_attempt_of(run), 1), "start": run.info.start_time}]
+    return [entry for entry in value if isinstance(entry, dict)]
+
+
+def _closed(run: Run, attempt: int, status: RunStatus, end_time: int | None = None) -> str | None:
+    """The history with ``attempt`` ended as ``status``; None when it says so already."""
+    history = _history(run)
+    entry = next((e for e in reversed(history) if e.get("attempt") == attempt), None)
+    if entry is None:
+        entry = {"attempt": attempt, "start": run.info.start_time}
+        history.append(entry)
+    if entry.get("status") == status.value and entry.get("end") is not None:
+        return None
+    entry["status"] = status.value
+    entry["end"] = end_time or _now_ms()
+    return _dump(history)
 
 
 def _attempt_of(run: Run) -> int:

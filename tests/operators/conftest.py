@@ -128,7 +128,18 @@ def airflow_api(airflow_db: Path) -> Any:
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient
 
-    return TestClient(create_app())
+    from operators._tracking import airflow_tracking
+
+    class FlushingClient(TestClient):
+        """Answers once the listener's events queued by the request are handled (as
+        the API server's hooks run off the request's thread)."""
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            answer = super().request(*args, **kwargs)
+            assert airflow_tracking().flush(60), "the listener's queued events did not finish"
+            return answer
+
+    return FlushingClient(create_app())
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from _airflow_support import AIRFLOW_UI, run_tree
 
 from operators._tracking import SKIPPED_PARAMS_TAG, TRACK_ALL_ENV, pipeline_for
 from tracking import RunNotFoundError, RunStatus, TrackingClient
-from tracking.pipelines import ATTEMPT_TAG, FAILURE_REASON_TAG
+from tracking.pipelines import ATTEMPT_TAG, FAILURE_REASON_TAG, attempts
 
 pytestmark = pytest.mark.airflow
 
@@ -95,6 +95,12 @@ class TestSuccessRetryMapping:
         assert FAILURE_REASON_TAG not in flaky.data.tags
         history = store.get_metric_history(flaky.info.run_id, "try")
         assert [m.value for m in history] == [1.0, 2.0]
+        # Each try is on record: when it started and ended, and how.
+        first, second = attempts(flaky)
+        assert (first["attempt"], first["status"]) == (1, "FAILED")
+        assert (second["attempt"], second["status"]) == (2, "FINISHED")
+        assert first["start"] <= first["end"] <= second["start"] <= second["end"]
+        assert second["end"] == flaky.info.end_time
 
     def test_a_subprocess_joins_the_task_run(self, result: Any) -> None:
         _, _, children = result

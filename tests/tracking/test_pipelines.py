@@ -3,12 +3,22 @@ order-proof state changes, stragglers closed when the pipeline run ends."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tracking import RunStatus, TrackingClient
-from tracking.pipelines import ATTEMPT_TAG, FAILURE_REASON_TAG, PipelineRun, PipelineTracker, Step
+from tracking import Run, RunStatus, TrackingClient
+from tracking.pipelines import (
+    ATTEMPT_TAG,
+    ATTEMPTS_TAG,
+    FAILURE_REASON_TAG,
+    MAX_ATTEMPTS_KEPT,
+    PipelineRun,
+    PipelineTracker,
+    Step,
+    attempts,
+)
 
 
 @pytest.fixture
@@ -18,6 +28,10 @@ def tracker(tmp_path: Path) -> PipelineTracker:
 
 
 PIPE = PipelineRun("airflow", "retrain", "scheduled__2026-12-01T00:00:00+00:00")
+
+
+def _run(tracker: PipelineTracker, step: Step) -> Run:
+    return tracker.client.get_run(step.run_id)
 
 
 def _status(tracker: PipelineTracker, run_id: str) -> RunStatus:
@@ -147,6 +161,54 @@ class TestPipelineEnd:
         assert _status(tracker, Step(PIPE, "skipped-branch").run_id) is RunStatus.KILLED
         # Sent again: nothing changes.
         assert tracker.pipeline_ended(PIPE, RunStatus.FINISHED) == []
+
+
+class TestAttempts:
+    def test_each_try_and_a_clear_is_on_record(self, tracker: PipelineTracker) -> None:
+        first, second, third = (Step(PIPE, "train", attempt=n) for n in (1, 2, 3))
+        tracker.step_running(first)
+        assert [(a["attempt"], a["status"]) for a in attempts(_run(tracker, first))] == [
+            (1, "RUNNING")
+        ]
+        tracker.step_ended(first, RunStatus.FAILED, reason="MemoryError", retrying=True)
+        tracker.step_running(second)
+        tracker.step_ended(second, RunStatus.FINISHED)
+        # Cleared after it finished: a third try of the same run.
+        tracker.step_running(third)
+        tracker.step_ended(third, RunStatus.FAILED, reason="bad data")
+        run = _run(tracker, first)
+        history = attempts(run)
+        assert [(a["attempt"], a["status"]) for a in history] == [
+            (1, "FAILED"),
+            (2, "FINISHED"),
+            (3, "FAILED"),
+        ]
+        assert all(a["start"] <= a["end"] for a in history)
+        assert history[0]["end"] <= history[1]["start"] <= history[1]["end"] <= history[2]["start"]
+        assert history[-1]["end"] == run.info.end_time
+        assert json.loads(run.data.tags[ATTEMPTS_TAG])[0]["status"] == "FAILED"
+
+    def test_the_history_is_bounded(self, tracker: PipelineTracker) -> None:
+        for n in range(1, MAX_ATTEMPTS_KEPT + 6):
+            tracker.step_running(Step(PIPE, "flaky", attempt=n))
+            tracker.step_ended(Step(PIPE, "flaky", attempt=n), RunStatus.FAILED, retrying=True)
+        history = attempts(_run(tracker, Step(PIPE, "flaky")))
+        assert len(history) == MAX_ATTEMPTS_KEPT
+        assert history[-1]["attempt"] == MAX_ATTEMPTS_KEPT + 5
+
+
+class TestAdopt:
+    def test_ending_a_run_of_another_experiment_creates_none(
+        self, tracker: PipelineTracker
+    ) -> None:
+        # The DAG's runs live in "nightly" (a trackflow.experiment= tag); a process that
+        # did not know that ends the DAG run from its run.
+        PipelineTracker(tracker.client, "nightly").pipeline_started(PIPE)
+        ending = PipelineTracker(tracker.client, "retrain")
+        ending.adopt(tracker.client.get_run(PIPE.run_id))
+        ending.pipeline_ended(PIPE, RunStatus.FINISHED)
+        assert _status(tracker, PIPE.run_id) is RunStatus.FINISHED
+        assert tracker.client.get_experiment_by_name("retrain") is None
 
 
 class TestNeverBreak:
