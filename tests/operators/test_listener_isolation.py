@@ -118,3 +118,23 @@ class TestNoFallback:
         message = str(caught.value)
         assert "'trackflow_default' could not be read" in message
         assert "Unreachable: ConnectionError: metadata database at db:5432 refused" in message
+
+
+class TestMarkedFromOutside:
+    def test_a_dag_run_marked_in_the_api_server_keeps_its_experiment(
+        self, run_dag: Any, airflow_api: Any, embedded: TrackingClient
+    ) -> None:
+        dag_run = run_dag("tf_experiment_tag")
+        parent, _ = run_tree(embedded, "tf_experiment_tag", dag_run.run_id)
+        elsewhere = embedded.get_experiment_by_name("tf_elsewhere")
+        assert elsewhere is not None
+        assert parent.info.experiment_id == elsewhere.experiment_id
+        # The API server's hook has a DagRun and no DAG: it reads the DAG's tags itself.
+        answer = airflow_api.patch(
+            f"/api/v2/dags/tf_experiment_tag/dagRuns/{dag_run.run_id}", json={"state": "failed"}
+        )
+        assert answer.status_code == 200, answer.text
+        parent, _ = run_tree(embedded, "tf_experiment_tag", dag_run.run_id)
+        assert parent.info.status is RunStatus.FAILED
+        # Nothing else was created on the way: no experiment named after the DAG.
+        assert embedded.get_experiment_by_name("tf_experiment_tag") is None
