@@ -34,11 +34,19 @@ def run_page(dag_id: str, run_id: str, task_id: str | None = None, map_index: in
 
 
 def redirect_app() -> Any:
-    """The FastAPI app the plugin mounts at ``/trackflow`` in the API server."""
-    from fastapi import FastAPI, HTTPException
+    """The FastAPI app the plugin mounts at ``/trackflow`` in the API server.
+
+    Behind the API server's own authentication and authorisation, as its pages
+    are: a request without Airflow's token (the UI's cookie or a bearer) gets 401,
+    a user who may not read the DAG's runs or task instances 403."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import RedirectResponse
 
     app = FastAPI(title="trackflow links", docs_url=None, redoc_url=None, openapi_url=None)
+    may_read_run = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
+    may_read_task = [Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))]
 
     def go(dag_id: str, run_id: str, task_id: str | None, map_index: int) -> RedirectResponse:
         try:
@@ -48,11 +56,11 @@ def redirect_app() -> Any:
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
 
-    @app.get("/dag_run/{dag_id}/{run_id}")
+    @app.get("/dag_run/{dag_id}/{run_id}", dependencies=may_read_run)
     def dag_run(dag_id: str, run_id: str) -> RedirectResponse:
         return go(dag_id, run_id, None, -1)
 
-    @app.get("/task_instance/{dag_id}/{run_id}/{task_id}/{map_index}")
+    @app.get("/task_instance/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=may_read_task)
     def task_instance(dag_id: str, run_id: str, task_id: str, map_index: str) -> RedirectResponse:
         try:
             index = int(map_index)

@@ -73,30 +73,53 @@ class TestOperatorLink:
 
 
 class TestViews:
-    @pytest.fixture
-    def web(self) -> Any:
+    """The redirects as the API server serves them, behind its authentication."""
+
+    @pytest.fixture(scope="class")
+    def token(self, airflow_api: Any) -> str:
+        # The test deployment's simple auth manager makes everyone an admin.
+        answer = airflow_api.get("/auth/token")
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["access_token"])
+
+    def _get(self, airflow_api: Any, path: str, token: str | None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return airflow_api.get(f"/trackflow{path}", headers=headers, follow_redirects=False)
+
+    def test_dag_run_and_task_instance_pages(self, ran: Any, airflow_api: Any, token: str) -> None:
+        dag_run, parent, children = ran
+        answer = self._get(airflow_api, f"/dag_run/tf_operators/{dag_run.run_id}", token)
+        assert answer.status_code == 302
+        assert answer.headers["location"] == _url(parent)
+        path = f"/task_instance/tf_operators/{dag_run.run_id}"
+        answer = self._get(airflow_api, f"{path}/mapped/1", token)
+        assert answer.headers["location"] == _url(children["mapped[1]"])
+        answer = self._get(airflow_api, f"{path}/fit/-1", token)
+        assert answer.headers["location"] == _url(children["fit"])
+
+    def test_refused_without_airflows_login(self, ran: Any, airflow_api: Any) -> None:
         from fastapi.testclient import TestClient
 
         from operators.views import redirect_app
 
-        return TestClient(redirect_app())
-
-    def test_dag_run_and_task_instance_pages(self, ran: Any, web: Any) -> None:
-        dag_run, parent, children = ran
-        answer = web.get(f"/dag_run/tf_operators/{dag_run.run_id}", follow_redirects=False)
-        assert answer.status_code == 302
-        assert answer.headers["location"] == _url(parent)
-        answer = web.get(
-            f"/task_instance/tf_operators/{dag_run.run_id}/mapped/1", follow_redirects=False
+        dag_run, _, _ = ran
+        paths = (
+            f"/dag_run/tf_operators/{dag_run.run_id}",
+            f"/task_instance/tf_operators/{dag_run.run_id}/fit/-1",
         )
-        assert answer.headers["location"] == _url(children["mapped[1]"])
-        answer = web.get(
-            f"/task_instance/tf_operators/{dag_run.run_id}/fit/-1", follow_redirects=False
-        )
-        assert answer.headers["location"] == _url(children["fit"])
+        # The test API server makes everyone an admin (a middleware of its simple auth
+        # manager), so "no token" is asked of the views on their own, as a real
+        # deployment's API server asks them; a forged token of the API server itself.
+        bare = TestClient(redirect_app())
+        for path in paths:
+            answer = bare.get(path, follow_redirects=False)
+            assert answer.status_code == 401, (path, answer.text)
+            answer = self._get(airflow_api, path, "eyJhbGciOiJIUzI1NiJ9.e30.forged")
+            assert answer.status_code in (401, 403), (path, answer.status_code)
+            assert "location" not in answer.headers
 
-    def test_not_tracked(self, ran: Any, web: Any) -> None:
-        answer = web.get("/dag_run/tf_operators/manual__nope", follow_redirects=False)
+    def test_not_tracked(self, ran: Any, airflow_api: Any, token: str) -> None:
+        answer = self._get(airflow_api, "/dag_run/tf_operators/manual__nope", token)
         assert answer.status_code == 404
         assert "was not tracked" in answer.json()["detail"]
 
