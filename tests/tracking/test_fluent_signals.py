@@ -104,6 +104,10 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float = 60) -> list[str]:
     return run_ids
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def spawn(tmp_path: Path, sqlite_url: str) -> Iterator[Spawn]:
     script = tmp_path / "child.py"
@@ -118,6 +122,10 @@ def spawn(tmp_path: Path, sqlite_url: str) -> Iterator[Spawn]:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            # A shell running the suite in the background (``nohup bash .ci/test &``)
+            # starts its children with SIGINT ignored, and Python then installs no
+            # KeyboardInterrupt handler: give the script the default disposition.
+            preexec_fn=_default_sigint,
         )
         children.append(proc)
         run_ids = _wait_ready(proc)
