@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from flows.blocks import ResolvedConfig
 from tracking import fluent
 from tracking.connection import enter_step_env, leave_step_env
-from tracking.entities import Param, Run, RunStatus, RunTag
+from tracking.entities import Param, Run, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, RunNotFoundError, TrackingError
 from tracking.pipelines import (
     ATTEMPT_TAG,
@@ -37,8 +38,12 @@ from tracking.validation import (
 
 __all__ = [
     "SKIPPED_PARAMS_TAG",
+    "FlowScope",
     "artifact_refs",
+    "enter_scope",
     "flow_pipeline",
+    "leave_scope",
+    "scope_of",
     "task_step",
     "tracking_for",
 ]
@@ -86,6 +91,57 @@ def flatten_params(
             continue
         logged.append(Param(name, text))
     return logged, skipped
+
+
+@dataclass(frozen=True)
+class FlowScope:
+    """What a tracked flow run hands down to its task runs, mapped runs and subflow
+    runs: its configuration (the one resolver's answer for the flow run), its
+    experiment and its run as opened."""
+
+    flow_run_id: str
+    config: ResolvedConfig
+    experiment: str
+    run: Run | None
+
+    @property
+    def run_info(self) -> RunInfo | None:
+        """The flow run's run, as it was when the flow run started."""
+        return self.run.info if self.run is not None else None
+
+
+# Every thread of a task runner looks its flow run up by id (a ContextVar copied
+# into a thread would do too, but not for a thread the runner started before).
+_scopes: dict[str, FlowScope] = {}
+_scopes_lock = threading.Lock()
+_current: ContextVar[FlowScope | None] = ContextVar("trackflow_flow_scope", default=None)
+
+
+def enter_scope(scope: FlowScope) -> None:
+    """``scope`` is its flow run's, in this process, until :func:`leave_scope`."""
+    with _scopes_lock:
+        _scopes[scope.flow_run_id] = scope
+    _current.set(scope)
+
+
+def leave_scope(flow_run_id: str, parent: FlowScope | None) -> None:
+    """The flow run ended (no retry to come): forget its scope."""
+    with _scopes_lock:
+        _scopes.pop(flow_run_id, None)
+    _current.set(parent)
+
+
+def scope_of(flow_run_id: str | None) -> FlowScope | None:
+    """The scope of a flow run tracked by this process, if any."""
+    if flow_run_id is None:
+        return None
+    with _scopes_lock:
+        return _scopes.get(flow_run_id)
+
+
+def current_scope() -> FlowScope | None:
+    """The innermost tracked flow run of this context."""
+    return _current.get()
 
 
 @dataclass
@@ -140,14 +196,20 @@ class PrefectTracking:
         tags: Mapping[str, str],
         params: Mapping[str, Any] | None,
         label: str,
+        experiment_id: str | None = None,
     ) -> Opened:
-        """A flow run starts (or a retry of it): its run goes RUNNING and becomes active."""
+        """A flow run starts (or a retry of it): its run goes RUNNING and becomes active.
+        ``experiment_id`` (a subflow's: its parent's) spares looking ``experiment`` up."""
         tracker = self.tracker(experiment)
         pipeline = flow_pipeline(flow_run_id)
 
         def start() -> Opened:
             run = tracker.pipeline_started(
-                pipeline, run_name=run_name, tags=tags, parent_run_id=parent_run_id
+                pipeline,
+                run_name=run_name,
+                tags=tags,
+                parent_run_id=parent_run_id,
+                experiment_id=experiment_id,
             )
             seen = _attempt(run)
             if attempt > seen or run.info.status is not RunStatus.RUNNING:
@@ -175,12 +237,16 @@ class PrefectTracking:
         params: Mapping[str, Any] | None,
         inputs: Mapping[str, Any],
         label: str,
+        parent_info: RunInfo | None = None,
     ) -> Opened:
-        """A task run starts (or a retry of it), under its flow run's run."""
+        """A task run starts (or a retry of it), under its flow run's run (``parent_info``:
+        as this process's flow run knows it, which spares reading it per task run)."""
         tracker = self.tracker(experiment)
 
         def start() -> Opened:
-            run = tracker.step_running(step, tags=tags, parent_run_id=parent_run_id)
+            run = tracker.step_running(
+                step, tags=tags, parent_run_id=parent_run_id, parent_info=parent_info
+            )
             if params:
                 self._log_params(tracker.client, run.info.run_id, params)
             for ref in {r for v in inputs.values() for r in artifact_refs(v)}:
@@ -323,9 +389,11 @@ def tracking_for(config: ResolvedConfig) -> PrefectTracking:
 
 
 def reset() -> None:
-    """Forget every configuration's clients (tests switching stores)."""
+    """Forget every configuration's clients and flow runs (tests switching stores)."""
     with _instances_lock:
         _instances.clear()
+    with _scopes_lock:
+        _scopes.clear()
 
 
 def check_experiment(name: str | None) -> None:

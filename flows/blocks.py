@@ -11,18 +11,23 @@ Save one once and name it in the decorators::
     @tracked_flow(config="prod")
     def retrain(): ...
 
-Without a block the ``TRACKFLOW_*`` settings are used (the embedded SQLite
-default when unset).
+Without a block the ``TRACKFLOW_*`` settings are used. A flow run's
+configuration reaches its task runs, subflow runs and mapped runs; where none
+was given and ``TRACKFLOW_TRACKING_URI`` is not set either, tracking raises
+:class:`~tracking.StoreNotConfiguredError` rather than writing to a
+``./trackflow.db`` of whatever directory the worker runs in.
 """
 
 from __future__ import annotations
+
+import os
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from tracking.connection import StoreConfig
-from tracking.errors import InvalidParameterError
-from tracking.settings import get_settings, resolve_tracking_uri
+from tracking.errors import InvalidParameterError, StoreNotConfiguredError
+from tracking.settings import configured_tracking_uri, get_settings, resolve_tracking_uri
 
 __all__ = ["ResolvedConfig", "TrackflowConfig", "load_block", "resolve_config"]
 
@@ -72,17 +77,35 @@ def load_block(name: str) -> TrackflowConfig:
     return block
 
 
+def _configured_uri(explicit: str | None, what: str) -> str:
+    """``explicit``, else the process's ``TRACKFLOW_TRACKING_URI``; never the embedded
+    default, which would be a file of the worker's own working directory."""
+    uri = explicit or configured_tracking_uri()
+    if uri is None:
+        raise StoreNotConfiguredError(
+            f"trackflow has no store for {what}: pass config= (a TrackflowConfig block or "
+            "its name) or tracking_uri= to tracked_flow, or set TRACKFLOW_TRACKING_URI for "
+            f"the process that runs it (pid {os.getpid()}, in {os.getcwd()}); trackflow "
+            "does not fall back to a ./trackflow.db of that process's working directory"
+        )
+    return resolve_tracking_uri(uri)
+
+
 def resolve_config(
-    config: TrackflowConfig | str | None, tracking_uri: str | None = None
+    config: TrackflowConfig | str | None,
+    tracking_uri: str | None = None,
+    *,
+    what: str = "this flow",
 ) -> ResolvedConfig:
     """The configuration a decorator was given: a block, a block's name, a tracking URI,
-    or nothing (the ``TRACKFLOW_*`` settings). An unknown block name is an error."""
+    or nothing (the ``TRACKFLOW_*`` settings). An unknown block name is an error, and
+    so is no store at all (:class:`~tracking.StoreNotConfiguredError`, naming ``what``)."""
     if isinstance(config, str):
         config = load_block(config)
     settings = get_settings()
     if config is None:
         return ResolvedConfig(
-            tracking_uri=resolve_tracking_uri(tracking_uri),
+            tracking_uri=_configured_uri(tracking_uri, what),
             token=settings.tracking_token,
             experiment=settings.experiment_name,
             ui_base_url=settings.ui_base_url,
@@ -97,7 +120,7 @@ def resolve_config(
             f"TrackflowConfig.ui_base_url {base!r} must start with http:// or https://"
         )
     return ResolvedConfig(
-        tracking_uri=resolve_tracking_uri(tracking_uri or config.tracking_uri),
+        tracking_uri=_configured_uri(tracking_uri or config.tracking_uri, what),
         token=config.token.get_secret_value() if config.token else settings.tracking_token,
         experiment=config.experiment,
         ui_base_url=base or settings.ui_base_url,

@@ -23,22 +23,29 @@ run (SCHEDULED, then RUNNING again). Inside, the run is the active run.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import logging
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any, overload
+from uuid import UUID
 
 from prefect import Flow, Task
 from prefect.context import FlowRunContext, TaskRunContext
 
 from flows import _tracking
-from flows.blocks import TrackflowConfig, load_block, resolve_config
+from flows.blocks import ResolvedConfig, TrackflowConfig, load_block, resolve_config
 from tracking import fluent
 from tracking.entities import RunStatus
+from tracking.errors import TrackingError
 from tracking.links import run_url
 
-__all__ = ["TrackedTask", "tracked_flow", "tracked_task"]
+__all__ = ["MAP_INDEX_PARAM", "TrackedTask", "tracked_flow", "tracked_task"]
+
+_log = logging.getLogger("flows")
 
 
 class _Options:
@@ -57,11 +64,53 @@ class _Options:
         self.config = config
         self.tracking_uri = tracking_uri
 
-    def tracking(self) -> _tracking.PrefectTracking:
+    @property
+    def explicit(self) -> bool:
+        """Whether the decorator names a store of its own (else it inherits one)."""
+        return self.config is not None or self.tracking_uri is not None
+
+    def resolved(self, what: str) -> ResolvedConfig:
+        """The decorator's own configuration, else the ``TRACKFLOW_*`` settings (an
+        error naming ``what`` when they name no store)."""
         if isinstance(self.config, str):
             # A block is loaded from the Prefect API once per process, not per task run.
             self.config = load_block(self.config)
-        return _tracking.tracking_for(resolve_config(self.config, self.tracking_uri))
+        return resolve_config(self.config, self.tracking_uri, what=what)
+
+    def tracking(self, what: str = "this flow") -> _tracking.PrefectTracking:
+        return _tracking.tracking_for(self.resolved(what))
+
+
+def _options_of(fn: Any) -> _Options | None:
+    options: _Options | None = getattr(fn, "__trackflow_options__", None)
+    return options
+
+
+def _flow_config(
+    options: _Options, parent: _tracking.FlowScope | None, what: str
+) -> ResolvedConfig:
+    """The one resolver of a flow run's configuration: the flow's own, else its parent
+    flow run's, else the process's ``TRACKFLOW_*`` settings."""
+    if options.explicit or parent is None:
+        return options.resolved(what)
+    return parent.config
+
+
+def _task_config(
+    options: _Options, flow_run_id: str, flow_ctx: FlowRunContext | None, what: str
+) -> tuple[ResolvedConfig, _tracking.FlowScope | None]:
+    """A task run's configuration: the task's own, else its flow run's (in this process
+    by id; in a process of the task runner, the flow's decorator, else the environment
+    the flow's process handed down), else the process's settings."""
+    scope = _tracking.scope_of(flow_run_id)
+    if options.explicit:
+        return options.resolved(what), scope
+    if scope is not None:
+        return scope.config, scope
+    flow_options = _options_of(flow_ctx.flow.fn) if flow_ctx and flow_ctx.flow else None
+    if flow_options is not None and flow_options.explicit:
+        return flow_options.resolved(what), None
+    return options.resolved(what), None
 
 
 def _resolved_signature(fn: Callable[..., Any]) -> inspect.Signature:
@@ -130,14 +179,22 @@ def _outcome(
     """(status, reason, retrying) of an attempt that raised ``exc`` (None: success)."""
     if exc is None:
         return RunStatus.FINISHED, None, False
-    reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
     name = type(exc).__name__
-    if (
-        killed
-        or name in ("CancelledRun", "TerminationSignal")
-        or isinstance(exc, KeyboardInterrupt)
-    ):
-        return RunStatus.KILLED, reason, False
+    reason = f"{name}: {exc}".rstrip(": ")
+    if name == "TerminationSignal":
+        number = getattr(exc, "signal", None)
+        try:
+            signame = signal.Signals(int(number)).name if number is not None else "a signal"
+        except ValueError:
+            signame = f"signal {number}"
+        why = "the flow run was cancelled, or its process was stopped"
+        return RunStatus.KILLED, f"killed: {signame} ({why})", False
+    if name == "CancelledRun":
+        return RunStatus.KILLED, f"cancelled: {exc}".rstrip(": "), False
+    if isinstance(exc, KeyboardInterrupt):
+        return RunStatus.KILLED, "killed: interrupted (KeyboardInterrupt)", False
+    if killed:
+        return RunStatus.KILLED, f"killed: SIGTERM while running ({reason})", False
     if not isinstance(exc, Exception):
         return RunStatus.FAILED, f"crashed: {reason}", False
     if run_count <= retries:
@@ -146,6 +203,10 @@ def _outcome(
 
 
 # -- flows --------------------------------------------------------------------------------
+
+#: Flow runs that have their link artifact (a retry in this process makes no other).
+_linked: set[str] = set()
+_linked_lock = threading.Lock()
 
 
 class _FlowCall:
@@ -157,16 +218,27 @@ class _FlowCall:
         assert ctx.flow is not None
         self.flow_run = ctx.flow_run
         self.flow: Flow[Any, Any] = ctx.flow
-        self.tracking = options.tracking()
-        config = self.tracking.config
         self.flow_run_id = str(self.flow_run.id)
-        self.experiment = options.experiment or config.experiment or self.flow.name
         parent = _parent_flow_run_id(self.flow_run)
+        self.parent_scope = _tracking.scope_of(parent)
+        what = f"flow {self.flow.name!r}"
+        config = _flow_config(options, self.parent_scope, what)
+        self.tracking = _tracking.tracking_for(config)
         parent_run_id = None
-        if parent is not None:
-            candidate = _tracking.flow_pipeline(parent).run_id
-            if _in_stack(candidate):
-                parent_run_id = candidate
+        experiment_id = None
+        if self.parent_scope is not None and self.parent_scope.run is not None:
+            parent_run_id = self.parent_scope.run.info.run_id
+        # A subflow's runs go where its parent flow run's go, unless it says otherwise.
+        if options.experiment:
+            self.experiment = options.experiment
+        elif options.explicit and config.experiment:
+            self.experiment = config.experiment
+        elif self.parent_scope is not None:
+            self.experiment = self.parent_scope.experiment
+            if self.parent_scope.run is not None:
+                experiment_id = self.parent_scope.run.info.experiment_id
+        else:
+            self.experiment = config.experiment or self.flow.name
         from prefect.runtime import deployment, flow_run
 
         tags = {
@@ -182,15 +254,21 @@ class _FlowCall:
         if parent is not None:
             tags["prefect.parent_flow_run_id"] = parent
         params = _call_parameters(fn, args, kwargs) if options.log_params else None
+        # A subflow run is named after its flow; Prefect's random name is a tag.
+        name = options.run_name or (self.flow.name if parent else str(self.flow_run.name))
         self.opened = self.tracking.open_flow(
             flow_run_id=self.flow_run_id,
             parent_run_id=parent_run_id,
             experiment=self.experiment,
-            run_name=options.run_name or str(self.flow_run.name),
+            experiment_id=experiment_id,
+            run_name=name,
             attempt=int(self.flow_run.run_count or 1),
             tags=tags,
             params=params,
             label=f"flow {self.flow.name}/{self.flow_run.name}",
+        )
+        _tracking.enter_scope(
+            _tracking.FlowScope(self.flow_run_id, config, self.experiment, self.opened.run)
         )
         self._link()
 
@@ -199,19 +277,26 @@ class _FlowCall:
         run = self.opened.run
         if not ui_base or run is None:
             return
+        with _linked_lock:
+            if self.flow_run_id in _linked:
+                return  # a retry of this flow run
+            _linked.add(self.flow_run_id)
         from prefect.artifacts import create_link_artifact
 
         url = run_url(ui_base, run.info.experiment_id, run.info.run_id)
-        self.tracking.guard.call(
-            self.opened.label,
-            lambda: create_link_artifact(
+
+        def link() -> None:
+            if int(self.flow_run.run_count or 1) > 1 and _has_link(self.flow_run_id):
+                return  # an earlier attempt, in another process, made it
+            create_link_artifact(
                 link=url,
                 link_text=f"trackflow run {run.info.run_id}",
                 key="trackflow-run",
                 description=f"This flow run's run in trackflow (experiment {self.experiment}).",
                 _sync=True,  # type: ignore[call-arg]  # this code is synchronous, also in an async flow
-            ),
-        )
+            )
+
+        self.tracking.guard.call(self.opened.label, link)
 
     def end(self, exc: BaseException | None) -> None:
         killed = not self.tracking.close(self.opened)
@@ -221,7 +306,9 @@ class _FlowCall:
         self.tracking.flow_ended(self.opened, self.flow_run_id, status, reason, retrying)
         if not retrying:
             self._metrics_table()
-            forget_flow_run(self.flow_run_id)
+            _tracking.leave_scope(self.flow_run_id, self.parent_scope)
+            with _linked_lock:
+                _linked.discard(self.flow_run_id)
 
     def _metrics_table(self) -> None:
         if self.opened.run is None:
@@ -241,6 +328,26 @@ class _FlowCall:
                 )
 
         self.tracking.guard.call(self.opened.label, table)
+
+
+def _has_link(flow_run_id: str) -> bool:
+    """Whether the flow run has its ``trackflow-run`` artifact already."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+                key=ArtifactFilterKey(any_=["trackflow-run"]),
+            ),
+            limit=1,
+        )
+    return bool(found)
 
 
 def _ui_url(url: Any) -> str | None:
@@ -265,16 +372,42 @@ def _state_hook(status: RunStatus) -> Callable[[Any, Any, Any], None]:
     """A flow hook for a state set from outside the flow's process."""
 
     def hook(flow: Any, flow_run: Any, state: Any) -> None:
-        options: _Options | None = getattr(flow.fn, "__trackflow_options__", None)
+        options = _options_of(flow.fn)
         if options is None:
             return
-        tracking = options.tracking()
-        message = getattr(state, "message", None) or getattr(state, "name", "")
-        reason = f"{state.name}: {message}" if message else str(state.name)
-        tracking.ended_from_outside(str(flow_run.id), status, reason, f"flow {flow.name}")
+        label = f"flow {flow.name}"
+        tracking = _hook_tracking(options, label)
+        if tracking is None:
+            return
+        tracking.ended_from_outside(str(flow_run.id), status, _state_reason(state), label)
 
     hook.__name__ = f"trackflow_on_{status.value.lower()}"
     return hook
+
+
+def _hook_tracking(options: _Options, label: str) -> _tracking.PrefectTracking | None:
+    """The tracking of a hook Prefect runs outside the flow's process (the runner's):
+    the flow's own configuration, else this process's settings; neither is a warning."""
+    try:
+        return options.tracking(label)
+    except TrackingError as exc:
+        _log.warning("trackflow: %s is not tracked here: %s", label, exc)
+        return None
+
+
+def _state_reason(state: Any) -> str:
+    """Why Prefect ended a flow run from outside, as ``cancelled: ...`` / ``crashed: ...``
+    (Prefect's messages repeat the state's name: "Cancelling", "Crashed")."""
+    name = str(getattr(state, "name", "") or getattr(state, "type", "")).lower()
+    kind = "cancelled" if name.startswith("cancel") else "crashed" if name == "crashed" else name
+    message = str(getattr(state, "message", None) or "").strip()
+    if message.lower().rstrip(".") in ("", "cancelling", "cancelled", "crashed"):
+        message = (
+            "the flow run was cancelled through Prefect"
+            if kind == "cancelled"
+            else "the flow run's process ended without reporting a final state"
+        )
+    return f"{kind}: {message}"
 
 
 @overload
@@ -323,61 +456,98 @@ def tracked_flow(
 
 # -- tasks --------------------------------------------------------------------------------
 
-
-class _Mapped:
-    """The task runs one ``.map`` call made, by task run id -> index."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.index: dict[str, int] = {}
+#: The keyword ``TrackedTask.map`` gives each mapped run: its index, known when it starts.
+MAP_INDEX_PARAM = "trackflow_map_index"
 
 
-#: The ``.map`` calls of each (flow run, task key) in this process.
-_maps: dict[tuple[str, str], list[_Mapped]] = {}
-_maps_lock = threading.Lock()
-#: How long a mapped run waits for its ``.map`` call to hand out the indexes.
-_MAP_WAIT_S = 5.0
+def _with_map_index(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature plus the keyword-only :data:`MAP_INDEX_PARAM` (default None)."""
+    signature = _resolved_signature(fn)
+    params = list(signature.parameters.values())
+    extra = inspect.Parameter(
+        MAP_INDEX_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="int | None"
+    )
+    at = len(params)
+    if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        at -= 1
+    return signature.replace(parameters=[*params[:at], extra, *params[at:]])
 
 
-def _map_index(flow_run_id: str, task_key: str, task_run_id: str) -> int | None:
-    with _maps_lock:
-        calls = list(_maps.get((flow_run_id, task_key), ()))
-    for call in calls:
-        # A mapped run may start before .map returned (a thread pool): wait for it.
-        call.done.wait(_MAP_WAIT_S)
-        if task_run_id in call.index:
-            return call.index[task_run_id]
-    return None
+def _without_map_index(policy: Any) -> Any:
+    """``policy`` with the map index left out of its inputs: a mapped item's cache key
+    does not depend on where in the map it is."""
+    from prefect.cache_policies import CompoundCachePolicy, Inputs
+
+    if isinstance(policy, Inputs) and MAP_INDEX_PARAM not in policy.exclude:
+        return dataclasses.replace(policy, exclude=[*policy.exclude, MAP_INDEX_PARAM])
+    if isinstance(policy, CompoundCachePolicy):
+        return dataclasses.replace(
+            policy, policies=[_without_map_index(p) for p in policy.policies]
+        )
+    return policy
 
 
-def forget_flow_run(flow_run_id: str) -> None:
-    """Drop what the ``.map`` calls of a finished flow run left."""
-    with _maps_lock:
-        for key in [k for k in _maps if k[0] == flow_run_id]:
-            del _maps[key]
+def _map_length(task: Task[Any, Any], args: Any, kwargs: Any) -> tuple[Any, Any, int] | None:
+    """``(args, kwargs, n)``: the call's arguments with one-shot iterables made lists
+    (so Prefect can read them after us) and the number of runs ``.map`` will make;
+    None when the call is not one Prefect maps (it raises its own error then)."""
+    from prefect.client.schemas.objects import State
+    from prefect.futures import PrefectFuture
+    from prefect.utilities.annotations import BaseAnnotation, unmapped
+    from prefect.utilities.collections import isiterable
+
+    try:
+        bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
+    except TypeError:
+        return None
+    lengths: set[int] = set()
+    for name, value in list(bound.arguments.items()):
+        kind = bound.signature.parameters[name].kind
+        values = value if kind is inspect.Parameter.VAR_KEYWORD else {name: value}
+        for key, item in list(values.items()):
+            inner = item.unwrap() if isinstance(item, BaseAnnotation) else item
+            if isinstance(inner, unmapped) or isinstance(item, unmapped):
+                continue
+            if isinstance(inner, PrefectFuture | State):
+                return None  # resolved by Prefect only: no index for this call
+            if not isiterable(inner):
+                continue
+            if not hasattr(inner, "__len__"):
+                inner = list(inner)
+                made = item.rewrap(inner) if isinstance(item, BaseAnnotation) else inner
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    bound.arguments[name] = {**bound.arguments[name], key: made}
+                else:
+                    bound.arguments[name] = made
+            lengths.add(len(inner))
+    if len(lengths) != 1:
+        return None
+    return bound.args, bound.kwargs, lengths.pop()
 
 
 class TrackedTask(Task[Any, Any]):
-    """A Prefect ``Task`` whose ``.map`` remembers which runs it made, so each mapped
-    run is named ``task[i]``."""
+    """A Prefect ``Task`` whose ``.map`` hands each mapped run its index (the keyword
+    :data:`MAP_INDEX_PARAM`), so each is named ``task[i]`` from its start."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache_policy = _without_map_index(self.cache_policy)
 
     def map(self, *args: Any, **kwargs: Any) -> Any:
         """``Task.map``; the runs it makes are numbered from 0."""
-        ctx = FlowRunContext.get()
-        call: _Mapped | None = None
-        if ctx is not None and ctx.flow_run is not None:
-            call = _Mapped()
-            with _maps_lock:
-                _maps.setdefault((str(ctx.flow_run.id), self.task_key), []).append(call)
-        try:
-            futures = super().map(*args, **kwargs)
-            if call is not None:
-                for i, future in enumerate(futures):
-                    call.index[str(future.task_run_id)] = i
-        finally:
-            if call is not None:
-                call.done.set()
-        return futures
+        if MAP_INDEX_PARAM not in kwargs and hasattr(self.fn, "__trackflow_options__"):
+            known = _map_length(self, args, kwargs)
+            if known is not None:
+                args, kwargs, n = known
+                kwargs = {**kwargs, MAP_INDEX_PARAM: list(range(n))}
+        return super().map(*args, **kwargs)
+
+    def with_options(self, *args: Any, **kwargs: Any) -> TrackedTask:
+        """``Task.with_options``, still a ``TrackedTask``."""
+        task = super().with_options(*args, **kwargs)
+        task.__class__ = TrackedTask
+        task.cache_policy = _without_map_index(task.cache_policy)
+        return task  # type: ignore[return-value]
 
 
 class _TaskCall:
@@ -387,43 +557,31 @@ class _TaskCall:
         ctx = TaskRunContext.get()
         assert ctx is not None, "not inside a task run"
         task_run, task = ctx.task_run, ctx.task
-        self.tracking = options.tracking()
+        index = kwargs.pop(MAP_INDEX_PARAM, None)
         self.retries = int(task.retries or 0)
         self.run_count = int(task_run.run_count or 1)
         flow_ctx = FlowRunContext.get()
         flow_run_id = str(task_run.flow_run_id or task_run.id)
-        flow_name = flow_ctx.flow.name if flow_ctx is not None and flow_ctx.flow else task.name
-        flow_options: _Options | None = None
-        if flow_ctx is not None and flow_ctx.flow is not None:
-            flow_options = getattr(flow_ctx.flow.fn, "__trackflow_options__", None)
-        experiment = (
-            options.experiment
-            or (flow_options.experiment if flow_options else None)
-            or self.tracking.config.experiment
-            or flow_name
-        )
-        index = _map_index(flow_run_id, task.task_key, str(task_run.id))
+        config, scope = _task_config(options, flow_run_id, flow_ctx, f"task {task.name!r}")
+        self.tracking = _tracking.tracking_for(config)
         name = options.run_name or (f"{task.name}[{index}]" if index is not None else task.name)
         self.step = _tracking.task_step(flow_run_id, str(task_run.id), self.run_count, name)
-        parent = _tracking.flow_pipeline(flow_run_id).run_id
-        from prefect.runtime import task_run as runtime
-
-        tags = {
-            "prefect.flow_name": flow_name,
-            "prefect.flow_run_id": flow_run_id,
-            "prefect.task_run_id": str(task_run.id),
-            "prefect.task_run_name": str(task_run.name),
-            "prefect.map_index": str(index if index is not None else -1),
-            "prefect.run_count": str(self.run_count),
-        }
-        if url := _ui_url(runtime.ui_url):
-            tags["prefect.url"] = url
+        tags = _task_tags(task, task_run, flow_ctx, index, self.run_count)
+        if key := _caching_key():
+            tags[CACHE_KEY_TAG] = key
         values = _call_parameters(fn, args, kwargs)
+        parent: str | None = _tracking.flow_pipeline(flow_run_id).run_id
+        parent_info = scope.run_info if scope is not None else None
+        if parent_info is None and not _flow_is_tracked(flow_ctx):
+            parent = None  # an untracked flow: its run is made on the way
         self.opened = self.tracking.open_task(
             step=self.step,
-            # An untracked flow (or one running elsewhere) gets its run on the way.
-            parent_run_id=parent if _in_stack(parent) else None,
-            experiment=experiment,
+            parent_run_id=parent,
+            parent_info=parent_info,
+            experiment=options.experiment
+            or (scope.experiment if scope else None)
+            or config.experiment
+            or tags["prefect.flow_name"],
             tags=tags,
             params=values if options.log_params else None,
             inputs=values,
@@ -436,49 +594,98 @@ class _TaskCall:
         self.tracking.task_ended(self.opened, self.step, status, reason, retrying)
 
 
-def _cache_key(state: Any) -> str | None:
-    """Where Prefect keeps a cacheable result (its cache key), if the state has one."""
+def _flow_is_tracked(flow_ctx: FlowRunContext | None) -> bool:
+    return bool(flow_ctx and flow_ctx.flow and _options_of(flow_ctx.flow.fn) is not None)
+
+
+def _task_tags(
+    task: Any, task_run: Any, flow_ctx: FlowRunContext | None, index: int | None, run_count: int
+) -> dict[str, str]:
+    """The tags of a task run's run (a cached one's too)."""
+    from prefect.runtime import task_run as runtime
+
+    flow_name = flow_ctx.flow.name if flow_ctx is not None and flow_ctx.flow else task.name
+    tags = {
+        "prefect.flow_name": flow_name,
+        "prefect.flow_run_id": str(task_run.flow_run_id or task_run.id),
+        "prefect.task_run_id": str(task_run.id),
+        "prefect.task_run_name": str(task_run.name),
+        "prefect.map_index": str(index if index is not None else -1),
+        "prefect.run_count": str(run_count),
+    }
+    if url := _ui_url(runtime.ui_url):
+        tags["prefect.url"] = url
+    return tags
+
+
+#: The cache key of a task run whose result Prefect caches (never a storage path).
+CACHE_KEY_TAG = "prefect.cache_key"
+
+
+def _caching_key() -> str | None:
+    """The key Prefect caches this task run's result under, if it caches it: the
+    transaction's key when the result is written (a cache policy and persisted
+    results), else None."""
+    from prefect.transactions import get_transaction
+
+    txn = get_transaction()
+    key = getattr(txn, "key", None) if txn is not None else None
+    if not key or not getattr(txn, "write_on_commit", False):
+        return None
+    return _key_only(str(key))
+
+
+def _key_only(key: str) -> str:
+    """A cache key without the folder a storage may prefix it with."""
+    return key.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1][:5000]
+
+
+def _cached_key(state: Any) -> str | None:
+    """The cache key a Cached state's result was read under."""
     key = getattr(getattr(state, "state_details", None), "cache_key", None)
     if not key:
-        # Prefect 3 keeps it on the result record.
         record = getattr(state, "data", None)
         key = getattr(getattr(record, "metadata", None), "storage_key", None)
-    return str(key) if key else None
+    return _key_only(str(key)) if key else None
 
 
 def _cached_hook(task: Any, task_run: Any, state: Any) -> None:
     """A task run answered from Prefect's cache never calls the function: its run is
-    recorded here, FINISHED, tagged as cached, with the run that computed the result."""
-    options: _Options | None = getattr(task.fn, "__trackflow_options__", None)
-    key = _cache_key(state)
-    if options is None or getattr(state, "name", None) not in ("Cached", "Completed"):
+    recorded here, FINISHED, tagged as cached (with the tags of any task run), with
+    the run that computed the result."""
+    options = _options_of(task.fn)
+    if options is None or getattr(state, "name", None) != "Cached":
         return
-    tracking = options.tracking()
+    ctx = TaskRunContext.get()
+    flow_ctx = FlowRunContext.get()
     flow_run_id = str(task_run.flow_run_id or task_run.id)
-    step = _tracking.task_step(flow_run_id, str(task_run.id), 1, options.run_name or task.name)
-    if state.name == "Completed":
-        if key:  # the run that computed a cacheable result: later hits point to it
-            tracking.guard.call(
-                f"task {task_run.name}",
-                lambda: tracking.client().set_tag(step.run_id, "prefect.cache_key", key[:5000]),
-            )
+    label = f"task {task_run.name}"
+    try:
+        config, scope = _task_config(options, flow_run_id, flow_ctx, f"task {task.name!r}")
+    except TrackingError as exc:
+        _log.warning("trackflow: %s is not tracked: %s", label, exc)
         return
+    tracking = _tracking.tracking_for(config)
+    parameters = (ctx.parameters if ctx is not None else None) or {}
+    index = parameters.get(MAP_INDEX_PARAM)
+    run_count = int(task_run.run_count or 1)
+    name = options.run_name or (f"{task.name}[{index}]" if index is not None else task.name)
+    step = _tracking.task_step(flow_run_id, str(task_run.id), run_count, name)
+    key = _cached_key(state)
 
     def record() -> None:
         client = tracking.client()
         parent = _tracking.flow_pipeline(flow_run_id).run_id
-        experiment = client.get_run(parent).info.experiment_id
-        tags = {
-            "prefect.flow_run_id": flow_run_id,
-            "prefect.task_run_id": str(task_run.id),
-            "prefect.task_run_name": str(task_run.name),
-            _tracking.CACHED_TAG: "true",
-        }
+        parent_info = scope.run_info if scope is not None else None
+        if parent_info is None:
+            parent_info = client.get_run(parent).info
+        tags = _task_tags(task, task_run, flow_ctx, index, run_count)
+        tags[_tracking.CACHED_TAG] = "true"
         if key:
-            tags["prefect.cache_key"] = key[:5000]
+            tags[CACHE_KEY_TAG] = key
             computed = client.search_runs(
-                [experiment],
-                filter_string=f"tags.`prefect.cache_key` = '{key}' and "
+                [parent_info.experiment_id],
+                filter_string=f"tags.`{CACHE_KEY_TAG}` = '{key}' and "
                 f"attributes.status = 'FINISHED'",
                 max_results=10,
                 order_by=["attributes.start_time ASC"],
@@ -486,11 +693,11 @@ def _cached_hook(task: Any, task_run: Any, state: Any) -> None:
             origin = [r for r in computed if _tracking.CACHED_TAG not in r.data.tags]
             if origin:
                 tags["trackflow.cachedFrom"] = origin[0].info.run_id
-        tracker = tracking.tracker(client.get_experiment(experiment).name)
-        tracker.step_running(step, tags=tags, parent_run_id=parent)
+        tracker = tracking.tracker(scope.experiment if scope else tags["prefect.flow_name"])
+        tracker.step_running(step, tags=tags, parent_run_id=parent, parent_info=parent_info)
         tracker.step_ended(step, RunStatus.FINISHED)
 
-    tracking.guard.call(f"task {task_run.name}", record)
+    tracking.guard.call(label, record)
 
 
 @overload
@@ -526,6 +733,7 @@ def tracked_task(
     def decorate(fn: Callable[..., Any]) -> TrackedTask:
         wrapper = _wrapped(fn, lambda args, kwargs: _TaskCall(options, fn, args, kwargs))
         wrapper.__trackflow_options__ = options  # type: ignore[attr-defined]
+        wrapper.__signature__ = _with_map_index(fn)  # type: ignore[attr-defined]
         task_kwargs["on_completion"] = [_cached_hook, *(task_kwargs.get("on_completion") or [])]
         return TrackedTask(fn=wrapper, **task_kwargs)
 

@@ -5,6 +5,9 @@ sweep -> family (a subflow per family) -> trial[i] (mapped) : three levels::
 
     from flows.sweep import sweep
     sweep(families={"plain": 0.0, "ridge": 0.05}, lrs=[0.05, 0.2, 1.0])
+
+``sweep_flow(experiment=..., config=...)`` makes one for another experiment or
+store; its subflows and tasks take the configuration from it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from tracking import ArtifactRef
 from tracking.champions import promote_run
 from tracking.examples import toy_model
 
-__all__ = ["family", "prepare", "sweep", "trial"]
+__all__ = ["family", "prepare", "sweep", "sweep_flow", "trial"]
 
 
 @tracked_task
@@ -61,21 +64,35 @@ def family(name: str, l2: float, lrs: list[float], data: ArtifactRef) -> dict[st
     return {**best, "family": name}
 
 
-@tracked_flow(experiment="sweep-prefect", log_params=True)
-def sweep(
-    families: dict[str, float] | None = None,
-    lrs: list[float] | None = None,
-    seed: int = 7,
-) -> dict[str, Any]:
-    """Every family's subflow; the best trial overall is promoted."""
-    families = families or {"plain": 0.0, "ridge": 0.05}
-    lrs = lrs or [0.05, 0.2, 0.5, 1.0]
-    data = prepare(seed)
-    bests: list[Any] = [family(name, l2, lrs, data) for name, l2 in families.items()]
-    winner = _best(bests)
-    tracking.log_metric("best_val_accuracy", winner["val_accuracy"])
-    tracking.set_tags({"best_run_id": winner["run_id"], "best_family": winner["family"]})
-    active = tracking.active_run()
-    assert active is not None
-    promote_run(active.client, active.client.get_run(winner["run_id"]))
-    return winner
+def sweep_flow(*, experiment: str = "sweep-prefect", **flow_kwargs: Any) -> Any:
+    """A sweep flow logging to ``experiment``; ``config=`` / ``tracking_uri=`` (and any
+    other ``tracked_flow`` argument) reach its subflows and tasks."""
+
+    @tracked_flow(
+        name=flow_kwargs.pop("name", "sweep"),
+        experiment=experiment,
+        log_params=True,
+        **flow_kwargs,
+    )
+    def sweep(
+        families: dict[str, float] | None = None,
+        lrs: list[float] | None = None,
+        seed: int = 7,
+    ) -> dict[str, Any]:
+        """Every family's subflow; the best trial overall is promoted."""
+        families = families or {"plain": 0.0, "ridge": 0.05}
+        lrs = lrs or [0.05, 0.2, 0.5, 1.0]
+        data = prepare(seed)
+        bests: list[Any] = [family(name, l2, lrs, data) for name, l2 in families.items()]
+        winner = _best(bests)
+        tracking.log_metric("best_val_accuracy", winner["val_accuracy"])
+        tracking.set_tags({"best_run_id": winner["run_id"], "best_family": winner["family"]})
+        active = tracking.active_run()
+        assert active is not None
+        promote_run(active.client, active.client.get_run(winner["run_id"]))
+        return winner
+
+    return sweep
+
+
+sweep = sweep_flow()

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracking.client import TrackingClient
-from tracking.entities import ArtifactRef, Run, RunStatus, RunTag
+from tracking.entities import ArtifactRef, Run, RunInfo, RunStatus, RunTag
 from tracking.errors import AlreadyExistsError, RunNotFoundError
 from tracking.ids import run_id_for
 
@@ -156,20 +156,24 @@ class PipelineTracker:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
+        experiment_id: str | None = None,
     ) -> Run:
         """The pipeline run's run, created RUNNING if it does not exist yet.
 
         ``tags`` apply when it is created (a later call with other tags sets them too);
         once started by this tracker the run is answered from memory. A pipeline run
         started by another one (a Prefect subflow) names its run as ``parent_run_id``:
-        it goes in the parent's experiment."""
+        it goes in the parent's experiment, and the tracker's experiment is not
+        created for it. ``experiment_id`` puts the run in that experiment instead."""
         known = self._started.get(pipeline.run_id)
         if known is not None and not tags:
             return known
         all_tags = {_ORCHESTRATOR_TAG: pipeline.orchestrator, **(tags or {})}
-        experiment_id = self.experiment_id()
-        if parent_run_id is not None:
-            experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        if experiment_id is None:
+            if parent_run_id is not None:
+                experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+            else:
+                experiment_id = self.experiment_id()
         run = self.client.create_run(
             experiment_id,
             run_name=run_name or f"{pipeline.pipeline_id}/{pipeline.run_key}",
@@ -232,16 +236,20 @@ class PipelineTracker:
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
         experiment_id: str | None = None,
+        parent_info: RunInfo | None = None,
     ) -> Run:
         """The step's run, RUNNING for ``step.attempt``: created under the pipeline run
         (or ``parent_run_id``) if missing, reopened for a newer attempt, left alone for
         an attempt it has seen already (a late or repeated event). It is created in its
-        parent's experiment unless ``experiment_id`` says otherwise."""
+        parent's experiment unless ``experiment_id`` says otherwise. ``parent_info`` is
+        the parent's run as the caller knows it (the process running the pipeline run:
+        saves a round trip per step)."""
         # A step goes where its parent is: the pipeline run's experiment.
-        if parent_run_id is None:
-            parent_info = self.pipeline_started(step.pipeline).info
-        else:
-            parent_info = self.client.get_run(parent_run_id).info
+        if parent_info is None:
+            if parent_run_id is None:
+                parent_info = self.pipeline_started(step.pipeline).info
+            else:
+                parent_info = self.client.get_run(parent_run_id).info
         parent = parent_info.run_id
         started = _now_ms()
         run = self.client.create_run(

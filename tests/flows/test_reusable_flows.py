@@ -69,9 +69,10 @@ class TestSweep:
         assert top_id is not None
         parent, runs = flow_tree(embedded, _flow_run_of(embedded, top_id))
         assert parent.info.status is RunStatus.FINISHED
-        top = by_name(runs, parent)
-        families = {r.data.params["name"]: r for r in top.values() if "name" in r.data.params}
+        children = [r for r in runs if r.info.parent_run_id == parent.info.run_id]
+        families = {r.data.params["name"]: r for r in children if "name" in r.data.params}
         assert set(families) == {"plain", "ridge"}
+        assert {r.info.run_name for r in families.values()} == {"family"}
         trials = []
         for run in families.values():
             assert run.info.status is RunStatus.FINISHED
