@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Make sure the PostgreSQL and MariaDB servers the test suite uses are up, and that
-# chromium (for the browser tests) is installed.
+# Make sure the PostgreSQL, MariaDB and Redis servers the test suite uses are up, and
+# that chromium (for the browser tests) is installed.
 #
 #   PostgreSQL  127.0.0.1:5432, user postgres, trust auth, database "test"
 #   MariaDB     127.0.0.1:3306, user root, empty password, database "test"
+#   Redis       127.0.0.1:6379, no password, nothing saved to disk (the CeleryExecutor's
+#               broker in tests/operators/test_deployment.py, on database 7)
 #
 # A running server is left alone. A stopped one is started. A missing one is
 # installed with apt-get and set up as above, but only as root on a machine
 # with apt-get (CI, containers); anywhere else the script says what is missing.
-# It then waits until both accept connections (SERVICES_TIMEOUT seconds, 60
+# It then waits until each accepts connections (SERVICES_TIMEOUT seconds, 60
 # by default).
 #
-# Exit status: 0 when both servers answer. When one cannot be had, non-zero
+# Exit status: 0 when every server answers. When one cannot be had, non-zero
 # under CI=true (a missing database in CI is a failure) and 0 otherwise, so a
 # local test run goes on and skips the tests that need it.
 set -euo pipefail
@@ -23,6 +25,8 @@ PG_PORT="${PG_PORT:-5432}"
 PG_CLUSTER="${PG_CLUSTER:-main}"
 MY_HOST=127.0.0.1
 MY_PORT=3306
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
 
 is_ci() {
     case "${CI:-}" in
@@ -190,6 +194,34 @@ ensure_mariadb() {
         || give_up "MariaDB is up but root cannot log in from $MY_HOST without a password"
 }
 
+# -- Redis ---------------------------------------------------------------------
+
+redis_ready() {
+    [[ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
+}
+
+ensure_redis() {
+    if redis_ready; then
+        log "Redis is running"
+        return
+    fi
+    if ! command -v redis-server >/dev/null; then
+        can_install || give_up "Redis is not installed (run this script as root to install it)"
+        log "installing Redis"
+        apt_install redis-server
+    fi
+    # The package may have started it already.
+    if ! redis_ready; then
+        log "starting Redis"
+        install -d /var/lib/redis /var/log/redis
+        # A throw-away broker: nothing saved, IPv6 loopback only where there is one (-::1).
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" \
+            --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log \
+            || give_up "Redis did not start"
+    fi
+    wait_for Redis redis_ready || give_up "Redis did not accept connections in ${TIMEOUT}s"
+}
+
 # The browser the UI tests drive (Playwright with Debian's chromium: Playwright's own
 # download needs its CDN). Missing and not installable: the UI tests skip locally and
 # fail under CI=true, as the databases do.
@@ -212,3 +244,4 @@ ensure_chromium() {
 ensure_postgres
 ensure_mariadb
 ensure_chromium
+ensure_redis
