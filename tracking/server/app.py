@@ -34,7 +34,7 @@ from tracking.server.state import ServerState
 from tracking.store.sql.engine import WalCheckpointer, write_lock_for
 from tracking.store.sql.store import SqlTrackingStore
 from tracking.ui.app import UI_OPEN_PREFIXES, install_ui
-from tracking.ui.auth import SessionSigner
+from tracking.ui.auth import SessionSigner, TokenThrottle
 
 __all__ = ["API_PREFIXES", "create_app", "create_app_from_env", "open_store"]
 
@@ -143,7 +143,8 @@ def create_app(
         if settings.auth_token is not None
         else None
     )
-    install_ui(app, sessions)
+    throttle = TokenThrottle() if sessions is not None else None
+    install_ui(app, sessions, throttle)
     install_error_handlers(app)
     # Added last = outermost: refuse unauthenticated requests before reading any body.
     app.add_middleware(
@@ -159,6 +160,7 @@ def create_app(
             open_paths=open_paths,
             sessions=sessions,
             open_prefixes=UI_OPEN_PREFIXES,
+            throttle=throttle,
         )
     _add_browser_protection(app, settings)
     _log.info(

@@ -16,18 +16,23 @@ from urllib.parse import quote
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracking.errors import PermissionDeniedError, UnauthenticatedError
+from tracking.errors import (
+    PermissionDeniedError,
+    RequestLimitExceededError,
+    UnauthenticatedError,
+)
 from tracking.server.errors import (
     RequestTooLargeError,
     too_large_response,
     tracking_error_response,
 )
-from tracking.ui.auth import SESSION_COOKIE, SessionSigner
+from tracking.ui.auth import SessionSigner, TokenThrottle
 
 __all__ = [
     "ARTIFACT_PROXY_PREFIX",
     "DOCS_PATHS",
     "OPEN_PATHS",
+    "PAGE_POLICY",
     "BearerAuthMiddleware",
     "BodyLimitMiddleware",
     "HostCheckMiddleware",
@@ -37,11 +42,20 @@ __all__ = [
 #: Paths that answer without a token: the health check.
 OPEN_PATHS = frozenset({"/health"})
 #: The API's description, open too when the server is started with ``--open-docs``.
-DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/redoc"})
 #: Where the APIs live: a refused call there gets JSON, never the login page.
 API_PATH_PREFIXES = ("/api/", "/ajax-api/", "/openapi.json")
 #: Artifact uploads stream through this prefix and have their own (optional) limit.
 ARTIFACT_PROXY_PREFIX = "/api/2.0/mlflow-artifacts/"
+#: The Content-Security-Policy of every HTML answer that sets none of its own (the UI's
+#: pages and fragments, the API docs, error pages): scripts only from this server's files,
+#: never inline, so a string that slipped through unescaped still cannot run. Styles may
+#: be inline (htmx's indicator styles, a row's indent as a custom property).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'"
+)
 
 
 class BearerAuthMiddleware:
@@ -55,6 +69,10 @@ class BearerAuthMiddleware:
     HEAD then needs the session's CSRF token too (403 otherwise), and a browser
     asking for a page without either is sent to ``/ui/login``. Paths under
     ``open_prefixes`` (the UI's static files and its login page) stay open.
+
+    With a ``throttle``, a wrong bearer token counts against the client's address
+    (:class:`~tracking.ui.auth.TokenThrottle`); a locked-out address gets 429
+    REQUEST_LIMIT_EXCEEDED whatever it sends. A missing header is not a guess.
     """
 
     def __init__(
@@ -65,12 +83,14 @@ class BearerAuthMiddleware:
         *,
         sessions: SessionSigner | None = None,
         open_prefixes: tuple[str, ...] = (),
+        throttle: TokenThrottle | None = None,
     ) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
         self._open = frozenset(open_paths)
         self._open_prefixes = open_prefixes
         self._sessions = sessions
+        self._throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -82,9 +102,17 @@ class BearerAuthMiddleware:
             if name == b"authorization":
                 supplied = value
                 break
+        client = _client_key(scope)
+        if supplied and self._throttle is not None:
+            wait = self._throttle.retry_after(client)
+            if wait:
+                await _locked_out(wait)(scope, receive, send)
+                return
         if hmac.compare_digest(supplied, self._expected):
             await self.app(scope, receive, send)
             return
+        if supplied and self._throttle is not None:
+            self._throttle.failed(client, "Authorization header")
         # Not the API's way in: look for the UI's (the log calls never get here).
         cookie_header = csrf = accept = b""
         for name, value in scope["headers"]:
@@ -94,7 +122,7 @@ class BearerAuthMiddleware:
                 csrf = value
             elif name == b"accept":
                 accept = value
-        session = self._session(cookie_header) if not supplied else None
+        session = self._session(cookie_header, scope) if not supplied else None
         if session is not None and self._sessions is not None:
             if scope["method"] in ("GET", "HEAD") or self._sessions.csrf_matches(
                 session, csrf.decode("latin-1")
@@ -128,7 +156,7 @@ class BearerAuthMiddleware:
             )
         await response(scope, receive, send)
 
-    def _session(self, cookie_header: bytes) -> str | None:
+    def _session(self, cookie_header: bytes, scope: Scope) -> str | None:
         """The session cookie's value if it is one the signer issued and still valid."""
         if self._sessions is None or not cookie_header:
             return None
@@ -137,10 +165,31 @@ class BearerAuthMiddleware:
             cookies.load(cookie_header.decode("latin-1"))
         except CookieError:
             return None
-        morsel = cookies.get(SESSION_COOKIE)
+        server = scope.get("server")
+        name = self._sessions.cookie_name(
+            server[1] if server else None, scope.get("scheme") == "https"
+        )
+        morsel = cookies.get(name)
         if morsel is None or not self._sessions.valid(morsel.value):
             return None
         return morsel.value
+
+
+def _client_key(scope: Scope) -> str:
+    """Whom a wrong token is counted against: the peer's address (the server does not
+    trust proxy headers, so behind a proxy this is the proxy)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _locked_out(seconds: int) -> Response:
+    response = tracking_error_response(
+        RequestLimitExceededError(
+            f"Too many wrong tokens from this address: try again in {seconds} s"
+        )
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 class BodyLimitMiddleware:
@@ -229,6 +278,20 @@ class HostMatcher:
         return False
 
 
+_PAGE_POLICY = PAGE_POLICY.encode()
+
+
+def _needs_policy(headers: list[tuple[bytes, bytes]]) -> bool:
+    """An HTML response without a Content-Security-Policy of its own."""
+    html = False
+    for name, value in headers:
+        if name.lower() == b"content-security-policy":
+            return False
+        if name.lower() == b"content-type" and value.lower().startswith(b"text/html"):
+            html = True
+    return html
+
+
 def _without_port(host: str) -> str:
     if host.startswith("["):
         end = host.find("]")
@@ -246,7 +309,8 @@ def _bare(host: str) -> str:
 class HostCheckMiddleware:
     """Refuses requests whose ``Host`` the server does not serve (403), and adds the
     security headers (``X-Content-Type-Options: nosniff`` and ``X-Frame-Options``)
-    to every response.
+    to every response, and :data:`PAGE_POLICY` as the Content-Security-Policy of every
+    HTML response outside the APIs that sets none of its own.
 
     Checking the Host header is what stops DNS rebinding: a page on
     ``evil.example`` that re-points its name at 127.0.0.1 still sends
@@ -266,10 +330,15 @@ class HostCheckMiddleware:
             await self.app(scope, receive, send)
             return
         extra = self._headers
+        # The API answers JSON: its hot paths skip looking at the response's headers.
+        page = not scope["path"].startswith(API_PATH_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
+                headers = [*message.get("headers", ()), *extra]
+                if page and _needs_policy(headers):
+                    headers.append((b"content-security-policy", _PAGE_POLICY))
+                message["headers"] = headers
             await send(message)
 
         host = ""

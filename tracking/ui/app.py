@@ -7,16 +7,13 @@ import logging
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import (
-    get_redoc_html,
-    get_swagger_ui_html,
-    get_swagger_ui_oauth2_redirect_html,
-)
+from fastapi.openapi.docs import get_redoc_html
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from tracking.ui import vendoring
-from tracking.ui.auth import SessionSigner
+from tracking.ui.auth import SessionSigner, TokenThrottle
+from tracking.ui.render import page
 
 __all__ = ["UI_OPEN_PREFIXES", "install_ui"]
 
@@ -24,10 +21,6 @@ _HERE = Path(__file__).resolve().parent
 #: Served without a session: the UI's own files, the vendored libraries, the login page.
 UI_OPEN_PREFIXES = ("/ui/static/", "/ui/vendor/", "/ui/login")
 _log = logging.getLogger("tracking.server")
-_SAME_ORIGIN_ONLY = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:"
-)
 
 
 def _missing_page(absent: list[str]) -> HTMLResponse:
@@ -45,53 +38,51 @@ def _missing_page(absent: list[str]) -> HTMLResponse:
 
 
 def _docs_router(app: FastAPI) -> APIRouter:
+    """``/docs`` and ``/redoc`` from the vendored files. Swagger UI is started by
+    ``static/swagger-init.js`` rather than FastAPI's inline script, which the pages'
+    CSP forbids; Redoc's sidebar logo (from its CDN) is refused by that CSP too."""
     router = APIRouter(include_in_schema=False)
     vendor = "/ui/vendor"
 
     @router.get("/docs")
-    async def swagger(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
-            title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
-            swagger_js_url=f"{root}{vendor}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{vendor}/swagger-ui.css",
-            swagger_favicon_url=f"{root}/ui/static/favicon.svg",
+    def swagger(request: Request) -> HTMLResponse:
+        return page(
+            request, "docs.html", title=f"{app.title} - Swagger UI", openapi_url=app.openapi_url
         )
 
-    @router.get("/docs/oauth2-redirect")
-    async def oauth2_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
     @router.get("/redoc")
-    async def redoc(request: Request) -> HTMLResponse:
+    def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        page = get_redoc_html(
+        return get_redoc_html(
             openapi_url=f"{root}{app.openapi_url}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{vendor}/redoc.standalone.js",
             redoc_favicon_url=f"{root}/ui/static/favicon.svg",
             with_google_fonts=False,
         )
-        # Redoc's sidebar shows a logo from its CDN: keep the page to this server.
-        page.headers["Content-Security-Policy"] = _SAME_ORIGIN_ONLY
-        return page
 
     return router
 
 
-def install_ui(app: FastAPI, sessions: SessionSigner | None) -> None:
+def install_ui(
+    app: FastAPI, sessions: SessionSigner | None, throttle: TokenThrottle | None = None
+) -> None:
     """Mount the UI at ``/`` (pages), ``/ui/...`` (fragments, static files, login) and
     serve ``/docs`` and ``/redoc`` from the vendored Swagger UI and Redoc.
 
     The app must have been created with ``docs_url=None, redoc_url=None``. When
     the vendored assets are missing every UI page answers 503 saying how to
-    rebuild them.
+    rebuild them. ``throttle`` counts wrong tokens on the login form (shared with the
+    bearer-token middleware).
+
+    Every page route is a plain ``def``: FastAPI runs it in its threadpool, so
+    reading the store and rendering a large page never hold up the event loop
+    (``/health``, the API) meanwhile.
     """
     from tracking.ui import experiments, login, run_page, runs
 
     app.state.ui_sessions = sessions
+    app.state.ui_throttle = throttle
     app.mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static")
     absent = vendoring.missing()
     if absent:
@@ -108,7 +99,7 @@ def install_ui(app: FastAPI, sessions: SessionSigner | None) -> None:
         @fallback.get("/runs/{rest:path}")
         @fallback.get("/compare")
         @fallback.get("/ui/{rest:path}")
-        async def missing(rest: str = "") -> Response:
+        def missing(rest: str = "") -> Response:
             return _missing_page(absent)
 
         app.include_router(fallback)

@@ -29,7 +29,7 @@ def _name_filter(text: str) -> str:
 
 
 @router.get("/")
-async def experiments_page(
+def experiments_page(
     request: Request,
     state: StateDep,
     q: str = "",
@@ -40,8 +40,7 @@ async def experiments_page(
     chosen = VIEWS.get(view, ViewType.ACTIVE_ONLY)
     error = None
     try:
-        found = await state.run(
-            state.store.search_experiments,
+        found = state.store.search_experiments(
             view_type=chosen,
             max_results=_PAGE,
             filter_string=_name_filter(q.strip()) if q.strip() else "",
@@ -50,7 +49,7 @@ async def experiments_page(
         )
     except TrackingError as exc:
         found, error = PagedList(), str(exc)
-    summaries = await state.run(experiment_summaries, state.store, [e.experiment_id for e in found])
+    summaries = experiment_summaries(state.store, [e.experiment_id for e in found])
     return page(
         request,
         "experiments.html",

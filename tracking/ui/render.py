@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from tracking.entities import ViewType
-from tracking.ui.auth import SESSION_COOKIE, SessionSigner
+from tracking.store.sql.browse import CELL_CHARS
+from tracking.ui.auth import SessionSigner
 
 __all__ = [
     "VIEWS",
@@ -22,6 +23,7 @@ __all__ = [
     "environment",
     "page",
     "safe_url",
+    "session_cookie_name",
     "timestamp",
     "ui_context",
 ]
@@ -64,6 +66,14 @@ def number(value: float | None) -> str:
     if float(value).is_integer() and abs(value) < 1e6:
         return str(int(value))
     return f"{value:.4g}"
+
+
+def cell(value: str | None) -> str:
+    """A table cell's text: cut at :data:`~tracking.store.sql.browse.CELL_CHARS` with an
+    ellipsis (the store reads one character more, so a cut value shows as cut)."""
+    if value is None:
+        return ""
+    return value if len(value) <= CELL_CHARS else value[:CELL_CHARS] + "…"
 
 
 def safe_url(url: str | None) -> str | None:
@@ -124,12 +134,20 @@ def environment() -> jinja2.Environment:
         duration=duration,
         number=number,
         safe_url=safe_url,
+        cell=cell,
         tojson_attr=lambda v: json.dumps(v),
     )
     env.globals["query"] = _query
     env.globals["preloads"] = preloads
     env.globals["CHART_POINTS"] = CHART_POINTS
+    env.globals["CELL_CHARS"] = CELL_CHARS
     return env
+
+
+def session_cookie_name(request: Request, signer: SessionSigner) -> str:
+    """The session cookie's name on the server instance that got ``request``."""
+    server = request.scope.get("server")
+    return signer.cookie_name(server[1] if server else None, request.url.scheme == "https")
 
 
 def ui_context(request: Request) -> dict[str, Any]:
@@ -137,7 +155,7 @@ def ui_context(request: Request) -> dict[str, Any]:
     signer: SessionSigner | None = getattr(request.app.state, "ui_sessions", None)
     csrf = ""
     if signer is not None:
-        cookie = request.cookies.get(SESSION_COOKIE)
+        cookie = request.cookies.get(session_cookie_name(request, signer))
         if cookie and signer.valid(cookie):
             csrf = signer.csrf_token(cookie)
     return {
@@ -149,6 +167,10 @@ def ui_context(request: Request) -> dict[str, Any]:
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render ``template`` with the request's UI context (root path, CSRF token)."""
+    """Render ``template`` with the request's UI context (root path, CSRF token).
+
+    Called from the UI's handlers, which FastAPI runs in worker threads: never on the
+    event loop.
+    """
     html = environment().get_template(template).render(**ui_context(request), **context)
     return HTMLResponse(html, status_code=status_code)

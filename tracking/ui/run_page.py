@@ -5,6 +5,13 @@ The page shows the run's info, params, latest metrics, tags, note, parent
 breadcrumb and children, an orchestrator panel for pipeline runs (links back
 into Airflow or Prefect from the run's tags), lineage both ways, and charts of
 each metric drawn from the sampled-history endpoint by ``static/app.js``.
+
+A run may hold tens of thousands of params and tags of thousands of characters:
+the page reads and shows the first :data:`KV_PAGE` of each kind (and the tags
+it always needs by name), and ``/ui/run-values`` brings the rest a page at a
+time. The run itself is read without its data (:func:`run_record`). A preview
+that cannot be made (a CSV field over the csv module's limit, JSON nested too
+deeply) falls back to download-only with the reason.
 """
 
 from __future__ import annotations
@@ -23,15 +30,58 @@ from tracking.entities import FileInfo, Run
 from tracking.errors import TrackingError
 from tracking.server.routes.artifacts import attachment_header, stream_chunks
 from tracking.server.state import ServerState, StateDep
-from tracking.store.sql.browse import ancestors, available_keys, browse_runs, run_names
+from tracking.store.sql.browse import (
+    ancestors,
+    available_keys,
+    browse_runs,
+    run_names,
+    run_record,
+    run_tags,
+    run_values,
+)
 from tracking.ui.render import page, safe_url
 from tracking.ui.runs import table_view
 
-__all__ = ["NOTE_TAG", "PREVIEW_LIMITS", "orchestrator_panel", "router"]
+__all__ = ["KV_PAGE", "NOTE_TAG", "PREVIEW_LIMITS", "orchestrator_panel", "router"]
 
 router = APIRouter(include_in_schema=False)
 
 NOTE_TAG = "mlflow.note.content"
+#: Params, tags, system tags and metrics shown per page of a run's page.
+KV_PAGE = 100
+#: Tags the run page reads by name, however many others the run has.
+_NAMED_TAGS = (
+    NOTE_TAG,
+    "trackflow.failureReason",
+    *(
+        f"airflow.{k}"
+        for k in (
+            "dag_id",
+            "run_id",
+            "task_id",
+            "try_number",
+            "map_index",
+            "operator",
+            "run_type",
+            "logical_date",
+            "url",
+        )
+    ),
+    *(
+        f"prefect.{k}"
+        for k in (
+            "flow_name",
+            "flow_run_name",
+            "flow_run_id",
+            "task_run_name",
+            "task_run_id",
+            "map_index",
+            "run_count",
+            "deployment_id",
+            "url",
+        )
+    ),
+)
 #: The largest file each kind of preview reads; anything bigger is offered as a download.
 PREVIEW_LIMITS = {
     "text": 1 << 20,
@@ -122,11 +172,9 @@ def orchestrator_panel(tags: dict[str, str]) -> dict[str, Any] | None:
     return None
 
 
-async def _run(
-    request: Request, state: ServerState, experiment_id: str, run_id: str
-) -> Run | Response:
+def _run(request: Request, state: ServerState, experiment_id: str, run_id: str) -> Run | Response:
     try:
-        run = await state.run(state.store.get_run, run_id)
+        run = run_record(state.store, run_id)
     except TrackingError as exc:
         return page(request, "error.html", status_code=404, title="Run not found", error=str(exc))
     if run.info.experiment_id != experiment_id:
@@ -142,31 +190,35 @@ async def _run(
 
 
 @router.get("/experiments/{experiment_id}/runs/{run_id}")
-async def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str) -> Response:
-    """Everything about one run."""
-    found = await _run(request, state, experiment_id, run_id)
+def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str) -> Response:
+    """Everything about one run (the first :data:`KV_PAGE` of its params, tags and metrics)."""
+    found = _run(request, state, experiment_id, run_id)
     if isinstance(found, Response):
         return found
     run = found
-    experiment = await state.run(state.store.get_experiment, experiment_id)
-    chain = await state.run(ancestors, state.store, run_id)
-    keys = await state.run(available_keys, state.store, [experiment_id])
+    store = state.store
+    experiment = store.get_experiment(experiment_id)
+    chain = ancestors(store, run_id)
+    keys = available_keys(store, [experiment_id])
     metric_columns = [f"m:{k}" for k in keys["metrics"][:5]]
     child_table = table_view([experiment_id], "", "", ["_", *metric_columns], "active")
-    children = await state.run(
-        browse_runs,
-        state.store,
+    children = browse_runs(
+        store,
         [experiment_id],
         parent_run_id=run_id,
         limit=_CHILDREN_SHOWN,
         columns=child_table.columns,
         count=True,
     )
-    lineage = await state.run(state.store.get_lineage, run_id)
+    lineage = store.get_lineage(run_id)
     linked = [e.producer_run_id for e in lineage.consumed]
     linked += [e.consumer_run_id for e in lineage.produced]
-    names = await state.run(run_names, state.store, linked)
-    tags = dict(run.data.tags)
+    names = run_names(store, linked)
+    tags = run_tags(store, run_id, _NAMED_TAGS)
+    values = {
+        kind: run_values(store, run_id, kind, limit=KV_PAGE, count=True)
+        for kind in ("params", "metrics", "tags", "system")
+    }
     return page(
         request,
         "run.html",
@@ -179,11 +231,30 @@ async def run_page(request: Request, state: StateDep, experiment_id: str, run_id
         names=names,
         note=tags.get(NOTE_TAG, ""),
         note_tag=NOTE_TAG,
+        failure=tags.get("trackflow.failureReason"),
         panel=orchestrator_panel(tags),
-        user_tags=sorted((k, v) for k, v in tags.items() if not k.startswith("mlflow.")),
-        system_tags=sorted((k, v) for k, v in tags.items() if k.startswith("mlflow.")),
-        metric_keys=sorted(run.data.metrics),
-        latest=run.data.latest,
+        values=values,
+        metric_keys=[item[0] for item in values["metrics"].items],
+    )
+
+
+@router.get("/ui/run-values")
+def run_values_fragment(
+    request: Request, state: StateDep, run_id: str, kind: str, after: str | None = None
+) -> Response:
+    """The next page of a run's params, tags, system tags or metrics, as ``<tr>`` rows."""
+    try:
+        found = run_values(state.store, run_id, kind, after=after, limit=KV_PAGE)
+    except TrackingError as exc:
+        return page(request, "rows_error.html", status_code=400, error=str(exc))
+    return page(
+        request,
+        "run_values.html",
+        fragment=True,
+        kind=kind,
+        values=found,
+        run_id=run_id,
+        note_tag=NOTE_TAG,
     )
 
 
@@ -194,11 +265,11 @@ def _listing(state: ServerState, run: Run, path: str) -> list[FileInfo]:
 
 
 @router.get("/experiments/{experiment_id}/runs/{run_id}/artifacts")
-async def artifacts_page(
+def artifacts_page(
     request: Request, state: StateDep, experiment_id: str, run_id: str, path: str = ""
 ) -> Response:
     """The run's artifacts: a directory listing, or a file with its preview."""
-    found = await _run(request, state, experiment_id, run_id)
+    found = _run(request, state, experiment_id, run_id)
     if isinstance(found, Response):
         return found
     run = found
@@ -209,19 +280,17 @@ async def artifacts_page(
     selected: FileInfo | None = None
     try:
         if path:
-            siblings = await state.run(_listing, state, run, parent)
+            siblings = _listing(state, run, parent)
             selected = next((f for f in siblings if f.path == path), None)
-        if selected is None or selected.is_dir:
-            entries = await state.run(_listing, state, run, path)
-        else:
-            entries = siblings
+        listing_dir = selected is None or selected.is_dir
+        entries = _listing(state, run, path) if listing_dir else siblings
     except TrackingError as exc:
         error = str(exc)
     if path and selected is None and error is None:
         error = f"No artifact {path!r} in run {run_id}"
     preview = None
     if selected is not None and not selected.is_dir:
-        preview = await state.run(_preview, state, run, selected)
+        preview = _preview(state, run, selected)
     parts = path.split("/") if path else []
     crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
     # The directory whose entries are listed: the file's own when a file is shown.
@@ -265,6 +334,16 @@ def _preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
         result["too_large"] = True
         return result
     text = data.decode("utf-8", "replace")
+    try:
+        return _parsed(result, kind, text, info.path)
+    except RecursionError:
+        reason = "nested too deeply to show (Python's recursion limit)"
+    except csv.Error as exc:
+        reason = f"not a table the preview can read ({exc})"
+    return {**result, "kind": None, "reason": reason}
+
+
+def _parsed(result: dict[str, Any], kind: str, text: str, path: str) -> dict[str, Any]:
     if kind == "json":
         try:
             result["text"] = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
@@ -272,7 +351,7 @@ def _preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
             result.update(kind="text", text=text, note=f"not valid JSON ({exc}); shown as text")
         return result
     if kind == "table":
-        delimiter = "\t" if info.path.lower().endswith(".tsv") else ","
+        delimiter = "\t" if path.lower().endswith(".tsv") else ","
         rows = []
         for i, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
             if i > TABLE_ROWS:
@@ -286,13 +365,13 @@ def _preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
 
 
 @router.get("/ui/artifact/{run_id}/{path:path}")
-async def raw_artifact(
+def raw_artifact(
     request: Request, state: StateDep, run_id: str, path: str, download: bool = False
 ) -> Response:
     """A file of a run: inline for previews (HTML sandboxed by CSP), or as a download."""
     try:
-        run = await state.run(state.store.get_run, run_id)
-        stream = await state.run(state.proxy.open_run_artifact, run, path)
+        run = run_record(state.store, run_id)
+        stream = state.proxy.open_run_artifact(run, path)
     except TrackingError as exc:
         return page(
             request, "error.html", status_code=404, title="No such artifact", error=str(exc)

@@ -2,9 +2,13 @@
 and the compare page (``/compare``).
 
 Everything a table shows is in its URL (experiments, filter, sort, columns), so
-each view can be shared. The first page is part of the page itself; further
-pages and tree levels come as ``<tr>`` fragments that htmx inserts (a page when
-the last row scrolls into view, a level when a node is expanded).
+each view can be shared. A table shows at most :data:`MAX_COLUMNS` param, metric
+and tag columns, and cuts long values (:data:`~tracking.store.sql.browse.CELL_CHARS`),
+so one page stays a few MB however it is asked for. The handlers are plain
+``def``: FastAPI runs them in its threadpool, off the event loop. The first page
+is part of the page itself; further pages and tree levels come as ``<tr>``
+fragments that htmx inserts (a page when the last row scrolls into view, a level
+when a node is expanded).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from tracking.entities import Experiment, Run, ViewType
+from tracking.entities import Experiment, ViewType
 from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
 from tracking.search import Entity, OrderBy
 from tracking.server.state import ServerState, StateDep
@@ -26,12 +30,14 @@ from tracking.store.sql.browse import (
     RunPage,
     available_keys,
     browse_runs,
+    compare_runs,
     count_runs,
     parse_sort,
+    run_record,
 )
 from tracking.ui.render import VIEWS, page
 
-__all__ = ["TableView", "router"]
+__all__ = ["MAX_COLUMNS", "MAX_COMPARE", "MAX_COMPARE_KEYS", "TableView", "router"]
 
 router = APIRouter(include_in_schema=False)
 #: Rows per fetched page (the table keeps at most ten pages in the document).
@@ -40,6 +46,11 @@ PAGE_ROWS = 100
 DEFAULT_COLUMNS = 5
 #: The most runs the compare page takes.
 MAX_COMPARE = 100
+#: The most param and metric keys (each) the compare page shows.
+MAX_COMPARE_KEYS = 500
+#: The most param, metric and tag columns a table shows (a table of 2,000 columns took
+#: 20 s and 80 MB to build).
+MAX_COLUMNS = 100
 _PREFIX = {"p": "params", "m": "metrics", "t": "tags"}
 _ENTITY_PREFIX = {Entity.PARAM: "params", Entity.METRIC: "metrics", Entity.TAG: "tags"}
 
@@ -92,7 +103,14 @@ class TableView:
 
 
 def parse_columns(cols: list[str]) -> tuple[Columns, bool]:
-    """``cols=p:lr&cols=m:auc&cols=t:team`` into :class:`Columns`; ``_`` alone means none."""
+    """``cols=p:lr&cols=m:auc&cols=t:team`` into :class:`Columns`; ``_`` alone means none.
+    More than :data:`MAX_COLUMNS` columns are refused (InvalidParameterError)."""
+    asked = sum(1 for c in cols if c != "_")
+    if asked > MAX_COLUMNS:
+        raise InvalidParameterError(
+            f"Too many columns: {asked} asked for, a table shows at most {MAX_COLUMNS} columns "
+            "of params, metrics and tags; choose fewer in the column chooser"
+        )
     chosen: dict[str, list[str]] = {"params": [], "metrics": [], "tags": []}
     for item in cols:
         if item == "_":
@@ -138,14 +156,13 @@ def _with_default_columns(table: TableView, keys: dict[str, list[str]]) -> Table
     return replace(table, columns=columns, cols_given=True)
 
 
-async def _page(
+def _page(
     state: ServerState,
     table: TableView,
     cursor: str | None = None,
     parent: str | None = None,
 ) -> RunPage:
-    return await state.run(
-        browse_runs,
+    return browse_runs(
         state.store,
         table.experiment_ids,
         filter_string=table.filter,
@@ -168,7 +185,7 @@ def _split_ids(ids: str) -> list[str]:
 
 
 @router.get("/experiments/{ids}")
-async def runs_page(
+def runs_page(
     request: Request,
     state: StateDep,
     ids: str,
@@ -180,9 +197,7 @@ async def runs_page(
     """The runs table of one or more experiments."""
     try:
         experiment_ids = _split_ids(ids)
-        experiments: list[Experiment] = [
-            await state.run(state.store.get_experiment, e) for e in experiment_ids
-        ]
+        experiments: list[Experiment] = [state.store.get_experiment(e) for e in experiment_ids]
     except NotFoundError as exc:
         return page(request, "error.html", status_code=404, title="Not found", error=str(exc))
     except InvalidParameterError as exc:
@@ -195,11 +210,11 @@ async def runs_page(
         error = str(exc)
         table = table_view(experiment_ids, "", "", [], view)
         table = replace(table, filter=filter)
-    keys = await state.run(available_keys, state.store, experiment_ids)
+    keys = available_keys(state.store, experiment_ids)
     table = _with_default_columns(table, keys)
     if error is None:
         try:
-            first = await _page(state, table)
+            first = _page(state, table)
         except TrackingError as exc:
             error = str(exc)
     return page(
@@ -215,7 +230,7 @@ async def runs_page(
 
 
 @router.get("/ui/count")
-async def count_fragment(
+def count_fragment(
     request: Request,
     state: StateDep,
     experiments: str,
@@ -225,22 +240,21 @@ async def count_fragment(
     """How many runs the table holds (asked for once its first rows are shown)."""
     try:
         ids = _split_ids(experiments)
-        found = await state.run(
-            count_runs,
+        found = count_runs(
             state.store,
             ids,
             filter_string=filter.strip(),
             view=VIEWS.get(view, ViewType.ACTIVE_ONLY),
         )
     except TrackingError as exc:
-        return HTMLResponse(str(exc), status_code=400)
+        return page(request, "count.html", status_code=400, error=str(exc))
     shown = f"{COUNT_CAP:,}+" if found > COUNT_CAP else f"{found:,}"
     what = "matching runs" if filter.strip() else "top-level runs"
-    return HTMLResponse(f"{shown} {what}")
+    return page(request, "count.html", error=None, text=f"{shown} {what}")
 
 
 @router.get("/ui/rows")
-async def rows_fragment(
+def rows_fragment(
     request: Request,
     state: StateDep,
     experiments: str,
@@ -255,7 +269,7 @@ async def rows_fragment(
     """More rows: the next page (``cursor``) or a tree level (``parent``), as ``<tr>``s."""
     try:
         table = table_view(_split_ids(experiments), filter, sort, cols, view)
-        found = await _page(state, table, cursor=cursor, parent=parent)
+        found = _page(state, table, cursor=cursor, parent=parent)
     except TrackingError as exc:
         return page(request, "rows_error.html", status_code=400, error=str(exc))
     return page(
@@ -270,10 +284,10 @@ async def rows_fragment(
 
 
 @router.get("/runs/{run_id}")
-async def run_redirect(request: Request, state: StateDep, run_id: str) -> Response:
+def run_redirect(request: Request, state: StateDep, run_id: str) -> Response:
     """A run by id alone (lineage links, breadcrumbs): on to its page."""
     try:
-        run = await state.run(state.store.get_run, run_id)
+        run = run_record(state.store, run_id)
     except TrackingError as exc:
         return page(request, "error.html", status_code=404, title="Run not found", error=str(exc))
     root = request.scope.get("root_path", "").rstrip("/")
@@ -292,7 +306,7 @@ def _best(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 @router.get("/compare")
-async def compare_page(request: Request, state: StateDep, runs: str = "") -> Response:
+def compare_page(request: Request, state: StateDep, runs: str = "") -> Response:
     """Params with differences marked, metrics side by side, overlaid charts, and a scatter
     or parallel-coordinates view of params against a metric."""
     run_ids = list(dict.fromkeys(r.strip() for r in runs.replace(" ", ",").split(",") if r.strip()))
@@ -312,14 +326,18 @@ async def compare_page(request: Request, state: StateDep, runs: str = "") -> Res
             title="Too many runs",
             error=f"Compare takes at most {MAX_COMPARE} runs, got {len(run_ids)}",
         )
-    found: list[Run] = []
-    for rid in run_ids:
-        try:
-            found.append(await state.run(state.store.get_run, rid))
-        except TrackingError as exc:
-            return page(
-                request, "error.html", status_code=404, title="Run not found", error=str(exc)
-            )
+    # Params and latest metrics only (no tags), long values cut, at most MAX_COMPARE_KEYS
+    # keys of each: a run may hold tens of thousands of long values.
+    found = compare_runs(state.store, run_ids, MAX_COMPARE_KEYS)
+    if len(found) < len(run_ids):
+        missing = sorted(set(run_ids) - {r.info.run_id for r in found})
+        return page(
+            request,
+            "error.html",
+            status_code=404,
+            title="Run not found",
+            error=f"Run {missing[0]!r} not found",
+        )
     param_keys = sorted({k for r in found for k in r.data.params})
     metric_keys = sorted({k for r in found for k in r.data.metrics})
     params = [

@@ -93,7 +93,8 @@ class TestAuth:
         page.wait_for_url(auth_ui_server.url + "/")
         expect(page.locator("#experiments")).to_contain_text("secret-exp")
         (cookie,) = page.context.cookies()
-        assert cookie["name"] == "trackflow_session"
+        port = auth_ui_server.url.rsplit(":", 1)[1]
+        assert re.fullmatch(rf"trackflow_session_{port}_[0-9a-f]{{8}}", cookie["name"])
         assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
         assert TOKEN not in cookie["value"]
         page.click("#experiments a:text('secret-exp')")
@@ -140,10 +141,12 @@ class TestAuth:
     def test_a_forged_cookie_and_signing_out(
         self, page: Any, auth_ui_server: ServerProcess
     ) -> None:
-        host = auth_ui_server.url.split("//")[1].split(":")[0]
-        page.context.add_cookies(
-            [{"name": "trackflow_session", "value": "1.abc.def", "domain": host, "path": "/"}]
-        )
+        host, port = auth_ui_server.url.split("//")[1].split(":")
+        forged = [
+            {"name": name, "value": "1.abc.def", "domain": host, "path": "/"}
+            for name in ("trackflow_session", f"trackflow_session_{port}_00000000")
+        ]
+        page.context.add_cookies(forged)
         page.goto(auth_ui_server.url + "/")
         page.wait_for_url(re.compile(r"/ui/login"))
         _sign_in(page, TOKEN)

@@ -40,11 +40,11 @@ from sqlalchemy import (
     tuple_,
 )
 
-from tracking.entities import RunStatus, ViewType
-from tracking.errors import InvalidParameterError
+from tracking.entities import Run, RunData, RunInfo, RunStatus, ViewType
+from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.search import Entity, OrderBy, parse_run_filter, parse_run_order_by
 from tracking.search.paging import pack_token, search_fingerprint, unpack_token
-from tracking.store.sql.hotpath import decode_value
+from tracking.store.sql.hotpath import RUN_COLUMNS, decode_value, run_info
 from tracking.store.sql.models import (
     SPECIAL_NAN,
     LatestMetricModel,
@@ -59,20 +59,27 @@ from tracking.store.sql.store import SqlTrackingStore
 _DBL_MAX = sys.float_info.max
 
 __all__ = [
+    "CELL_CHARS",
     "COUNT_CAP",
     "MAX_PAGE_ROWS",
     "PIPELINE_TAGS",
+    "VALUE_KINDS",
     "Columns",
     "ExperimentSummary",
     "RunPage",
     "RunRow",
+    "ValuePage",
     "ancestors",
     "available_keys",
     "browse_runs",
+    "compare_runs",
     "count_runs",
     "experiment_summaries",
     "parse_sort",
     "run_names",
+    "run_record",
+    "run_tags",
+    "run_values",
 ]
 
 #: The largest page :func:`browse_runs` returns.
@@ -92,6 +99,12 @@ PIPELINE_TAGS = (
 )
 #: How many of the latest runs the column chooser looks at for keys.
 KEY_SAMPLE_RUNS = 1000
+#: Param and tag values in a table row are read up to one past this many characters (the
+#: table shows them cut): a page of 100 rows of 100 columns stays a few MB, not 60.
+CELL_CHARS = 200
+#: What :func:`run_values` pages through: params, tags (but ``mlflow.*``), system tags
+#: (``mlflow.*``), latest metrics.
+VALUE_KINDS = ("params", "tags", "system", "metrics")
 
 _RUNS = RunModel.__table__
 _METRICS = LatestMetricModel.__table__
@@ -382,6 +395,11 @@ def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _cell(value: Any) -> Any:
+    """A value read up to one past :data:`CELL_CHARS` characters (so a cut one shows)."""
+    return func.substr(value, 1, CELL_CHARS + 1)
+
+
 def _load_rows(conn: Connection, run_ids: Sequence[str], columns: Columns) -> list[RunRow]:
     """The rows of ``run_ids``, in that order, with the chosen keys and child counts."""
     if not run_ids:
@@ -409,7 +427,7 @@ def _load_rows(conn: Connection, run_ids: Sequence[str], columns: Columns) -> li
             base[row[0]] = row
         if columns.params:
             for rid, k, v in conn.execute(
-                select(_PARAMS.c.run_uuid, _PARAMS.c.key, _PARAMS.c.value).where(
+                select(_PARAMS.c.run_uuid, _PARAMS.c.key, _cell(_PARAMS.c.value)).where(
                     _PARAMS.c.run_uuid.in_(chunk), _PARAMS.c.key.in_(columns.params)
                 )
             ):
@@ -422,7 +440,7 @@ def _load_rows(conn: Connection, run_ids: Sequence[str], columns: Columns) -> li
             ):
                 metrics[rid][k] = decode_value(v, special) if special else v
         for rid, k, v in conn.execute(
-            select(_TAGS.c.run_uuid, _TAGS.c.key, _TAGS.c.value).where(
+            select(_TAGS.c.run_uuid, _TAGS.c.key, _cell(_TAGS.c.value)).where(
                 _TAGS.c.run_uuid.in_(chunk), _TAGS.c.key.in_(tag_keys)
             )
         ):
@@ -464,16 +482,13 @@ def _with_ancestors(conn: Connection, rows: list[RunRow], columns: Columns) -> l
     """The page as a forest: each matching row under its ancestors (context rows added
     for those not matching), trees in the order of their first matching row."""
     by_id: dict[str, RunRow] = {r.run_id: r for r in rows}
-    missing = {r.parent_run_id for r in rows if r.parent_run_id} - by_id.keys()
+    wanted = {r.parent_run_id for r in rows if r.parent_run_id} - by_id.keys()
+    # Every ancestor at any depth, in one query; then their rows in chunks.
+    found = set(_lineage(conn, sorted(wanted))) - by_id.keys() if wanted else set()
     context: set[str] = set()
-    for _ in range(64):  # depth bound against a corrupt parent cycle
-        if not missing:
-            break
-        loaded = _load_rows(conn, sorted(missing), columns)
-        for r in loaded:
-            by_id[r.run_id] = r
-            context.add(r.run_id)
-        missing = {r.parent_run_id for r in loaded if r.parent_run_id} - by_id.keys()
+    for r in _load_rows(conn, sorted(found), columns):
+        by_id[r.run_id] = r
+        context.add(r.run_id)
     children: dict[str | None, list[str]] = {}
     roots: list[str] = []
     order = [r.run_id for r in rows]
@@ -490,16 +505,31 @@ def _with_ancestors(conn: Connection, rows: list[RunRow], columns: Columns) -> l
             roots.append(chain[-1])
             seen.add(chain[-1])
     out: list[RunRow] = []
-
-    def emit(rid: str, depth: int) -> None:
-        row = by_id[rid]
-        out.append(replace(row, context=rid in context, depth=depth))
-        for child in children.get(rid, []):
-            emit(child, depth + 1)
-
-    for root in roots:
-        emit(root, 0)
+    # Depth first, without recursion: a tree may be thousands of levels deep.
+    stack = [(root, 0) for root in reversed(roots)]
+    while stack:
+        rid, depth = stack.pop()
+        out.append(replace(by_id[rid], context=rid in context, depth=depth))
+        stack.extend((child, depth + 1) for child in reversed(children.get(rid, [])))
     return out
+
+
+def _lineage(conn: Connection, run_ids: Sequence[str]) -> dict[str, str | None]:
+    """``run_id -> parent_run_id`` of ``run_ids`` and all their ancestors, at any depth:
+    one recursive query (UNION, not UNION ALL, so a corrupt parent cycle ends)."""
+    found: dict[str, str | None] = {}
+    for chunk in _chunks(run_ids):
+        seed = select(_RUNS.c.run_uuid, _RUNS.c.parent_run_uuid).where(_RUNS.c.run_uuid.in_(chunk))
+        tree = seed.cte("ancestry", recursive=True)
+        parent = _RUNS.alias("parent_run")
+        tree = tree.union(
+            select(parent.c.run_uuid, parent.c.parent_run_uuid).join(
+                tree, parent.c.run_uuid == tree.c.parent_run_uuid
+            )
+        )
+        for rid, parent_id in conn.execute(select(tree.c.run_uuid, tree.c.parent_run_uuid)):
+            found[str(rid)] = parent_id
+    return found
 
 
 def available_keys(store: SqlTrackingStore, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -567,27 +597,153 @@ def run_names(store: SqlTrackingStore, run_ids: Sequence[str]) -> dict[str, str]
 
 
 def ancestors(store: SqlTrackingStore, run_id: str) -> list[tuple[str, str, str]]:
-    """``(run_id, experiment_id, name)`` of a run's ancestors, the root first."""
+    """``(run_id, experiment_id, name)`` of a run's ancestors, the root first, at any
+    depth (a corrupt parent cycle ends where it repeats)."""
 
     def work(conn: Connection) -> list[tuple[str, str, str]]:
-        chain: list[tuple[str, str, str]] = []
-        current: str | None = run_id
+        parents = _lineage(conn, [run_id])
+        chain: list[str] = []
         seen = {run_id}
-        for _ in range(64):
-            row = conn.execute(
-                select(_RUNS.c.parent_run_uuid).where(_RUNS.c.run_uuid == current)
-            ).first()
-            parent = row[0] if row else None
-            if parent is None or parent in seen:
-                break
-            seen.add(parent)
-            found = conn.execute(
-                select(_RUNS.c.experiment_id, _RUNS.c.name).where(_RUNS.c.run_uuid == parent)
-            ).first()
-            if found is None:
-                break
-            chain.append((parent, str(found[0]), found[1]))
-            current = parent
-        return chain[::-1]
+        current = parents.get(run_id)
+        while current is not None and current in parents and current not in seen:
+            seen.add(current)
+            chain.append(current)
+            current = parents[current]
+        names: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(chain):
+            query = select(_RUNS.c.run_uuid, _RUNS.c.experiment_id, _RUNS.c.name).where(
+                _RUNS.c.run_uuid.in_(chunk)
+            )
+            names.update((str(r), (str(e), n)) for r, e, n in conn.execute(query))
+        return [(r, *names[r]) for r in reversed(chain) if r in names]
+
+    return store.read(work)
+
+
+def run_record(store: SqlTrackingStore, run_id: str) -> Run:
+    """A run with its info alone (no params, metrics or tags): what a page needs to place a
+    run and find its artifacts, read without its data, however much of it there is."""
+
+    def work(conn: Connection) -> RunInfo | None:
+        row = conn.execute(select(*RUN_COLUMNS).where(_RUNS.c.run_uuid == run_id)).first()
+        return run_info(row) if row is not None else None
+
+    info = store.read(work)
+    if info is None:
+        raise RunNotFoundError(f"Run {run_id!r} not found")
+    return Run(info, RunData())
+
+
+def run_tags(store: SqlTrackingStore, run_id: str, keys: Sequence[str]) -> dict[str, str]:
+    """The run's tags among ``keys`` (the ones a page always shows, whatever else it has)."""
+
+    def work(conn: Connection) -> dict[str, str]:
+        query = select(_TAGS.c.key, _TAGS.c.value).where(
+            _TAGS.c.run_uuid == run_id, _TAGS.c.key.in_(list(keys))
+        )
+        return {k: v for k, v in conn.execute(query)}
+
+    return store.read(work) if keys else {}
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePage:
+    """A page of one kind of a run's values, by key: ``items`` are ``(key, value)``, or
+    ``(key, value, step)`` for metrics; ``after`` continues after the last key (None: the
+    last page); ``total`` counts them all (first page only)."""
+
+    items: list[tuple[Any, ...]]
+    after: str | None
+    total: int | None = None
+
+
+def _value_query(kind: str, run_id: str) -> Select[Any]:
+    if kind == "metrics":
+        return select(_METRICS.c.key, _METRICS.c.value, _METRICS.c.special, _METRICS.c.step).where(
+            _METRICS.c.run_uuid == run_id
+        )
+    if kind == "params":
+        return select(_PARAMS.c.key, _PARAMS.c.value).where(_PARAMS.c.run_uuid == run_id)
+    system = _TAGS.c.key.startswith("mlflow.", autoescape=True)
+    return select(_TAGS.c.key, _TAGS.c.value).where(
+        _TAGS.c.run_uuid == run_id, system if kind == "system" else ~system
+    )
+
+
+def run_values(
+    store: SqlTrackingStore,
+    run_id: str,
+    kind: str,
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    count: bool = False,
+) -> ValuePage:
+    """One page of a run's params, tags, system tags or latest metrics (``kind``, see
+    :data:`VALUE_KINDS`), in key order, after the key ``after``. A run may hold tens of
+    thousands of values of thousands of characters: a page holds ``limit`` of them."""
+    if kind not in VALUE_KINDS:
+        raise InvalidParameterError(
+            f"Invalid kind {kind!r}: expected one of {', '.join(VALUE_KINDS)}"
+        )
+    if not 1 <= limit <= MAX_PAGE_ROWS:
+        raise InvalidParameterError(f"Invalid limit {limit}: 1 to {MAX_PAGE_ROWS}")
+
+    def work(conn: Connection) -> ValuePage:
+        query = _value_query(kind, run_id)
+        key = query.selected_columns[0]
+        total = None
+        if count:
+            counted = query.with_only_columns(func.count()).order_by(None)
+            total = int(conn.execute(counted).scalar_one())
+        if after is not None:
+            query = query.where(key > after)
+        rows = [tuple(r) for r in conn.execute(query.order_by(key).limit(limit + 1))]
+        if kind == "metrics":
+            rows = [(k, decode_value(v, sp) if sp else v, step) for k, v, sp, step in rows]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ValuePage(rows, str(rows[-1][0]) if more else None, total)
+
+    return store.read(work)
+
+
+def compare_runs(store: SqlTrackingStore, run_ids: Sequence[str], max_keys: int) -> list[Run]:
+    """The runs to compare, with their params (values cut to :data:`CELL_CHARS` + 1) and
+    latest metric values, of the first ``max_keys`` param and metric keys; no tags.
+    Missing runs are left out; raises nothing for them."""
+
+    def work(conn: Connection) -> list[Run]:
+        infos = {}
+        for chunk in _chunks(run_ids):
+            for row in conn.execute(select(*RUN_COLUMNS).where(_RUNS.c.run_uuid.in_(chunk))):
+                infos[str(row[0])] = run_info(row)
+        ids = [r for r in run_ids if r in infos]
+        params: dict[str, dict[str, str]] = {r: {} for r in ids}
+        metrics: dict[str, dict[str, float]] = {r: {} for r in ids}
+        if ids:
+            for table, into in ((_PARAMS, params), (_METRICS, metrics)):
+                keys = list(
+                    conn.execute(
+                        select(table.c.key)
+                        .where(table.c.run_uuid.in_(ids))
+                        .distinct()
+                        .order_by(table.c.key)
+                        .limit(max_keys)
+                    ).scalars()
+                )
+                if not keys:
+                    continue
+                value = _cell(table.c.value) if table is _PARAMS else table.c.value
+                columns = [table.c.run_uuid, table.c.key, value]
+                if table is _METRICS:
+                    columns.append(table.c.special)
+                query = select(*columns).where(table.c.run_uuid.in_(ids), table.c.key.in_(keys))
+                for row in conn.execute(query):
+                    got = row[2]
+                    if table is _METRICS and row[3]:
+                        got = decode_value(got, row[3])
+                    into[row[0]][row[1]] = got
+        return [Run(infos[r], RunData(params=params[r], metrics=metrics[r])) for r in ids]
 
     return store.read(work)
