@@ -197,13 +197,18 @@ class PrefectTracking:
         params: Mapping[str, Any] | None,
         label: str,
         experiment_id: str | None = None,
+        own_experiment: bool = False,
     ) -> Opened:
         """A flow run starts (or a retry of it): its run goes RUNNING and becomes active.
-        ``experiment_id`` (a subflow's: its parent's) spares looking ``experiment`` up."""
+        ``experiment_id`` (a subflow's: its parent's) spares looking ``experiment`` up;
+        ``own_experiment`` puts a subflow's run in ``experiment``, not its parent's."""
         tracker = self.tracker(experiment)
         pipeline = flow_pipeline(flow_run_id)
 
         def start() -> Opened:
+            nonlocal experiment_id
+            if own_experiment and experiment_id is None:
+                experiment_id = tracker.experiment_id()
             run = tracker.pipeline_started(
                 pipeline,
                 run_name=run_name,
@@ -327,8 +332,9 @@ class PrefectTracking:
                 return
             if run.info.status.is_terminated and run.info.status is status:
                 # Ended so already (the flow's process, on the runner's SIGTERM): the
-                # reason is what the runner knows.
-                if reason and FAILURE_REASON_TAG not in run.data.tags:
+                # reason is what the runner knows, over the process's "killed: SIGTERM".
+                known = run.data.tags.get(FAILURE_REASON_TAG, "")
+                if reason and (not known or known.startswith("killed: ")):
                     tracker.client.set_tag(pipeline.run_id, FAILURE_REASON_TAG, reason[:5000])
                 return
             tracker.pipeline_ended(pipeline, status, reason=reason)

@@ -229,10 +229,9 @@ class _FlowCall:
         if self.parent_scope is not None and self.parent_scope.run is not None:
             parent_run_id = self.parent_scope.run.info.run_id
         # A subflow's runs go where its parent flow run's go, unless it says otherwise.
-        if options.experiment:
-            self.experiment = options.experiment
-        elif options.explicit and config.experiment:
-            self.experiment = config.experiment
+        own = options.experiment or (config.experiment if options.explicit else None)
+        if own:
+            self.experiment = own
         elif self.parent_scope is not None:
             self.experiment = self.parent_scope.experiment
             if self.parent_scope.run is not None:
@@ -261,6 +260,7 @@ class _FlowCall:
             parent_run_id=parent_run_id,
             experiment=self.experiment,
             experiment_id=experiment_id,
+            own_experiment=bool(own),
             run_name=name,
             attempt=int(self.flow_run.run_count or 1),
             tags=tags,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flows import tracked_flow
+from flows import tracked_flow, tracked_task
+
+
+@tracked_task
+def nap(marker: str) -> None:
+    Path(marker).touch()
+    time.sleep(120)
 
 
 @tracked_flow
 def sleepy(marker: str) -> None:
-    Path(marker).touch()
-    time.sleep(120)
+    nap(marker)

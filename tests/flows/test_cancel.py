@@ -46,4 +46,10 @@ def test_a_cancelled_flow_run_is_killed(tmp_path: Path, embedded: TrackingClient
     assert state == "Cancelled"
     run = embedded.get_run(flow_pipeline(flow_run_id).run_id)
     assert run.info.status is RunStatus.KILLED
-    assert run.data.tags[FAILURE_REASON_TAG].startswith("Cancell")
+    reason = run.data.tags[FAILURE_REASON_TAG]
+    assert reason.startswith("cancelled: "), reason
+    assert "Cancelling" not in reason, reason
+    (task,) = embedded.get_children(run.info.run_id)
+    assert task.info.run_name == "nap"
+    assert task.info.status is RunStatus.KILLED
+    assert task.data.tags[FAILURE_REASON_TAG].startswith("killed: SIGTERM"), task.data.tags

@@ -56,6 +56,17 @@ def parent_flow(families: dict[str, list[int]]) -> dict[str, Any]:
     return {"id": _flow_run_id(), "totals": totals, "length": length}
 
 
+@tracked_flow(experiment="elsewhere")
+def elsewhere_sub() -> None:
+    tracking.log_metric("m", 1)
+
+
+@tracked_flow
+def elsewhere_parent() -> str:
+    elsewhere_sub()
+    return _flow_run_id()
+
+
 class TestTree:
     @pytest.fixture
     def result(self, store: TrackingClient) -> tuple[dict[str, Any], Any, list[Any]]:
@@ -104,6 +115,27 @@ class TestTree:
             .data.tags["prefect.url"]
             .endswith(f"/runs/task-run/{squares[0].data.tags['prefect.task_run_id']}")
         )
+
+    def test_subflows_join_their_parents_experiment_and_are_named_after_their_flow(
+        self, result: Any, store: TrackingClient
+    ) -> None:
+        _, parent, runs = result
+        subflows = [r for r in runs if "prefect.parent_flow_run_id" in r.data.tags]
+        assert len(subflows) == 2
+        for run in subflows:
+            assert run.info.run_name == "family"
+            assert run.data.tags["prefect.flow_name"] == "family"
+            assert run.data.tags["prefect.flow_run_name"] not in ("", "family")
+            assert run.info.experiment_id == parent.info.experiment_id
+        assert store.get_experiment_by_name("family") is None
+
+    def test_a_subflow_with_its_own_experiment(self, embedded: TrackingClient) -> None:
+        out = elsewhere_parent()
+        parent, runs = flow_tree(embedded, out)
+        (sub,) = runs
+        assert embedded.get_experiment(sub.info.experiment_id).name == "elsewhere"
+        assert sub.info.parent_run_id == parent.info.run_id
+        assert embedded.get_experiment_by_name("elsewhere-sub") is None
 
     def test_lineage(self, result: Any, store: TrackingClient) -> None:
         _, parent, runs = result

@@ -83,6 +83,35 @@ def caching_flow(x: int) -> int:
     return expensive(x)
 
 
+@tracked_flow
+def caching_map(xs: list[int]) -> list[int]:
+    _remember()
+    return [f.result() for f in expensive.map(xs)]
+
+
+@tracked_task
+def plain(x: int) -> int:
+    return x
+
+
+@tracked_flow
+def plain_flow() -> int:
+    _remember()
+    return plain(1) + plain(2)
+
+
+_flow_tries: dict[str, int] = {}
+
+
+@tracked_flow(retries=2, retry_delay_seconds=0)
+def retried_flow(key: str) -> int:
+    _remember()
+    _flow_tries[key] = _flow_tries.get(key, 0) + 1
+    if _flow_tries[key] < 3:
+        raise RuntimeError("not yet")
+    return _flow_tries[key]
+
+
 @tracked_task
 def log_in_thread(i: int) -> str:
     for step in range(20):
@@ -163,6 +192,38 @@ class TestStates:
         assert cached.info.parent_run_id == second.info.run_id
 
 
+class TestCaching:
+    def test_a_cache_key_only_when_the_task_caches_and_never_a_path(
+        self, embedded: TrackingClient
+    ) -> None:
+        plain_flow()
+        _, runs = flow_tree(embedded, _last())
+        assert [r for r in runs if "prefect.cache_key" in r.data.tags] == []
+        caching_flow(1000 + len(_ids))
+        _, (computed,) = flow_tree(embedded, _last())
+        key = computed.data.tags["prefect.cache_key"]
+        assert "/" not in key and "\\" not in key and "storage" not in key
+
+    def test_cached_runs_get_the_tags_of_any_task_run(self, embedded: TrackingClient) -> None:
+        xs = [2000 + len(_ids), 2001 + len(_ids)]
+        caching_map(xs)
+        _, first = flow_tree(embedded, _last())
+        caching_map(xs)
+        _, second = flow_tree(embedded, _last())
+        computed = {r.info.run_name: r for r in first}
+        cached = {r.info.run_name: r for r in second}
+        assert sorted(cached) == ["expensive[0]", "expensive[1]"]
+        for name, run in cached.items():
+            assert run.data.tags["trackflow.cached"] == "true"
+            assert run.data.tags["trackflow.cachedFrom"] == computed[name].info.run_id
+            own = {k for k in computed[name].data.tags if k.startswith("prefect.")}
+            assert own - {"prefect.task_run_id", "prefect.task_run_name"} <= set(run.data.tags)
+            assert run.data.tags["prefect.map_index"] == name[-2]
+            assert run.data.tags["prefect.flow_name"] == "caching-map"
+            assert run.data.tags["prefect.run_count"] == "1"
+            assert run.data.tags["prefect.flow_run_id"] == _last()
+
+
 class TestConcurrency:
     def test_submitted_tasks_each_log_into_their_own_run(self, store: TrackingClient) -> None:
         ids = concurrent_flow(6)
@@ -219,6 +280,71 @@ class TestArtifacts:
         assert f"]({url})" in artifacts["trackflow-run"].data
         assert artifacts["trackflow-metrics"].type == "table"
         assert "total" in str(artifacts["trackflow-metrics"].data)
+
+    def test_one_link_per_flow_run_however_often_it_retries(self, embedded: TrackingClient) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        assert retried_flow(f"r{len(_ids)}") == 3
+        flow_run_id = _last()
+
+        async def read() -> list[Any]:
+            async with get_client() as client:
+                return await client.read_artifacts(
+                    artifact_filter=ArtifactFilter(
+                        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                    )
+                )
+
+        keys = [a.key for a in asyncio.run(read())]
+        assert keys.count("trackflow-run") == 1, keys
+        parent, _ = flow_tree(embedded, flow_run_id)
+        assert parent.data.tags["prefect.run_count"] == "3"
+
+
+class TestReasons:
+    @pytest.mark.parametrize(
+        ("state", "status", "reason"),
+        [
+            pytest.param(
+                "Cancelled",
+                RunStatus.KILLED,
+                "cancelled: the flow run was cancelled through Prefect",
+                id="cancel",
+            ),
+            pytest.param(
+                "Crashed",
+                RunStatus.FAILED,
+                "crashed: the flow run's process ended without reporting a final state",
+                id="crash",
+            ),
+        ],
+    )
+    def test_a_state_set_from_outside(
+        self, embedded: TrackingClient, state: str, status: RunStatus, reason: str
+    ) -> None:
+        import prefect.states
+        from prefect.client.orchestration import get_client
+
+        from flows.decorators import _state_hook
+
+        plain_flow()
+        flow_run_id = _last()
+
+        async def read() -> Any:
+            async with get_client() as client:
+                return await client.read_flow_run(flow_run_id)
+
+        flow_run = asyncio.run(read())
+        # A run the flow's process never ended, as after a kill: reopen it.
+        parent, _ = flow_tree(embedded, flow_run_id)
+        embedded.update_run(parent.info.run_id, status=RunStatus.RUNNING)
+        message = "Cancelling" if state == "Cancelled" else "Crashed"
+        made = getattr(prefect.states, state)(message=message)
+        _state_hook(status)(plain_flow, flow_run, made)
+        parent, _ = flow_tree(embedded, flow_run_id)
+        assert parent.info.status is status
+        assert parent.data.tags[FAILURE_REASON_TAG] == reason
 
 
 _ = by_name
