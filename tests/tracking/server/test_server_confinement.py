@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,3 +144,80 @@ class TestNoServerPathsInMessages:
         assert "nope/missing.txt" in message
         assert server_settings.artifacts_destination not in message
         assert str(Path(server_settings.artifacts_destination).parent) not in message
+
+
+#: Up 1 to 6 levels (the run's artifact root is 4 below the test's directory), inside a
+#: path, URL-encoded, absolute, and as a file URL.
+TRAVERSALS = [
+    *("../" * n + "outside/secret.txt" for n in range(1, 7)),
+    "a/" + "../" * 6 + "outside/secret.txt",
+    "..%2F" * 5 + "outside%2Fsecret.txt",
+    "{outside}/secret.txt",
+    "file://{outside}/secret.txt",
+]
+
+
+def _traversal_routes() -> list[Any]:
+    """Every route of the app with a path or query parameter, listed from the app (a
+    route added tomorrow is swept too)."""
+    import tempfile
+
+    from fastapi.routing import APIRoute
+
+    from tracking.server import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = ServerSettings(
+            backend_store_uri=f"sqlite:///{tmp}/r.db", artifacts_destination=f"{tmp}/a"
+        )
+        routes = [
+            r
+            for r in create_app(settings).routes
+            if isinstance(r, APIRoute) and (r.param_convertors or r.dependant.query_params)
+        ]
+    return [
+        pytest.param(r, id=f"{sorted(r.methods)[0]} {r.path}")
+        for r in sorted(routes, key=lambda r: (r.path, sorted(r.methods)))
+    ]
+
+
+class TestTraversalSweep:
+    """Traversal payloads in every path and query parameter of every route: no answer
+    carries a file from outside the artifact root, nothing is written outside it."""
+
+    @pytest.fixture
+    def outside(self, client: TestClient, tmp_path: Path) -> Path:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "secret.txt").write_text("TOPSECRET-outside-the-root")
+        return outside
+
+    @pytest.mark.parametrize("route", _traversal_routes())
+    def test_no_route_reads_or_writes_outside_the_root(
+        self, client: TestClient, outside: Path, route: Any
+    ) -> None:
+        import re
+
+        exp = client.post(f"{MLFLOW}/experiments/create", json={"name": "sweep"}).json()
+        run = client.post(
+            f"{MLFLOW}/runs/create", json={"experiment_id": exp["experiment_id"]}
+        ).json()["run"]["info"]
+        valid = {"experiment_id": exp["experiment_id"], "run_id": run["run_id"], "ids": "1"}
+        before = sorted(p.name for p in outside.parent.iterdir())
+        names = [*route.param_convertors, *(q.name for q in route.dependant.query_params)]
+        for payload, poisoned in itertools.product(TRAVERSALS, names):
+            value = payload.format(outside=outside)
+            path = route.path
+            for name in route.param_convertors:
+                filled = value if name == poisoned else valid.get(name, "x")
+                path = re.sub(r"\{" + name + r"(:[a-z]+)?\}", lambda _m, v=filled: v, path)
+            query = {
+                q.name: value if q.name == poisoned else valid.get(q.name, "x")
+                for q in route.dependant.query_params
+            }
+            for method in sorted(route.methods - {"HEAD"}):
+                response = client.request(method, path, params=query, content=b"planted")
+                what = f"{method} {path} with {poisoned}={value!r}"
+                assert "TOPSECRET" not in response.text, what
+        assert sorted(p.name for p in outside.parent.iterdir()) == before
+        assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
