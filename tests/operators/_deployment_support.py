@@ -202,11 +202,12 @@ class Service:
                 os.killpg(self.process.pid, signal.SIGTERM)
 
     def stop(self) -> None:
-        """SIGTERM to the process group, SIGKILL after 30 s."""
+        """SIGTERM to the process group, SIGKILL after 10 s (nothing here is worth a
+        graceful shutdown: the database and the store go with it)."""
         process = self.process
         if process is None:
             return
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 15)):
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 15)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
             try:
