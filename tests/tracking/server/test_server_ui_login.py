@@ -15,7 +15,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tracking.server import ServerSettings, create_app
-from tracking.ui.auth import LOGIN_ATTEMPTS
+from tracking.ui.auth import (
+    ATTEMPT_WINDOW_SECONDS,
+    LOCKOUT_SECONDS,
+    LOGIN_ATTEMPTS,
+    TokenThrottle,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -112,3 +117,38 @@ class TestSessionCookieName:
             assert re.match(r"__Host-trackflow_session_443_[0-9a-f]{8}=", cookie), cookie
             assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
             assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
+
+
+class TestTokenThrottle:
+    """The lock-out's arithmetic, on an explicit clock (no waiting)."""
+
+    def _fail(self, throttle: TokenThrottle, client: str, now: float, times: int) -> None:
+        for _ in range(times):
+            throttle.failed(client, "test", now=now)
+
+    def test_a_lock_out_ends_and_the_next_one_lasts_twice_as_long(self) -> None:
+        throttle = TokenThrottle()
+        self._fail(throttle, "a", 0.0, LOGIN_ATTEMPTS)
+        assert throttle.retry_after("a", now=1.0) == LOCKOUT_SECONDS - 1
+        assert throttle.retry_after("a", now=LOCKOUT_SECONDS + 0.1) == 0
+        self._fail(throttle, "a", 100.0, LOGIN_ATTEMPTS)
+        assert throttle.retry_after("a", now=100.0) == 2 * LOCKOUT_SECONDS
+
+    def test_wrong_tokens_spread_out_do_not_add_up(self) -> None:
+        throttle = TokenThrottle()
+        for i in range(3 * LOGIN_ATTEMPTS):
+            throttle.failed("slow", "test", now=i * ATTEMPT_WINDOW_SECONDS)
+        assert throttle.retry_after("slow", now=3 * LOGIN_ATTEMPTS * ATTEMPT_WINDOW_SECONDS) == 0
+
+    def test_the_right_token_clears_the_count(self) -> None:
+        throttle = TokenThrottle()
+        self._fail(throttle, "typo", 0.0, LOGIN_ATTEMPTS - 1)
+        throttle.succeeded("typo")
+        self._fail(throttle, "typo", 1.0, LOGIN_ATTEMPTS - 1)
+        assert throttle.retry_after("typo", now=2.0) == 0
+
+    def test_clients_are_counted_apart(self) -> None:
+        throttle = TokenThrottle()
+        self._fail(throttle, "10.0.0.1", 0.0, LOGIN_ATTEMPTS)
+        assert throttle.retry_after("10.0.0.1", now=1.0) > 0
+        assert throttle.retry_after("10.0.0.2", now=1.0) == 0

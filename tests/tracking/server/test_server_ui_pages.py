@@ -44,6 +44,7 @@ def _cols(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def wide(client: TrackingClient) -> str:
+    """Three runs of 100 params of 300 characters."""
     eid = client.create_experiment("wide")
     for r in range(3):
         rid = client.create_run(eid, run_name=f"wide-{r}").info.run_id
@@ -53,6 +54,7 @@ def wide(client: TrackingClient) -> str:
 
 @pytest.fixture(scope="module")
 def crowded(client: TrackingClient) -> tuple[str, str]:
+    """A run of 250 params and 250 tags."""
     eid = client.create_experiment("crowded")
     rid = client.create_run(eid, run_name="crowded").info.run_id
     for start in range(0, 250, 100):
@@ -66,6 +68,7 @@ def crowded(client: TrackingClient) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def awkward(client: TrackingClient) -> tuple[str, str]:
+    """A CSV with a 200 kB field, JSON arrays and objects nested 100,000 and 50,000 deep."""
     eid = client.create_experiment("awkward")
     rid = client.create_run(eid, run_name="awkward").info.run_id
     client.log_text(rid, "a,b\n" + "x" * 200_000 + ",1\n", "wide-field.csv")
@@ -76,6 +79,7 @@ def awkward(client: TrackingClient) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def chain(client: TrackingClient) -> tuple[str, list[str]]:
+    """A run :data:`DEEP` levels down (each the only child of the one above), tagged."""
     eid = client.create_experiment("deep")
     ids: list[str] = []
     for level in range(DEEP):

@@ -1,6 +1,6 @@
 """In Chromium: a reflected script runs nowhere (escaped, and the CSP forbids inline
-script anyway), and a deep run's breadcrumb shows its root, an ellipsis that opens, and
-its parent."""
+script anyway); a deep run's breadcrumb shows its root, an ellipsis that opens, and its
+parent; a run's tags beyond the first page come on demand."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from _server_support import ServerProcess
 from playwright.sync_api import expect
 
 from tracking import TrackingClient
+from tracking.entities import RunTag
+from tracking.ui.run_page import KV_PAGE
 
 SCRIPT = "<script>window.__xss = 1; alert(document.domain)</script>"
 IMAGE = '"><img src=x onerror="window.__xss = 2">'
@@ -61,3 +63,22 @@ def test_a_deep_breadcrumb_opens(page: Any, ui_server: ServerProcess) -> None:
     expect(hidden).to_be_visible()
     hidden.click()
     page.wait_for_url(f"**/runs/{ids[40]}")
+
+
+def test_a_crowded_run_shows_more_tags_on_demand(page: Any, ui_server: ServerProcess) -> None:
+    client = TrackingClient(ui_server.url)
+    eid = client.create_experiment("ui-crowded-run")
+    rid = client.create_run(eid, run_name="crowded").info.run_id
+    for start in (0, 100):
+        tags = [RunTag(f"t{i:03d}", f"v{i}") for i in range(start, start + 100)]
+        client.log_batch(rid, tags=tags)
+    client.set_tag(rid, "t200", "v200")
+    page.goto(f"{ui_server.url}/experiments/{eid}/runs/{rid}")
+    rows = page.locator("#tags > table tr:has(th)")
+    expect(rows).to_have_count(KV_PAGE)
+    page.locator("#tags > table tr.more-values button").click()
+    expect(rows).to_have_count(2 * KV_PAGE)
+    page.locator("#tags > table tr.more-values button").click()
+    expect(rows).to_have_count(201)
+    expect(page.locator("#tags > table tr.more-values")).to_have_count(0)
+    expect(rows.last).to_contain_text("v200")
