@@ -5,9 +5,11 @@ the REST API, and the run trees they leave read from a real tracking server that
 the ``trackflow_default`` connection points at. See ``_deployment_support`` for how the
 deployment is set up.
 
-After every case the scheduler (and every other process) must still run, and no
-Airflow process may have made an embedded store (``trackflow.db``) in its working
-directory.
+After every case the scheduler (and every other process) must still run, no Airflow
+process may have made an embedded store (``trackflow.db``) in its working directory,
+and trackflow must have logged no warning (the listener swallows what goes wrong, so
+its warnings are where a failure shows). A process that died is started again for the
+next case, so one crash fails the case that caused it and not every later one.
 """
 
 from __future__ import annotations
