@@ -26,6 +26,7 @@ from tracking.server.middleware import (
     BodyLimitMiddleware,
     HostCheckMiddleware,
     HostMatcher,
+    PageConcurrencyMiddleware,
 )
 from tracking.server.responses import MlflowJSONResponse
 from tracking.server.routes import artifacts, experiments, models, runs, trackflow
@@ -42,6 +43,9 @@ __all__ = ["API_PREFIXES", "create_app", "create_app_from_env", "open_store"]
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
 _log = logging.getLogger("tracking.server")
+#: Web UI requests inside the app at once (the others wait without a thread), so pages
+#: never take the threads the API needs.
+UI_PAGES_AT_ONCE = 4
 
 
 def open_store(settings: ServerSettings) -> SqlTrackingStore:
@@ -146,6 +150,8 @@ def create_app(
     throttle = TokenThrottle() if sessions is not None else None
     install_ui(app, sessions, throttle)
     install_error_handlers(app)
+    # Innermost: only requests that passed the checks below wait for a page slot.
+    app.add_middleware(PageConcurrencyMiddleware, limit=UI_PAGES_AT_ONCE)
     # Added last = outermost: refuse unauthenticated requests before reading any body.
     app.add_middleware(
         BodyLimitMiddleware,

@@ -6,6 +6,7 @@ matters on the log-metric path (hundreds of calls a second from one client).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import ipaddress
@@ -37,6 +38,7 @@ __all__ = [
     "BodyLimitMiddleware",
     "HostCheckMiddleware",
     "HostMatcher",
+    "PageConcurrencyMiddleware",
 ]
 
 #: Paths that answer without a token: the health check.
@@ -238,6 +240,38 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class PageConcurrencyMiddleware:
+    """Lets at most ``limit`` web UI requests into the app at once; the others wait on the
+    event loop, holding no thread.
+
+    The UI's handlers run in the threadpool the API's handlers share (40 threads).
+    A burst of page requests would otherwise take every thread, and API calls would
+    queue behind pages for seconds; building pages is CPU work under one interpreter
+    lock, so more than a few at once gains nothing. The API, ``/health``, the static
+    files and artifact downloads are never held back.
+    """
+
+    #: Paths that are not pages: never held back.
+    EXEMPT = (*API_PATH_PREFIXES, "/health", "/ui/static/", "/ui/vendor/", "/ui/artifact/")
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        # One semaphore per event loop (a test client may drive the app from several).
+        self._slots: dict[int, asyncio.Semaphore] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.EXEMPT):
+            await self.app(scope, receive, send)
+            return
+        loop = id(asyncio.get_running_loop())
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
+        async with slots:
+            await self.app(scope, receive, send)
 
 
 class HostMatcher:
