@@ -24,6 +24,7 @@ from tracking.pipelines import (
     ATTEMPT_TAG,
     FAILURE_REASON_TAG,
     NeverBreak,
+    PipelineHeartbeat,
     PipelineRun,
     PipelineTracker,
     Step,
@@ -55,6 +56,9 @@ SKIPPED_PARAMS_TAG = "trackflow.skippedParams"
 #: A task run whose result came from Prefect's cache.
 CACHED_TAG = "trackflow.cached"
 _KIND = "flow-run"
+#: Beats for the flow runs this process runs, so that a reaper can end those whose
+#: process died (``flows.maintenance.reap_lost_runs``).
+HEARTBEAT = PipelineHeartbeat(logger=_log)
 
 
 def flow_pipeline(flow_run_id: str) -> PipelineRun:

@@ -42,6 +42,7 @@ from tracking import fluent
 from tracking.entities import RunStatus
 from tracking.errors import TrackingError
 from tracking.links import run_url
+from tracking.pipelines import owner_tags
 
 __all__ = ["MAP_INDEX_PARAM", "TrackedTask", "tracked_flow", "tracked_task"]
 
@@ -252,6 +253,7 @@ class _FlowCall:
             tags["prefect.deployment_id"] = str(deployment.id)
         if parent is not None:
             tags["prefect.parent_flow_run_id"] = parent
+        tags.update(owner_tags())  # the first beat: see flows.maintenance
         params = _call_parameters(fn, args, kwargs) if options.log_params else None
         # A subflow run is named after its flow; Prefect's random name is a tag.
         name = options.run_name or (self.flow.name if parent else str(self.flow_run.name))
@@ -270,6 +272,8 @@ class _FlowCall:
         _tracking.enter_scope(
             _tracking.FlowScope(self.flow_run_id, config, self.experiment, self.opened.run)
         )
+        if self.opened.run is not None:
+            _tracking.HEARTBEAT.add(self.opened.run.info.run_id, self.opened.tracker.client)
         self._link()
 
     def _link(self) -> None:
@@ -307,6 +311,7 @@ class _FlowCall:
         if not retrying:
             self._metrics_table()
             _tracking.leave_scope(self.flow_run_id, self.parent_scope)
+            _tracking.HEARTBEAT.discard(_tracking.flow_pipeline(self.flow_run_id).run_id)
             with _linked_lock:
                 _linked.discard(self.flow_run_id)
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -43,12 +45,16 @@ __all__ = [
     "ATTEMPTS_TAG",
     "ATTEMPT_TAG",
     "FAILURE_REASON_TAG",
+    "OWNER_TAG",
+    "PIPELINE_HEARTBEAT_TAG",
     "NeverBreak",
+    "PipelineHeartbeat",
     "PipelineRun",
     "PipelineTracker",
     "Step",
     "artifact_refs",
     "attempts",
+    "reap_lost_pipeline_runs",
 ]
 
 #: The attempt (Airflow's try_number, Prefect's run_count) a step's run is at.
@@ -59,6 +65,11 @@ FAILURE_REASON_TAG = "trackflow.failureReason"
 #: "status": "FAILED"}, ...]`` (the last :data:`MAX_ATTEMPTS_KEPT`).
 ATTEMPTS_TAG = "trackflow.attempts"
 MAX_ATTEMPTS_KEPT = 25
+#: When the process that owns a pipeline run (a Prefect flow run's) last said it was
+#: alive, in ms since the epoch: see :class:`PipelineHeartbeat`.
+PIPELINE_HEARTBEAT_TAG = "trackflow.pipelineHeartbeat"
+#: Which process owns a pipeline run: ``host pid``.
+OWNER_TAG = "trackflow.owner"
 _ORCHESTRATOR_TAG = "trackflow.orchestrator"
 _MAX_REASON = 5000
 
@@ -204,27 +215,44 @@ class PipelineTracker:
         (at any depth): with its status in ``step_statuses`` (by run id) if the
         orchestrator knows it, else FAILED if its last attempt failed, else KILLED.
         Returns the ids of the steps closed."""
+        return self.pipeline_run_ended(
+            pipeline.run_id, status, reason=reason, step_statuses=step_statuses
+        )
+
+    def pipeline_run_ended(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        step_statuses: Mapping[str, RunStatus] | None = None,
+        open_steps: RunStatus | None = None,
+    ) -> list[str]:
+        """:meth:`pipeline_ended` for a pipeline run known by its run id only (a reaper's);
+        ``open_steps`` ends the steps still open so, with ``reason`` as theirs too."""
         closed = []
-        self._started.pop(pipeline.run_id, None)
+        self._started.pop(run_id, None)
         try:
-            children = self.client.get_subtree(pipeline.run_id)
+            children = self.client.get_subtree(run_id)
         except RunNotFoundError:
             return []
         known = step_statuses or {}
         for child in children:
             if not child.info.status.is_terminated:
-                straggler = known.get(child.info.run_id)
+                straggler = known.get(child.info.run_id, open_steps)
                 if straggler is None or not straggler.is_terminated:
                     failed_before = FAILURE_REASON_TAG in child.data.tags
                     straggler = RunStatus.FAILED if failed_before else RunStatus.KILLED
                 why = f"still {child.info.status.value} when the pipeline run ended {status.value}"
-                if straggler is RunStatus.FAILED and FAILURE_REASON_TAG in child.data.tags:
+                if open_steps is not None and reason:
+                    why = f"{reason} ({why})"
+                elif straggler is RunStatus.FAILED and FAILURE_REASON_TAG in child.data.tags:
                     why = f"{child.data.tags[FAILURE_REASON_TAG]} ({why})"
                 self._end(child.info.run_id, straggler, why)
                 closed.append(child.info.run_id)
-        current = self.client.get_run(pipeline.run_id)
+        current = self.client.get_run(run_id)
         if current.info.status is not status:
-            self._end(pipeline.run_id, status, reason)
+            self._end(run_id, status, reason)
         return closed
 
     # -- steps ------------------------------------------------------------------
@@ -477,3 +505,146 @@ class NeverBreak:
         """Whether a call for ``key`` failed so far."""
         with self._lock:
             return key in self._warned
+
+
+# -- pipeline runs that nothing is left to end ------------------------------------------
+
+
+def owner_tags(now_ms: int | None = None) -> dict[str, str]:
+    """The tags a pipeline run's owning process starts it with (its first heartbeat)."""
+    return {
+        PIPELINE_HEARTBEAT_TAG: str(now_ms or _now_ms()),
+        OWNER_TAG: f"{socket.gethostname()} {os.getpid()}",
+    }
+
+
+class PipelineHeartbeat:
+    """A daemon thread that refreshes :data:`PIPELINE_HEARTBEAT_TAG` on the pipeline
+    runs this process owns, every ``interval`` seconds (one ``log_batch`` per run):
+    when the process dies without ending them (``kill -9``, a lost machine), the
+    beats stop and :func:`reap_lost_pipeline_runs` can end them::
+
+        beat = PipelineHeartbeat(interval=30)
+        beat.add(run_id, client)
+        ...
+        beat.discard(run_id)
+    """
+
+    def __init__(self, interval: float | None = None, logger: logging.Logger | None = None):
+        self._interval = interval
+        self._log = logger or _log
+        self._runs: dict[str, TrackingClient] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    @property
+    def interval(self) -> float:
+        """Seconds between beats (default: ``TRACKFLOW_HEARTBEAT_INTERVAL``)."""
+        if self._interval is not None:
+            return self._interval
+        from tracking.settings import get_settings
+
+        return float(get_settings().heartbeat_interval)
+
+    def add(self, run_id: str, client: TrackingClient) -> None:
+        """Beat for ``run_id`` from now on."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child owns none of its parent's runs
+                self._runs.clear()
+                self._thread = None
+                self._pid = os.getpid()
+            self._runs[run_id] = client
+            if self._thread is None or not self._thread.is_alive():
+                self._wake.clear()
+                self._thread = threading.Thread(
+                    target=self._loop, name="trackflow-pipeline-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, run_id: str) -> None:
+        """Stop beating for ``run_id``."""
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+    def beat_once(self) -> None:
+        """One beat for every run (a failure is logged, never raised)."""
+        with self._lock:
+            runs = list(self._runs.items())
+        tag = [RunTag(PIPELINE_HEARTBEAT_TAG, str(_now_ms()))]
+        for run_id, client in runs:
+            try:
+                client.log_batch(run_id, tags=tag)
+            except Exception as exc:
+                self._log.warning("trackflow: heartbeat of pipeline run %s failed: %s", run_id, exc)
+
+    def _loop(self) -> None:
+        while not self._wake.wait(self.interval):
+            with self._lock:
+                if not self._runs:
+                    self._thread = None
+                    return
+            self.beat_once()
+
+
+#: What an orchestrator says of a pipeline run the reaper found silent: its final
+#: status and why, or None when it knows no more (see :func:`reap_lost_pipeline_runs`).
+Verdict = tuple[RunStatus, str] | None
+
+
+def reap_lost_pipeline_runs(
+    client: TrackingClient,
+    older_than: float,
+    *,
+    experiment_ids: list[str] | None = None,
+    ask: Any = None,
+    now_ms: int | None = None,
+) -> list[str]:
+    """End the RUNNING pipeline runs whose owning process stopped beating
+    (:class:`PipelineHeartbeat`) more than ``older_than`` seconds ago, and every run
+    under them still open. Returns the ids of the pipeline runs ended.
+
+    ``ask(run)`` may tell what the orchestrator knows of one: ``(status, reason)``
+    (a cancel: KILLED) or None; without an answer the run ends FAILED, with a reason
+    naming the silent process. Pipeline runs without a heartbeat tag (an Airflow DAG
+    run, whose scheduler ends it) are left alone::
+
+        reap_lost_pipeline_runs(TrackingClient(), older_than=300)
+    """
+    now = now_ms or _now_ms()
+    cutoff = now - int(older_than * 1000)
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    ended: list[str] = []
+    for start in range(0, len(experiment_ids), 100):
+        found = client.search_runs(
+            experiment_ids[start : start + 100],
+            filter_string=f"attributes.status = 'RUNNING' and "
+            f"tags.`{PIPELINE_HEARTBEAT_TAG}` LIKE '%'",
+            max_results=1000,
+        )
+        for run in found:
+            try:
+                last = int(run.data.tags.get(PIPELINE_HEARTBEAT_TAG, "0"))
+            except ValueError:
+                last = 0
+            if last >= cutoff:
+                continue
+            silent = (now - last) / 1000
+            owner = run.data.tags.get(OWNER_TAG, "its process")
+            verdict: Verdict = None
+            if ask is not None:
+                try:
+                    verdict = ask(run)
+                except Exception as exc:
+                    _log.warning("trackflow: asking about run %s failed: %s", run.info.run_id, exc)
+            status, why = verdict or (
+                RunStatus.FAILED,
+                f"lost: no heartbeat from the process that ran it ({owner}) for "
+                f"{silent:.0f} s; it was killed, or its machine was lost",
+            )
+            tracker = PipelineTracker(client, "Default")
+            tracker.pipeline_run_ended(run.info.run_id, status, reason=why, open_steps=status)
+            ended.append(run.info.run_id)
+    return ended
