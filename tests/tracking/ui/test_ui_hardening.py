@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 from _server_support import ServerProcess
+from _ui_support import UiStore
 from playwright.sync_api import expect
 
 from tracking import TrackingClient
@@ -82,3 +83,20 @@ def test_a_crowded_run_shows_more_tags_on_demand(page: Any, ui_server: ServerPro
     expect(rows).to_have_count(201)
     expect(page.locator("#tags > table tr.more-values")).to_have_count(0)
     expect(rows.last).to_contain_text("v200")
+
+
+def test_a_refused_fragment_is_shown_as_text(
+    page: Any, ui_server: ServerProcess, ui_store: UiStore
+) -> None:
+    page.goto(f"{ui_server.url}/experiments/{ui_store.many_experiment}")
+    expect(page.locator("#count")).to_contain_text("top-level runs")
+    page.evaluate(
+        "(ids) => htmx.ajax('GET', '/ui/count?experiments=' + encodeURIComponent(ids),"
+        " {target: '#count'})",
+        IMAGE,
+    )
+    toast = page.locator("#toast")
+    expect(toast).to_contain_text("Loading failed: 400 Invalid experiment ids")
+    expect(toast).not_to_contain_text("<span")
+    assert page.evaluate("window.__xss") is None
+    page.errors.clear()  # the refused request answers 400

@@ -81,7 +81,10 @@
     if (CSRF) event.detail.headers["X-CSRF-Token"] = CSRF;
   });
   document.addEventListener("htmx:responseError", (event) => {
-    toast(`Loading failed: ${event.detail.xhr.status} ${event.detail.xhr.responseText.slice(0, 300)}`);
+    // Error fragments are (escaped) HTML: show their text, never their markup.
+    const xhr = event.detail.xhr;
+    const text = new DOMParser().parseFromString(xhr.responseText, "text/html").body.textContent;
+    toast(`Loading failed: ${xhr.status} ${text.trim().slice(0, 300)}`);
   });
 
   document.getElementById("logout")?.addEventListener("click", guard(async () => {
