@@ -30,7 +30,8 @@ What is guaranteed
   (its heartbeats stop with the process).
 * **A store that is down is waited for.** Connection errors and ``503``s are
   retried with backoff until the store is back, for at most
-  :attr:`LogBuffer.retry_timeout` seconds (120 by default) per outage; then
+  :attr:`LogBuffer.retry_timeout` seconds per outage (``TRACKFLOW_RETRY_TIMEOUT``,
+  120 by default); then
   the pending data of that store is given up and the error surfaces at the
   next flush. Re-sending is safe: the store deduplicates metric points and
   ignores a param logged again with the same value.
@@ -63,6 +64,7 @@ from tracking.errors import (
     StoreUnavailableError,
     TrackingError,
 )
+from tracking.settings import get_settings
 from tracking.validation import MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS
 
 if TYPE_CHECKING:
@@ -466,7 +468,7 @@ def get_buffer() -> LogBuffer:
     if _buffer is None:
         with _lock:
             if _buffer is None:
-                _buffer = LogBuffer()
+                _buffer = LogBuffer(retry_timeout=get_settings().retry_timeout)
     return _buffer
 
 

@@ -57,6 +57,14 @@ class TrackingSettings(BaseSettings):
     http_max_retries: int = Field(
         5, ge=0, description="Retries of a failed HTTP call (connection errors, 429, 50x)."
     )
+    retry_timeout: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds a call to an unreachable tracking server, or to one whose "
+        "database is down (503), keeps being retried with backoff; buffered logging waits "
+        "as long for its batches. 0: no retries. TRACKFLOW_HTTP_MAX_RETRIES, when set, "
+        "also caps how many times a call is retried.",
+    )
     ui_base_url: str | None = Field(
         None,
         description="Where the web UI is (http(s)://host[:port][/prefix]), for the run links "

@@ -10,6 +10,8 @@ very class the store raised. The mapping::
     unknown path                    404 ENDPOINT_NOT_FOUND
     known path, wrong method        405 BAD_REQUEST
     body over the limit             413 INVALID_PARAMETER_VALUE
+    StoreUnavailableError           503 TEMPORARILY_UNAVAILABLE (one warning line)
+    SQLAlchemyError left untranslated  as the store translates it (503 if unreachable)
     anything else                   500 INTERNAL_ERROR (logged with its traceback)
 """
 
@@ -23,16 +25,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracking.errors import (
     InvalidParameterError,
     NotFoundError,
     StoreError,
+    StoreUnavailableError,
     TrackingError,
     UnauthenticatedError,
 )
 from tracking.server.responses import MlflowJSONResponse
+from tracking.store.sql.engine import translate_db_error
 
 __all__ = [
     "ErrorBody",
@@ -141,9 +146,12 @@ def validation_message(errors: Sequence[Any]) -> str:
     return " ".join(sentences) or "Invalid request."
 
 
-async def _on_tracking_error(_request: Request, exc: Exception) -> MlflowJSONResponse:
+async def _on_tracking_error(request: Request, exc: Exception) -> MlflowJSONResponse:
     assert isinstance(exc, TrackingError)
-    if exc.http_status >= 500:
+    if isinstance(exc, StoreUnavailableError):
+        # Expected while the database restarts, once per request: one line, no traceback.
+        _log.warning("%s %s: %s", request.method, request.url.path, exc)
+    elif exc.http_status >= 500:
         _log.error("request failed: %s", exc, exc_info=exc)
     return tracking_error_response(exc)
 
@@ -220,6 +228,10 @@ async def _on_http_error(request: Request, exc: Exception) -> MlflowJSONResponse
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> MlflowJSONResponse:
+    if isinstance(exc, SQLAlchemyError):
+        # A database error no store method translated: still a 503 when the database
+        # is away, so that clients wait for it instead of giving up.
+        return await _on_tracking_error(request, translate_db_error(exc))
     _log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
         500,

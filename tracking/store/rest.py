@@ -17,7 +17,9 @@ caller chose one): a ``runs/create`` sent twice returns the same run.
 
 Settings (read when the store is opened): ``TRACKFLOW_TRACKING_TOKEN`` is
 sent as a bearer token, ``TRACKFLOW_HTTP_TIMEOUT`` bounds each attempt and
-``TRACKFLOW_HTTP_MAX_RETRIES`` the retries.
+``TRACKFLOW_RETRY_TIMEOUT`` how long a failing call is retried (120 s: an
+outage of the server or of its database is ridden out), and
+``TRACKFLOW_HTTP_MAX_RETRIES`` how many times at most (default: no count limit).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from tracking.entities import (
     ViewType,
 )
 from tracking.errors import NotFoundError, StoreError
-from tracking.settings import get_settings
+from tracking.settings import TrackingSettings, get_settings
 from tracking.store.base import TrackingStore
 from tracking.store.rest_http import EndpointNotFoundError, RestSession
 from tracking.store.rest_json import (
@@ -81,9 +83,10 @@ class RestTrackingStore(TrackingStore):
 
     ``uri`` is the server's base address (``http://host:5000``, or with a path
     prefix behind a proxy). ``artifact_root`` is ignored: the server decides
-    where artifacts go. ``token``, ``timeout`` and ``max_retries`` default to
-    the ``TRACKFLOW_TRACKING_TOKEN``, ``TRACKFLOW_HTTP_TIMEOUT`` and
-    ``TRACKFLOW_HTTP_MAX_RETRIES`` settings; ``transport`` replaces the network
+    where artifacts go. ``token``, ``timeout``, ``max_retries`` and
+    ``retry_timeout`` default to the ``TRACKFLOW_TRACKING_TOKEN``,
+    ``TRACKFLOW_HTTP_TIMEOUT``, ``TRACKFLOW_HTTP_MAX_RETRIES`` and
+    ``TRACKFLOW_RETRY_TIMEOUT`` settings; ``transport`` replaces the network
     (tests), ``backoff`` scales the waits between retries.
     """
 
@@ -95,6 +98,7 @@ class RestTrackingStore(TrackingStore):
         token: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        retry_timeout: float | None = None,
         backoff: float = 0.25,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -105,7 +109,8 @@ class RestTrackingStore(TrackingStore):
             uri.split("?", 1)[0].split("#", 1)[0],
             token=token if token is not None else settings.tracking_token,
             timeout=timeout if timeout is not None else settings.http_timeout,
-            max_retries=max_retries if max_retries is not None else settings.http_max_retries,
+            max_retries=max_retries if max_retries is not None else _max_retries(settings),
+            retry_timeout=retry_timeout if retry_timeout is not None else settings.retry_timeout,
             backoff=backoff,
             transport=transport,
         )
@@ -446,6 +451,13 @@ class RestTrackingStore(TrackingStore):
             "POST", self._trackflow["runs/reap-stale"], body={"older_than_ms": older_than_ms}
         )
         return [str(run_id) for run_id in _field(answer, "run_ids")]
+
+
+def _max_retries(settings: TrackingSettings) -> int | None:
+    """``TRACKFLOW_HTTP_MAX_RETRIES`` if it was set: a cap on top of the retry timeout.
+    Its default (5) does not apply by itself, as five retries would not outlast a
+    database restart."""
+    return settings.http_max_retries if "http_max_retries" in settings.model_fields_set else None
 
 
 def _malformed(what: str, answer: Any, exc: Exception) -> StoreError:

@@ -7,7 +7,10 @@ wrong into :mod:`tracking.errors`. The REST store and the artifact repository
 both sit on it; nothing above this module sees an httpx exception.
 
 Retries cover connection errors, timeouts and the statuses 429, 502, 503 and
-504 (a ``Retry-After`` header is honoured). That is safe because every call
+504 (a ``Retry-After`` header is honoured), with exponential backoff and
+jitter, for up to ``retry_timeout`` seconds a call (120 by default): a server
+restarting, or a server whose database is down (it answers 503 then), is
+waited for rather than reported. That is safe because every call
 trackflow makes is idempotent: metric points are deduplicated by the server,
 a param logged again with the same value is a no-op, runs are created with a
 run id the client chose, and artifact uploads replace the file.
@@ -18,7 +21,7 @@ raised as the class named by ``error_class`` (falling back to the class of
 :class:`~tracking.errors.RunNotFoundError` whether its store is local or
 behind a server::
 
-    session = RestSession("http://127.0.0.1:5000", token=None, timeout=30.0, max_retries=5)
+    session = RestSession("http://127.0.0.1:5000", token=None, timeout=30.0, retry_timeout=120)
     payload = session.call("GET", session.url("api/2.0/mlflow/runs/get"),
                            params={"run_id": run_id})
 """
@@ -49,10 +52,19 @@ from tracking.errors import (
     error_class_for_code,
 )
 
-__all__ = ["RETRY_STATUSES", "Body", "EndpointNotFoundError", "RestSession", "dumps"]
+__all__ = [
+    "DEFAULT_RETRY_TIMEOUT",
+    "RETRY_STATUSES",
+    "Body",
+    "EndpointNotFoundError",
+    "RestSession",
+    "dumps",
+]
 
 #: Statuses worth another try: the server or a proxy in front of it is busy or restarting.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Seconds a failing call is retried by default: a database or server restart fits.
+DEFAULT_RETRY_TIMEOUT = 120.0
 
 #: What a request body can be: bytes, or chunks of bytes streamed as they come.
 Body = bytes | Iterable[bytes]
@@ -116,10 +128,13 @@ class RestSession:
 
     ``base_url`` is the server's address (``http://host:5000``, perhaps with a
     path prefix). ``token`` is sent as ``Authorization: Bearer <token>``.
-    A call is tried ``1 + max_retries`` times at most, waiting about
-    ``backoff * 2**n`` seconds (at most ``max_backoff``, with jitter) before
-    retry ``n``. ``transport`` replaces httpx's network transport (tests);
-    ``sleep`` replaces :func:`time.sleep`.
+    A call that fails in a way that may pass (see above) is tried again, waiting
+    about ``backoff * 2**n`` seconds (at most ``max_backoff``, with jitter)
+    before retry ``n``, as long as the next attempt starts within
+    ``retry_timeout`` seconds of the first and, if ``max_retries`` is given, at
+    most ``max_retries`` times. ``transport`` replaces httpx's network transport
+    (tests); ``sleep`` replaces :func:`time.sleep` (the waits it is asked for
+    count against ``retry_timeout`` even when it returns at once).
 
     The session is safe to share between threads; after ``os.fork`` the child
     opens connections of its own.
@@ -131,9 +146,10 @@ class RestSession:
         *,
         token: str | None = None,
         timeout: float = 30.0,
-        max_retries: int = 5,
+        max_retries: int | None = None,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
         backoff: float = 0.25,
-        max_backoff: float = 10.0,
+        max_backoff: float = 5.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -141,6 +157,7 @@ class RestSession:
         self.token = token
         self.timeout = timeout
         self.max_retries = max_retries
+        self.retry_timeout = retry_timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._timeout = httpx.Timeout(timeout)
@@ -244,6 +261,8 @@ class RestSession:
         response is returned unread: the caller must close it.
         """
         attempt = 0
+        started = time.monotonic()
+        waited = 0.0
         while True:
             try:
                 request = self.client.build_request(
@@ -255,13 +274,16 @@ class RestSession:
                 )
                 response = self.client.send(request, stream=stream)
             except _TRANSIENT as exc:
-                if attempt >= self.max_retries:
+                delay = self._delay(attempt)
+                if not self._may_retry(attempt, started, waited, delay):
                     raise StoreUnavailableError(
                         f"cannot reach the tracking server at {self.base_url} "
-                        f"({method} {url} failed {attempt + 1} times; last error: "
+                        f"({method} {url} failed {attempt + 1} times in "
+                        f"{max(time.monotonic() - started, waited):.0f}s; last error: "
                         f"{type(exc).__name__}: {exc or 'no detail'})"
                     ) from exc
-                self._sleep(self._delay(attempt))
+                self._sleep(delay)
+                waited += delay
                 attempt += 1
                 continue
             except httpx.HTTPError as exc:
@@ -269,12 +291,15 @@ class RestSession:
             status = response.status_code
             if status < 400:
                 return response
-            if status in RETRY_STATUSES and attempt < self.max_retries:
-                delay = _retry_after(response)
-                response.close()
-                self._sleep(self._delay(attempt) if delay is None else delay)
-                attempt += 1
-                continue
+            if status in RETRY_STATUSES:
+                asked = _retry_after(response)
+                delay = self._delay(attempt) if asked is None else asked
+                if self._may_retry(attempt, started, waited, delay):
+                    response.close()
+                    self._sleep(delay)
+                    waited += delay
+                    attempt += 1
+                    continue
             try:
                 response.read()
             except httpx.HTTPError:
@@ -282,6 +307,13 @@ class RestSession:
             finally:
                 response.close()
             raise self.error_for(response, method, url)
+
+    def _may_retry(self, attempt: int, started: float, waited: float, delay: float) -> bool:
+        """Whether retry number ``attempt + 1``, after ``delay`` more seconds, is in budget."""
+        if self.max_retries is not None and attempt >= self.max_retries:
+            return False
+        spent = max(time.monotonic() - started, waited)
+        return spent + delay <= self.retry_timeout
 
     def _delay(self, attempt: int) -> float:
         # Equal jitter: half the exponential delay, plus up to as much again at random,

@@ -12,8 +12,17 @@ without "database is locked" reaching anyone. That takes four things:
   before they begin: SQLite's own busy handler polls with sleeps of 1 to
   100 ms, which under contention wastes a thousand times the ~50 microseconds
   a write holds the lock, while the kernel wakes the next waiter at once;
-* a long busy timeout, plus a bounded retry of the whole transaction for the
-  rare lock error that still escapes (and for deadlocks on the servers).
+* a long busy timeout (``?timeout=<seconds>`` in the URL changes it), plus a
+  bounded retry of the whole transaction for the rare lock error that still
+  escapes (and for deadlocks on the servers).
+
+A database that cannot be reached is :class:`~tracking.errors.StoreUnavailableError`
+(503 TEMPORARILY_UNAVAILABLE from the server, which clients retry) on every
+backend: a refused or dropped connection, a server shutting down or starting
+up, a pool with no free connection, and SQLite still locked once its busy
+timeout has passed. A connection found dead is invalidated and the transaction
+tried once more on a fresh one, and pooled connections are pinged before use,
+so the store recovers by itself when the database comes back.
 """
 
 from __future__ import annotations
@@ -34,24 +43,31 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
+    InterfaceError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
 )
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import StaticPool
 
 from tracking.errors import InvalidParameterError, StoreError, StoreUnavailableError, TrackingError
 
 __all__ = [
+    "RETRY_FOR_S",
     "WRITE",
     "SqliteWriteLock",
     "WalCheckpointer",
+    "busy_timeout",
     "create_tracking_engine",
     "insert_ignoring",
+    "is_unreachable",
     "normalize_db_url",
     "retrying",
     "transaction",
+    "translate_db_error",
     "write_lock_for",
 ]
 
@@ -68,6 +84,10 @@ _DEFAULT_DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 _RETRY_ATTEMPTS = 30
+#: A transaction that keeps failing on locks is given up after this long (SQLite's
+#: busy handler has waited its whole timeout in each attempt by then, or the
+#: lock is held by something that does not let go).
+RETRY_FOR_S = _SQLITE_BUSY_TIMEOUT_S
 # Lock errors (SQLite), deadlocks (MySQL 1213, PostgreSQL 40P01) and
 # serialization failures: the transaction did nothing and can simply run again.
 _RETRYABLE_MARKERS = (
@@ -248,14 +268,31 @@ def write_lock_for(engine: Engine) -> SqliteWriteLock | None:
     return lock
 
 
+def busy_timeout(url: URL) -> float:
+    """Seconds a SQLite writer waits for the lock: ``?timeout=`` in the URL, else 120."""
+    given = url.query.get("timeout")
+    if given is None:
+        return _SQLITE_BUSY_TIMEOUT_S
+    try:
+        seconds = float(given if isinstance(given, str) else given[-1])
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise InvalidParameterError(
+            f"invalid timeout={given!r} in the SQLite URL: expected seconds, e.g. ?timeout=30"
+        )
+    return seconds
+
+
 def _sqlite_engine(url: URL) -> Engine:
     memory = url.database in (None, "", ":memory:")
+    timeout = busy_timeout(url)
     if memory:
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         engine = create_engine(
             url,
-            connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            connect_args={"timeout": timeout, "check_same_thread": False},
             pool_size=4,
             max_overflow=16,
         )
@@ -269,7 +306,7 @@ def _sqlite_engine(url: URL) -> Engine:
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
@@ -317,12 +354,45 @@ _TOO_BIG = re.compile(
 )
 
 
+def is_unreachable(exc: SQLAlchemyError) -> bool:
+    """True when ``exc`` says the database cannot be talked to right now (refused,
+    dropped or killed connection, a server shutting down or starting, no pooled
+    connection free), rather than anything about the statement."""
+    if isinstance(exc, DisconnectionError | PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = _short(exc).lower()
+    return isinstance(exc, InterfaceError | OperationalError) or any(
+        m in text for m in _UNREACHABLE_MARKERS
+    )
+
+
+#: Driver messages of a database that is going away or not there yet, whatever the
+#: exception class the driver chose for them.
+_UNREACHABLE_MARKERS = (
+    "connection is closed",
+    "connection already closed",
+    "server closed the connection",
+    "terminating connection",
+    "the database system is",  # starting up, shutting down, in recovery mode
+    "lost connection",
+    "gone away",
+    "server shutdown in progress",
+    "connection was killed",
+    "can't connect",
+    "connection refused",
+)
+
+
 def translate_db_error(exc: SQLAlchemyError) -> TrackingError:
     """A TrackingError for a driver error that no store method handled itself."""
     if isinstance(exc, OperationalError) and _TOO_BIG.search(_short(exc)):
         # The statement, not the database, is the problem: a retry would fail again.
         return InvalidParameterError(f"the query is too large for the database: {_short(exc)}")
-    if isinstance(exc, OperationalError):
+    if is_unreachable(exc):
         return StoreUnavailableError(f"the tracking database is unavailable: {_short(exc)}")
     if isinstance(exc, IntegrityError):
         return InvalidParameterError(f"the database refused the write: {_short(exc)}")
@@ -331,23 +401,41 @@ def translate_db_error(exc: SQLAlchemyError) -> TrackingError:
 
 def _short(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).strip().splitlines()[0][:500]
+    text = str(orig if orig is not None else exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
 
 
-def retrying(fn: Callable[[], T]) -> T:
-    """Run ``fn`` (one whole transaction), again on lock errors and deadlocks.
+def retrying(fn: Callable[[], T], *, retry_for: float = RETRY_FOR_S) -> T:
+    """Run ``fn`` (one whole transaction), again on lock errors and deadlocks for up
+    to ``retry_for`` seconds, and once more at once when its pooled connection turns
+    out to be dead (the database restarted since it was opened).
 
-    Other SQLAlchemy errors become :class:`~tracking.errors.TrackingError`.
+    Other SQLAlchemy errors become :class:`~tracking.errors.TrackingError`: a
+    database that cannot be reached, or a lock still held after ``retry_for``,
+    :class:`~tracking.errors.StoreUnavailableError`.
     """
     delay = 0.005
+    started = time.monotonic()
+    reconnected = False
     for attempt in range(_RETRY_ATTEMPTS):
         try:
             return fn()
         except DBAPIError as exc:
-            if attempt + 1 < _RETRY_ATTEMPTS and _is_retryable(exc):
+            last = attempt + 1 >= _RETRY_ATTEMPTS
+            if exc.connection_invalidated and not reconnected and not last:
+                # The pool has been invalidated with it: the next attempt connects anew,
+                # and fails at once if the database is really down.
+                reconnected = True
+                continue
+            if not last and _is_retryable(exc) and time.monotonic() - started < retry_for:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
                 continue
+            if _is_retryable(exc):
+                raise StoreUnavailableError(
+                    f"the tracking database stayed locked for {time.monotonic() - started:.1f}s "
+                    f"({attempt + 1} attempts): {_short(exc)}"
+                ) from exc
             raise translate_db_error(exc) from exc
         except SQLAlchemyError as exc:
             raise translate_db_error(exc) from exc

@@ -272,6 +272,10 @@ def _rollup_row(
     return row
 
 
+def _no_invalidate(_exc: BaseException) -> None:
+    """Nothing to invalidate: no connection was checked out."""
+
+
 def _source(bind: str) -> str:
     return bind[2:] if bind.startswith("b_") else bind
 
@@ -508,7 +512,12 @@ class HotPath:
         """A DBAPI cursor in a transaction; driver errors come out as SQLAlchemy's."""
         engine = self._engine
         lock = self._write_lock if write else None
-        raw = engine.raw_connection()
+        try:
+            # Checking a connection out pings it and may open a new one: a database
+            # that is down fails here, with the driver's own exception.
+            raw = engine.raw_connection()
+        except self._dbapi_error as exc:
+            raise self._driver_error(exc, None, None, _no_invalidate) from exc
         if lock is not None:
             lock.acquire()
         try:

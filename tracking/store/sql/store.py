@@ -117,6 +117,13 @@ class SqlTrackingStore(TrackingStore):
         self.db_uri = db_uri
         self._engine = create_tracking_engine(db_uri)
         self.dialect = self._engine.dialect.name
+        # How long a transaction that keeps meeting locks is tried again: on SQLite
+        # each attempt has already waited out the busy timeout, so that is enough.
+        self._retry_for = (
+            sql_engine.busy_timeout(self._engine.url)
+            if self.dialect == "sqlite"
+            else sql_engine.RETRY_FOR_S
+        )
         if auto_upgrade is None:
             auto_upgrade = self.dialect == "sqlite"
         try:
@@ -151,14 +158,14 @@ class SqlTrackingStore(TrackingStore):
 
         while True:
             try:
-                return sql_engine.retrying(attempt)
+                return sql_engine.retrying(attempt, retry_for=self._retry_for)
             except RetryTransactionError:
                 continue
 
     def _retry(self, fn: Callable[[], T]) -> T:
         while True:
             try:
-                return sql_engine.retrying(fn)
+                return sql_engine.retrying(fn, retry_for=self._retry_for)
             except RetryTransactionError:
                 continue
 
@@ -171,7 +178,7 @@ class SqlTrackingStore(TrackingStore):
             with transaction(self._engine, write=False) as conn:
                 return fn(conn)
 
-        return sql_engine.retrying(attempt)
+        return sql_engine.retrying(attempt, retry_for=self._retry_for)
 
     def _ensure_default_experiment(self) -> None:
         def exists(conn: Connection) -> bool:
