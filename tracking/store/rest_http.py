@@ -318,7 +318,7 @@ class RestSession:
     def _delay(self, attempt: int) -> float:
         # Equal jitter: half the exponential delay, plus up to as much again at random,
         # so clients that failed together do not retry together.
-        delay: float = min(self.max_backoff, self.backoff * 2.0**attempt)
+        delay: float = min(self.max_backoff, self.backoff * 2.0 ** min(attempt, 60))
         return delay / 2 + random.uniform(0, delay / 2)
 
     # -- errors ---------------------------------------------------------------

@@ -156,3 +156,8 @@ class TestRetryBudget:
         reset_settings()
         monkeypatch.setattr(buffering, "_buffer", None)
         assert buffering.get_buffer().retry_timeout == 7
+
+    def test_a_long_budget_keeps_backing_off(self) -> None:
+        # A day-long budget means thousands of retries: the backoff must stay capped.
+        session = RestSession("http://127.0.0.1:9", retry_timeout=86_400)
+        assert session.max_backoff / 2 <= session._delay(5_000) <= session.max_backoff
