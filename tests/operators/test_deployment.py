@@ -58,11 +58,13 @@ pytestmark = [
 # -- fixtures ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: started once per session all the same (only this module uses them), and
+# stopped once its cases are done, so the rest of the suite does not run beside them.
+@pytest.fixture(scope="module")
 def deployment(
     _postgres_pool: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    """Airflow with the LocalExecutor, for the session."""
+    """Airflow with the LocalExecutor."""
     if isinstance(_postgres_pool, str):
         unavailable(_postgres_pool)
     root = tmp_path_factory.mktemp("airflow-local")
@@ -70,12 +72,12 @@ def deployment(
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_deployment(
     _postgres_pool: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     """Airflow with the CeleryExecutor (Redis as the broker, results in PostgreSQL)
-    and one ``airflow celery worker`` of concurrency 2, for the session."""
+    and one ``airflow celery worker`` of concurrency 2."""
     if isinstance(_postgres_pool, str):
         unavailable(_postgres_pool)
     for reason in (celery_missing(), redis_unavailable()):
