@@ -8,9 +8,16 @@ expected, and name the field when they refuse.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from tracking.entities import RunStatus, ViewType
 
@@ -90,13 +97,45 @@ RunStatusField = Annotated[
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: unknown fields are ignored, as protobuf's parser does."""
+    """Base of request bodies: unknown fields are ignored, as protobuf's parser does,
+    so newer clients can send fields this server does not know yet.
+
+    A write body names in :attr:`payload_fields` the fields that carry what it
+    writes. An object that has none of them but has fields the model does not
+    know is refused with a message naming those fields: a misspelt
+    ``"metrix"`` would otherwise be ignored and the request answered 200 with
+    nothing written.
+    """
 
     model_config = ConfigDict(extra="ignore")
+
+    #: What a write body writes; empty for bodies that only read or name a target.
+    payload_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_payload(cls, data: Any) -> Any:
+        if not cls.payload_fields or type(data) is not dict:
+            return data
+        if any(name in data for name in cls.payload_fields):
+            return data
+        known = {name for name, field in cls.model_fields.items()}
+        known |= {field.alias for field in cls.model_fields.values() if field.alias}
+        unknown = [str(name) for name in data if name not in known]
+        if unknown:
+            fields = ", ".join(repr(name) for name in unknown)
+            expected = ", ".join(repr(name) for name in cls.payload_fields)
+            raise ValueError(
+                f"unknown field{'s' if len(unknown) > 1 else ''} {fields} and none of "
+                f"{expected}: nothing would be written (a misspelt field name?)"
+            )
+        return data
 
 
 class KeyValue(RequestModel):
     """A tag or param: ``{"key": ..., "value": ...}``."""
+
+    payload_fields = ("value",)
 
     key: str = Field(description="The tag or param key.")
     value: str = Field("", description="Its value (a string).")

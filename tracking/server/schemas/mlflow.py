@@ -97,6 +97,7 @@ class UpdateExperiment(RequestModel):
 class SetExperimentTag(RequestModel):
     """``POST experiments/set-experiment-tag``."""
 
+    payload_fields = ("value",)
     experiment_id: str
     key: str
     value: str = ""
@@ -145,6 +146,7 @@ class RunRef(RequestModel):
 class CreateRun(RequestModel):
     """``POST runs/create``."""
 
+    payload_fields = ("experiment_id", "user_id", "run_name", "start_time", "tags")
     experiment_id: str = Field("0", description="Default: the Default experiment.")
     user_id: str | None = None
     run_name: str | None = None
@@ -155,6 +157,7 @@ class CreateRun(RequestModel):
 class UpdateRun(RunRef):
     """``POST runs/update``: status, end time or name."""
 
+    payload_fields = ("status", "end_time", "run_name")
     status: RunStatusField | None = None
     end_time: Int64 | None = None
     run_name: str | None = None
@@ -172,6 +175,7 @@ class LogMetric(RunRef):
 class LogParam(RunRef):
     """``POST runs/log-parameter``."""
 
+    payload_fields = ("value",)
     key: str
     value: str = ""
 
@@ -179,6 +183,7 @@ class LogParam(RunRef):
 class SetTag(RunRef):
     """``POST runs/set-tag``."""
 
+    payload_fields = ("value",)
     key: str
     value: str = ""
 
@@ -187,6 +192,7 @@ class LogInputs(RunRef):
     """``POST runs/log-inputs``: data sets a run used (``models``: MLflow 3's logged-model
     inputs, which trackflow does not keep; a non-empty list is refused)."""
 
+    payload_fields = ("datasets", "models")
     datasets: list[DatasetInputBody] = Field(default_factory=list)
     models: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -207,8 +213,13 @@ class MetricIn(RequestModel):
 
 
 class LogBatch(RunRef):
-    """``POST runs/log-batch``: up to 1000 metrics, 100 params, 100 tags, all or nothing."""
+    """``POST runs/log-batch``: up to 1000 metrics, 100 params, 100 tags, all or nothing.
 
+    A body with none of the three is a no-op, unless it has fields this server does
+    not know (then it is refused, naming them).
+    """
+
+    payload_fields = ("metrics", "params", "tags")
     metrics: list[MetricIn] = Field(default_factory=list)
     params: list[KeyValue] = Field(default_factory=list)
     tags: list[KeyValue] = Field(default_factory=list)

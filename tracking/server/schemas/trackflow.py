@@ -68,6 +68,7 @@ class MetricColumns(RequestModel):
     """Metric points as four equally long columns: point ``i`` is
     ``(key[i], value[i], timestamp[i], step[i])``."""
 
+    payload_fields = _COLUMNS
     key: list[str] = Field(default_factory=list, max_length=MAX_BATCH_METRICS)
     value: list[Number] = Field(default_factory=list, max_length=MAX_BATCH_METRICS)
     timestamp: list[StrictInt64] = Field(
@@ -84,6 +85,7 @@ class LogBatchColumns(RequestModel):
     trackflow's client sends.
     """
 
+    payload_fields = ("metrics", "params", "tags")
     run_id: str
     metrics: MetricColumns = Field(default_factory=MetricColumns)
     params: list[KeyValue] = Field(default_factory=list)
