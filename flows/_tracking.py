@@ -9,6 +9,7 @@ on the same one with no search.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -229,7 +230,7 @@ class PrefectTracking:
                     tracker.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
             if params:
                 self._log_params(tracker.client, run.info.run_id, params)
-            active = fluent.attach_run(run.info.run_id, tracker.client, run=run)
+            active = _attach(run, tracker.client)
             return Opened(tracker, run, active, label, {})
 
         opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
@@ -261,7 +262,7 @@ class PrefectTracking:
             for ref in {r for v in inputs.values() for r in artifact_refs(v)}:
                 if ref.sha256 and ref.run_id != run.info.run_id:
                     tracker.client.record_lineage(run.info.run_id, ref.run_id, ref.path, ref.sha256)
-            active = fluent.attach_run(run.info.run_id, tracker.client, run=run)
+            active = _attach(run, tracker.client)
             return Opened(tracker, run, active, label, {})
 
         opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
@@ -368,6 +369,20 @@ class PrefectTracking:
                         client.log_param(run_id, param.key, param.value)
                     except InvalidParameterError as exc:
                         _log.warning("trackflow: param not logged: %s", exc)
+
+
+def _attach(run: Run, client: Any) -> fluent.ActiveRun:
+    """``fluent.attach_run``, leaving Prefect's SIGTERM handler in place: Prefect (3.9
+    and later) acknowledges a cancellation only while its own handler is installed,
+    and the ``TerminationSignal`` it raises ends our runs KILLED on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        return fluent.attach_run(run.info.run_id, client, run=run)
+    before = signal.getsignal(signal.SIGTERM)
+    active = fluent.attach_run(run.info.run_id, client, run=run)
+    prefects = str(getattr(before, "__module__", "") or "").startswith("prefect")
+    if prefects and signal.getsignal(signal.SIGTERM) is not before:
+        signal.signal(signal.SIGTERM, before)
+    return active
 
 
 def _attempt(run: Run) -> int:

@@ -61,7 +61,10 @@ class TestFlowLevelConfiguration:
         _no_local_db(bare)
 
     def test_a_process_pool(self, bare: Path, tracking_server: ServerProcess) -> None:
-        pytest.importorskip("prefect.task_runners", reason="").ProcessPoolTaskRunner  # noqa: B018
+        import prefect.task_runners
+
+        if not hasattr(prefect.task_runners, "ProcessPoolTaskRunner"):
+            pytest.skip("this Prefect has no ProcessPoolTaskRunner")
         out = pooled_flow(tracking_server.url)([1, 2, 3, 4])
         assert {r["pid"] for r in out["mapped"]} - {os.getpid()}, "no task ran in the pool"
         client = TrackingClient(tracking_server.url)
