@@ -60,10 +60,11 @@ class TrackingSettings(BaseSettings):
     retry_timeout: float = Field(
         120.0,
         ge=0,
-        description="Seconds a call to an unreachable tracking server, or to one whose "
-        "database is down (503), keeps being retried with backoff; buffered logging waits "
-        "as long for its batches. 0: no retries. TRACKFLOW_HTTP_MAX_RETRIES, when set, "
-        "also caps how many times a call is retried.",
+        description="Seconds a call keeps being retried, with backoff, while the tracking "
+        "server cannot be reached or answers 503 (its database is down), or while a "
+        "PostgreSQL/MySQL store used directly cannot be reached; buffered logging waits as "
+        "long for its batches. 0: no retries. TRACKFLOW_HTTP_MAX_RETRIES, when set, also "
+        "caps how many times an HTTP call is retried.",
     )
     ui_base_url: str | None = Field(
         None,

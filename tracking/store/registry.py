@@ -31,9 +31,11 @@ def register_store(scheme: str, factory: StoreFactory) -> None:
 
 
 def _sql_store(uri: str, artifact_root: str | None) -> TrackingStore:
+    from tracking.settings import get_settings
     from tracking.store.sql.store import SqlTrackingStore
 
-    return SqlTrackingStore(uri, artifact_root)
+    # A client on the database itself waits out a restart as a server's clients do.
+    return SqlTrackingStore(uri, artifact_root, wait_for_database=get_settings().retry_timeout)
 
 
 def _rest_store(uri: str, artifact_root: str | None) -> TrackingStore:

@@ -1,8 +1,9 @@
 """A database outage in the middle of logging loses nothing and doubles nothing.
 
-Four client processes log through a real ``trackflow server`` to a private
-PostgreSQL (or MariaDB) that the test crashes mid-write (``pg_ctl -m
-immediate stop``, ``kill -9``) and starts again a few seconds later. The server
+Four client processes log through a real ``trackflow server``, and a fifth to
+the database itself, on a private PostgreSQL (or MariaDB) that the test crashes
+mid-write (``pg_ctl -m immediate stop``, ``kill -9``) and starts again a few
+seconds later. The server
 answers 503 while the database is away, never 500, and recovers without a
 restart; the clients' retries (their defaults: no retry setting is given) ride
 the outage out, buffered or not; afterwards the database holds exactly what the
@@ -50,7 +51,7 @@ WORKER = textwrap.dedent(
     import tracking
     from tracking import Metric, Param, RunTag
 
-    url, experiment_id, mode, stop_file, out_file = sys.argv[1:6]
+    url, experiment_id, mode, stop_file, out_file, db_url = sys.argv[1:7]
     BASE_TS = 1_764_000_000_000
     # What the code asked to log, whether or not the call raised: an error is data lost.
     logged = {"metrics": [], "params": {}, "tags": {}, "errors": []}
@@ -74,8 +75,8 @@ WORKER = textwrap.dedent(
         logged["tags"].update(dict(tags))
 
 
-    def explicit(status, log):
-        client = tracking.TrackingClient(url)
+    def explicit(status, log, uri=url):
+        client = tracking.TrackingClient(uri)
         run = client.create_run(experiment_id, run_name=mode)
         run_id = run.info.run_id
         print("ready", run_id, flush=True)
@@ -137,6 +138,8 @@ WORKER = textwrap.dedent(
         status, run_id = "FINISHED", explicit("FINISHED", single)
     elif mode == "batch":
         status, run_id = "KILLED", explicit("KILLED", batch)
+    elif mode == "direct":  # no server: the client talks to the database itself
+        status, run_id = "FINISHED", explicit("FINISHED", batch, db_url)
     else:
         status = "FINISHED" if mode == "buffered" else "FAILED"
         run_id = fluent(status)
@@ -145,7 +148,7 @@ WORKER = textwrap.dedent(
     """
 )
 
-MODES = ("single", "batch", "buffered", "buffered-failing")
+MODES = ("single", "batch", "buffered", "buffered-failing", "direct")
 
 
 class Database(Protocol):
@@ -229,7 +232,8 @@ def _compare(store: SqlTrackingStore, report: dict[str, Any]) -> tuple[Outcome, 
 
 
 def _outage_round(tmp_path: Path, database: Database, how: str) -> None:
-    server, url, server_log = _start_server(tmp_path, database.url)
+    db_url = database.url
+    server, url, server_log = _start_server(tmp_path, db_url)
     workers: list[subprocess.Popen[str]] = []
     try:
         experiment_id = httpx.post(
@@ -243,7 +247,7 @@ def _outage_round(tmp_path: Path, database: Database, how: str) -> None:
             out = str(tmp_path / f"{mode}.json")
             workers.append(
                 subprocess.Popen(
-                    [*(sys.executable, str(script), url, experiment_id, mode), str(stop), out],
+                    [sys.executable, str(script), url, experiment_id, mode, str(stop), out, db_url],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,

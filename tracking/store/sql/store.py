@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -109,10 +111,22 @@ class SqlTrackingStore(TrackingStore):
 
     ``auto_upgrade`` (default: only for SQLite) migrates an older schema on open;
     otherwise an old schema raises :class:`~tracking.errors.SchemaOutOfDateError`.
+
+    ``wait_for_database`` (seconds, default 0) is how long a call waits, retrying
+    with backoff, for a PostgreSQL or MySQL server that cannot be reached before it
+    raises :class:`~tracking.errors.StoreUnavailableError`: the tracking server
+    answers 503 at once and lets its clients wait, a client that talks to the
+    database itself (:func:`~tracking.store.registry.get_store`) waits
+    ``TRACKFLOW_RETRY_TIMEOUT``.
     """
 
     def __init__(
-        self, db_uri: str, artifact_root: str | None = None, *, auto_upgrade: bool | None = None
+        self,
+        db_uri: str,
+        artifact_root: str | None = None,
+        *,
+        auto_upgrade: bool | None = None,
+        wait_for_database: float = 0.0,
     ) -> None:
         self.db_uri = db_uri
         self._engine = create_tracking_engine(db_uri)
@@ -124,6 +138,8 @@ class SqlTrackingStore(TrackingStore):
             if self.dialect == "sqlite"
             else sql_engine.RETRY_FOR_S
         )
+        # SQLite's busy timeout already waits for the lock; a file does not restart.
+        self._wait_for = wait_for_database if self.dialect != "sqlite" else 0.0
         if auto_upgrade is None:
             auto_upgrade = self.dialect == "sqlite"
         try:
@@ -156,18 +172,25 @@ class SqlTrackingStore(TrackingStore):
             with transaction(self._engine, write=True) as conn:
                 return fn(conn)
 
-        while True:
-            try:
-                return sql_engine.retrying(attempt, retry_for=self._retry_for)
-            except RetryTransactionError:
-                continue
+        return self._retry(attempt)
 
     def _retry(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (one whole transaction) through :func:`sql_engine.retrying`,
+        again when it lost a race, and for ``wait_for_database`` seconds while the
+        database cannot be reached."""
+        started = time.monotonic()
+        delay = 0.25
         while True:
             try:
                 return sql_engine.retrying(fn, retry_for=self._retry_for)
             except RetryTransactionError:
                 continue
+            except StoreUnavailableError:
+                waited = time.monotonic() - started
+                if waited + delay > self._wait_for:
+                    raise
+                time.sleep(delay / 2 + random.uniform(0, delay / 2))
+                delay = min(delay * 2, 5.0)
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, again on lock errors and deadlocks."""
@@ -178,7 +201,7 @@ class SqlTrackingStore(TrackingStore):
             with transaction(self._engine, write=False) as conn:
                 return fn(conn)
 
-        return sql_engine.retrying(attempt, retry_for=self._retry_for)
+        return self._retry(attempt)
 
     def _ensure_default_experiment(self) -> None:
         def exists(conn: Connection) -> bool:
