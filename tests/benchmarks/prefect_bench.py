@@ -15,6 +15,14 @@ up once, then the variants run interleaved ``--repeat`` times and the best is
 kept; the overhead per task run is (tracked - untracked) / task runs.
 
 Targets: < 25 ms per task run embedded, < 40 ms against a local server.
+
+``--cost`` measures instead what the issue-18 targets name: a 50-task flow's HTTP
+requests to the tracking server per task run (target: at most 2) and the time
+spent in trackflow's task hooks per task run (target: under 10 ms), against the
+server and embedded; and a ``.map`` over 1,000 items, untracked and tracked
+against the server (target: within 20% of untracked)::
+
+    uv run python tests/benchmarks/prefect_bench.py --cost
 """
 
 from __future__ import annotations
@@ -188,14 +196,165 @@ def render(results: dict[str, Any]) -> Any:
     return table
 
 
+class _Meter:
+    """Counts HTTP requests to one base URL, and time spent in the task hooks."""
+
+    def __init__(self, base: str) -> None:
+        import threading
+
+        import httpx
+
+        from flows import decorators
+
+        self.base = base
+        self.requests = 0
+        self.hook_s = 0.0
+        self._lock = threading.Lock()
+        send = httpx.Client.send
+        meter = self
+
+        def counted(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(request.url).startswith(meter.base):
+                with meter._lock:
+                    meter.requests += 1
+            return send(client, request, *args, **kwargs)
+
+        httpx.Client.send = counted  # type: ignore[method-assign]
+        for name in ("__init__", "end"):
+            original = getattr(decorators._TaskCall, name)
+            setattr(decorators._TaskCall, name, self._timed(original))
+
+    def _timed(self, fn: Any) -> Any:
+        meter = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - started
+                with meter._lock:
+                    meter.hook_s += spent
+
+        return timed
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0
+            self.hook_s = 0.0
+
+
+def run_cost(*, tasks: int = 50, mapped: int = 1000, console: Any = None) -> dict[str, Any]:
+    """The issue-18 figures (see the module docstring)."""
+    from servers import trackflow_server
+
+    say = console.print if console is not None else print
+    with tempfile.TemporaryDirectory(prefix="trackflow-prefect-cost-") as tmp:
+        work = Path(tmp)
+        os.environ.update(
+            {
+                "PREFECT_HOME": str(work / "prefect"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+                "PREFECT_LOCAL_STORAGE_PATH": str(work / "prefect" / "storage"),
+            }
+        )
+        from prefect import flow, task
+        from prefect.testing.utilities import prefect_test_harness
+
+        from flows import _tracking, tracked_flow, tracked_task
+        from tracking.settings import reset_settings
+
+        out: dict[str, Any] = {"tasks": tasks, "mapped": mapped}
+        with (
+            trackflow_server(
+                f"sqlite:///{work}/server.db", work / "server-artifacts", workdir=work
+            ) as server,
+            prefect_test_harness(server_startup_timeout=120),
+        ):
+            meter = _Meter(server.url)
+
+            def nothing(x: int = 0) -> int:
+                return x
+
+            plain, tracked = task(nothing, name="nothing"), tracked_task(nothing, name="nothing")
+
+            def chain_of(one: Any) -> Any:
+                def body() -> None:
+                    for i in range(tasks):
+                        one(i)
+
+                return body
+
+            def map_of(one: Any) -> Any:
+                def body() -> None:
+                    for future in one.map(list(range(mapped))):
+                        future.result()
+
+                return body
+
+            empty = tracked_flow(lambda: None, name="empty")
+            chain = tracked_flow(chain_of(tracked), name="chain")
+            for variant, uri in (("server", server.url), ("embedded", f"sqlite:///{work}/e.db")):
+                os.environ["TRACKFLOW_TRACKING_URI"] = uri
+                reset_settings()
+                _tracking.reset()
+                chain()  # warm-up
+                meter.reset()
+                empty()
+                base = meter.requests
+                meter.reset()
+                chain()
+                out[variant] = {
+                    "requests_per_task": (meter.requests - base) / tasks,
+                    "hook_ms_per_task": meter.hook_s / tasks * 1000,
+                }
+                say(f"[dim]prefect cost: {variant} {out[variant]}[/dim]")
+            os.environ["TRACKFLOW_TRACKING_URI"] = server.url
+            reset_settings()
+            _tracking.reset()
+            big = {
+                "untracked": flow(map_of(plain), name="big-map"),
+                "tracked": tracked_flow(map_of(tracked), name="big-map"),
+            }
+            times: dict[str, float] = {}
+            for variant in ("untracked", "tracked", "untracked", "tracked"):
+                started = time.perf_counter()
+                big[variant]()
+                seconds = time.perf_counter() - started
+                say(f"[dim]prefect cost: map of {mapped} {variant} {seconds:.2f} s[/dim]")
+                times[variant] = min(times.get(variant, seconds), seconds)
+            out["map"] = times
+        return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer tasks, one repeat")
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant (the best kept)")
     parser.add_argument("--json", type=Path, help="also write the raw figures")
+    parser.add_argument("--cost", action="store_true", help="requests, hook time, a map of 1000")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
     from runner import console
+
+    if args.cost:
+        cost = run_cost(console=console)
+        ratio = cost["map"]["tracked"] / cost["map"]["untracked"]
+        for variant in ("server", "embedded"):
+            figures = cost[variant]
+            console.print(
+                f"{cost['tasks']}-task flow, {variant}: "
+                f"{figures['requests_per_task']:.2f} requests per task run (target <= 2), "
+                f"{figures['hook_ms_per_task']:.1f} ms in the hooks per task run (target < 10)"
+            )
+        console.print(
+            f".map over {cost['mapped']}: untracked {cost['map']['untracked']:.1f} s, tracked "
+            f"{cost['map']['tracked']:.1f} s ({ratio:.2f}x; target <= 1.2x + a constant)"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(cost, indent=2))
+        return 0
 
     results = run_section(quick=args.quick, repeat=args.repeat, console=console)
     console.print(render(results))
