@@ -8,7 +8,9 @@ from tracking.entities import ArtifactRef
 
 try:
     from airflow.sdk.serde import allow_class
-except ImportError:  # pragma: no cover - an Airflow without per-process allowing
-    pass
+except ImportError:  # Airflow 3.2 (task SDK 1.2): the same per-process set, not public yet
+    from airflow.sdk import serde as _airflow_serde
+
+    _airflow_serde._extra_allowed.add(f"{ArtifactRef.__module__}.{ArtifactRef.__qualname__}")
 else:
     allow_class(ArtifactRef)

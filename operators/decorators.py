@@ -25,16 +25,11 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import DecoratedOperator, task_decorator_factory
-from airflow.sdk.serde import allow_class
 
+from operators import _serde  # noqa: F401  (allows ArtifactRef through XCom)
 from operators.python import TrackedPythonOperator
-from tracking.entities import ArtifactRef
 
 __all__ = ["tracked_task"]
-
-# Downstream tasks deserialise ArtifactRef from XCom: Airflow's allow list only
-# admits airflow.* by default.
-allow_class(ArtifactRef)
 
 
 class _TrackflowDecoratedOperator(DecoratedOperator, TrackedPythonOperator):

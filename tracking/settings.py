@@ -54,8 +54,11 @@ class TrackingSettings(BaseSettings):
         None, description="Bearer token sent to a tracking server that requires one."
     )
     http_timeout: float = Field(30.0, gt=0, description="Seconds before an HTTP call times out.")
-    http_max_retries: int = Field(
-        5, ge=0, description="Retries of a failed HTTP call (connection errors, 429, 50x)."
+    http_max_retries: int | None = Field(
+        None,
+        ge=0,
+        description="At most this many retries of a failed HTTP call (connection errors, "
+        "429, 50x), on top of TRACKFLOW_RETRY_TIMEOUT; default: no cap but the timeout.",
     )
     retry_timeout: float = Field(
         120.0,

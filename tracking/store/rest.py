@@ -454,10 +454,9 @@ class RestTrackingStore(TrackingStore):
 
 
 def _max_retries(settings: TrackingSettings) -> int | None:
-    """``TRACKFLOW_HTTP_MAX_RETRIES`` if it was set: a cap on top of the retry timeout.
-    Its default (5) does not apply by itself, as five retries would not outlast a
-    database restart."""
-    return settings.http_max_retries if "http_max_retries" in settings.model_fields_set else None
+    """``TRACKFLOW_HTTP_MAX_RETRIES``: a cap on top of the retry timeout (None by
+    default: a handful of retries would not outlast a database restart)."""
+    return settings.http_max_retries
 
 
 def _malformed(what: str, answer: Any, exc: Exception) -> StoreError:
