@@ -52,6 +52,10 @@ def test_server_down_during_a_dag_run(
         second.append((again, again.__enter__()))
         (markers / "server-up").touch()
 
+    # Airflow's logging set-up (dictConfig, run by an earlier test's Airflow command)
+    # disables the loggers that existed before it: ours must be heard here.
+    monkeypatch.setattr(logging.getLogger("operators"), "disabled", False)
+    monkeypatch.setattr(logging.getLogger("operators"), "propagate", True)
     operator = threading.Thread(target=operate, daemon=True)
     operator.start()
     try:
