@@ -574,12 +574,15 @@ def deploy(
     *,
     settings: Mapping[str, str] | None = None,
     extra_services: Sequence[tuple[str, tuple[str, ...]]] = (),
+    tracking_uri: str | None = None,
 ) -> Iterator[Deployment]:
     """Run an Airflow deployment in ``root`` until the block ends.
 
     ``server`` is the suite's PostgreSQL server (``_postgres_pool``'s), ``name`` names
     the metadata database, ``settings`` are added to the environment (another
-    executor), ``extra_services`` are (name, airflow arguments) of more processes.
+    executor), ``extra_services`` are (name, airflow arguments) of more processes;
+    ``tracking_uri`` makes the connection name that store (its ``tracking_uri``
+    extra, e.g. an embedded SQLite file) instead of the trackflow server.
     """
     home, dags_folder, logs = root / "home", root / "dags", root / "logs"
     for folder in (home, logs, root / "cli"):
@@ -602,7 +605,13 @@ def deploy(
                 root / "cli",
                 *("connections", "add", "trackflow_default", "--conn-type", "trackflow"),
                 *("--conn-host", host, "--conn-port", port, "--conn-schema", "http"),
-                *("--conn-extra", json.dumps({"ui_base_url": TRACKFLOW_UI})),
+                *(
+                    "--conn-extra",
+                    json.dumps(
+                        {"ui_base_url": TRACKFLOW_UI}
+                        | ({"tracking_uri": tracking_uri} if tracking_uri else {})
+                    ),
+                ),
             )
             commands = [
                 ("scheduler", ("scheduler", "--skip-serve-logs")),
