@@ -5,7 +5,7 @@
 #   PostgreSQL  127.0.0.1:5432, user postgres, trust auth, database "test"
 #   MariaDB     127.0.0.1:3306, user root, empty password, database "test"
 #   Redis       127.0.0.1:6379, no password, nothing saved to disk (the CeleryExecutor's
-#               broker in tests/operators/test_deployment.py, on database 7)
+#               broker in tests/operators/test_airflow_deployment.py, on database 7)
 #
 # A running server is left alone. A stopped one is started. A missing one is
 # installed with apt-get and set up as above, but only as root on a machine

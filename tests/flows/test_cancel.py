@@ -23,7 +23,7 @@ def test_a_cancelled_flow_run_is_killed(tmp_path: Path, embedded: TrackingClient
     from prefect.states import Cancelling
 
     if not hasattr(Runner, "execute_flow_run"):  # gone in Prefect 3.9
-        pytest.skip("Runner.execute_flow_run is gone: test_deployment cancels through a worker")
+        pytest.skip("no Runner.execute_flow_run: test_prefect_deployment cancels via a worker")
     marker = tmp_path / "started"
 
     async def scenario() -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""A real Airflow deployment for ``test_deployment.py`` (imported by basename, so uniquely
+"""A real Airflow deployment for ``test_airflow_deployment.py`` (imported by basename, so uniquely
 named; nothing here imports Airflow: the deployment runs in processes of its own).
 
 What :func:`deploy` starts

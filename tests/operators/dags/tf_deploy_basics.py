@@ -1,4 +1,4 @@
-"""For the deployment tests (``test_deployment.py``): a mapped task, a task that fails
+"""For the deployment tests (``test_airflow_deployment.py``): a mapped task, a task that fails
 once then succeeds, a task two DAG runs are in at the same time, and one a test clears
 and runs again. The tasks call ``tracking`` only; the DAG's tag makes it tracked."""
 

@@ -1,4 +1,4 @@
-"""For the deployment tests (``test_deployment.py``): a task that fails for good, and
+"""For the deployment tests (``test_airflow_deployment.py``): a task that fails for good, and
 one downstream of it that never runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""For the deployment tests (``test_deployment.py``): a task that holds on until the
+"""For the deployment tests (``test_airflow_deployment.py``): a task that holds on until the
 test has done something to it (marked it failed through the REST API, or SIGKILLed its
 process), then lets go by itself after a while."""
 

@@ -1,4 +1,4 @@
-"""For the deployment tests (``test_deployment.py``): a BashOperator that sleeps until
+"""For the deployment tests (``test_airflow_deployment.py``): a BashOperator that sleeps until
 the test sends SIGTERM to its task process (Airflow then calls ``on_kill``, which stops
 the command), or lets go by itself after a while."""
 
