@@ -4,7 +4,7 @@ Usage (from the repository root; needs PostgreSQL on 127.0.0.1:5432, as the test
 
     uv run python tests/benchmarks/airflow_deploy_bench.py [--runs 3] [--width 10]
 
-It starts the deployment of ``tests/operators/test_deployment.py`` (a scheduler, a
+It starts the deployment of ``tests/operators/test_airflow_deployment.py`` (a scheduler, a
 dag-processor and an API server with the LocalExecutor, on a throw-away metadata
 database) twice: with the ``trackflow_default`` connection pointing at a local
 ``trackflow server``, and at an embedded SQLite file. Every Airflow process has
@@ -40,7 +40,7 @@ DAG_RUN_TARGET = 5.0
 
 
 def _variant(name: str, runs: int, width: int, server: object, root: Path) -> dict[str, float]:
-    import _deployment_support as support
+    import _airflow_deployment_support as support
 
     timings = root / f"{name}-hooks.txt"
     store = f"sqlite:///{root / 'embedded.db'}" if name == "embedded" else None

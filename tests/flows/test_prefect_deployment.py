@@ -1,5 +1,5 @@
 """Tracked flows on a real Prefect deployment: ``prefect server start``, a process work
-pool, ``prefect worker start`` and deployments (see ``_deployment_support``), against
+pool, ``prefect worker start`` and deployments (see ``_prefect_deployment_support``), against
 a real ``trackflow server``. The flows' only configuration is their own block name.
 
 Skipped when the server or the worker cannot start, except under ``CI=true``."""
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _deployment_support import (
+from _prefect_deployment_support import (
     Deployment,
     create_pool,
     deploy,

@@ -2,7 +2,7 @@
 processor and an API server over a PostgreSQL metadata database, tasks run by the
 LocalExecutor (and once by the CeleryExecutor), DAG runs triggered and watched through
 the REST API, and the run trees they leave read from a real tracking server that only
-the ``trackflow_default`` connection points at. See ``_deployment_support`` for how the
+the ``trackflow_default`` connection points at. See ``_airflow_deployment_support`` for how the
 deployment is set up.
 
 After every case the scheduler (and every other process) must still run, no Airflow
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _airflow_support import TRACKFLOW_UI, run_tree
-from _deployment_support import (
+from _airflow_deployment_support import (
     REDIS_DB,
     REDIS_HOST,
     REDIS_PORT,
@@ -36,6 +35,7 @@ from _deployment_support import (
     redis_unavailable,
     unavailable,
 )
+from _airflow_support import TRACKFLOW_UI, run_tree
 
 from operators._tracking import pipeline_for, step_for
 from operators.champion import CHAMPION_TAG
