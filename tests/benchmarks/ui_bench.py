@@ -116,11 +116,9 @@ def trackflow_table(page: Any, url: str, store: dict[str, Any]) -> tuple[float, 
     for k in range(1, NEXT_PAGES + 1):
         start = time.perf_counter()
         page.locator("#rows tr.more").scroll_into_view_if_needed()
-        page.wait_for_function(
-            f"document.querySelectorAll('#rows tr.run').length >= {PAGE_ROWS * (k + 1)}",
-            timeout=60_000,
-            polling="raf",
-        )
+        # A locator, not wait_for_function: the UI's CSP forbids the eval that needs.
+        last = page.locator("#rows tr.run").nth(PAGE_ROWS * (k + 1) - 1)
+        last.wait_for(state="attached", timeout=60_000)
         pages.append(_ms(start))
     return first, pages
 
