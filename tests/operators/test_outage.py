@@ -52,10 +52,15 @@ def test_server_down_during_a_dag_run(
         second.append((again, again.__enter__()))
         (markers / "server-up").touch()
 
-    # Airflow's logging set-up (dictConfig, run by an earlier test's Airflow command)
-    # disables the loggers that existed before it: ours must be heard here.
-    monkeypatch.setattr(logging.getLogger("operators"), "disabled", False)
-    monkeypatch.setattr(logging.getLogger("operators"), "propagate", True)
+    # Airflow's logging set-up (run by earlier tests in this process) may disable or
+    # re-route the loggers that existed before it: listen on ours directly.
+    heard: list[logging.LogRecord] = []
+    listener_log = logging.getLogger("operators")
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = heard.append  # type: ignore[method-assign]
+    monkeypatch.setattr(listener_log, "disabled", False)
+    monkeypatch.setattr(listener_log, "level", logging.WARNING)
+    listener_log.addHandler(handler)
     operator = threading.Thread(target=operate, daemon=True)
     operator.start()
     try:
@@ -73,11 +78,12 @@ def test_server_down_during_a_dag_run(
             "during": RunStatus.FINISHED,
             "outage": RunStatus.FINISHED,
         }
-        warnings = [r.getMessage() for r in caplog.records if r.name == "operators"]
+        warnings = [r.getMessage() for r in heard]
         assert len([w for w in warnings if "tf_outage/during" in w]) == 1, warnings
         assert len([w for w in warnings if "tf_outage/outage" in w]) == 1, warnings
         assert all("goes on untracked" in w for w in warnings)
     finally:
+        listener_log.removeHandler(handler)
         if second:
             second[0][0].__exit__(None, None, None)
         else:
