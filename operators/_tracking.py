@@ -338,6 +338,7 @@ class AirflowTracking:
         """Forget the connection and clients (tests switching stores), once the queued
         events are handled."""
         self.dispatcher.flush(60)
+        self.guard = NeverBreak(_log)  # warned once per task: again for the next store
         with self._lock:
             self._config = None
             self._client = None
