@@ -1,11 +1,13 @@
 """What every request handler needs: the store, a validating client, the artifact proxy.
 
-Handlers are ``async def`` and hand blocking store calls to
+The API's handlers are ``async def`` and hand blocking store calls to
 :meth:`ServerState.run` (a worker thread) or, for the small hot calls (the log
 calls, creating, reading and ending a run), :meth:`ServerState.quick` (on the
 event loop for SQLite, where such a call takes tens to hundreds of microseconds
 and the threadpool round trip would cost more than the call itself; in a worker
 thread for server databases, whose network round trips must not block the loop).
+The web UI's handlers are plain ``def``: FastAPI runs them, page building included,
+in its threadpool, off the event loop.
 """
 
 from __future__ import annotations
