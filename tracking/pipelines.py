@@ -354,7 +354,10 @@ class PipelineTracker:
                 self.client.update_run(run.info.run_id, status=RunStatus.SCHEDULED)
             if reason:  # after the status: a run that goes on drops its old reason
                 tags[FAILURE_REASON_TAG] = reason[:_MAX_REASON]
-            self._write_tags(run, tags, _closed(run, step.attempt, RunStatus.FAILED))
+            history = _closed(run, step.attempt, RunStatus.FAILED)
+            if history is not None:
+                tags[ATTEMPTS_TAG] = history
+            self._write_tags(run.info.run_id, tags)
             return
         if run.info.status is status and step.attempt <= seen:
             # Already recorded (a repeated event, or the step's code ended its run):
@@ -362,7 +365,7 @@ class PipelineTracker:
             missing = FAILURE_REASON_TAG not in run.data.tags
             if reason and missing and status is not RunStatus.FINISHED:
                 tags[FAILURE_REASON_TAG] = reason[:_MAX_REASON]
-            self._write_tags(run, tags, None)
+            self._write_tags(run.info.run_id, tags)
             return
         self._end(run.info.run_id, status, reason, tags=tags)
 
@@ -382,23 +385,11 @@ class PipelineTracker:
         tags = dict(tags or {})
         if reason and status is not RunStatus.FINISHED:
             tags[FAILURE_REASON_TAG] = reason[:_MAX_REASON]
-        if tags:
-            self._write_tags(None, tags, None, run_id=run_id)
+        self._write_tags(run_id, tags)
 
-    def _write_tags(
-        self,
-        run: Run | None,
-        tags: dict[str, str],
-        history: str | None,
-        *,
-        run_id: str | None = None,
-    ) -> None:
-        if history is not None:
-            tags = {**tags, ATTEMPTS_TAG: history}
+    def _write_tags(self, run_id: str, tags: dict[str, str]) -> None:
         if tags:
-            target = run_id or (run.info.run_id if run is not None else None)
-            assert target is not None
-            self.client.log_batch(target, tags=[RunTag(k, v) for k, v in tags.items()])
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def _now_ms() -> int:
@@ -433,7 +424,7 @@ def _history(run: Run) -> list[dict[str, Any]]:
     return [entry for entry in value if isinstance(entry, dict)]
 
 
-def _closed(run: Run, attempt: int, status: RunStatus, end_time: int | None = None) -> str | None:
+def _closed(run: Run, attempt: int, status: RunStatus) -> str | None:
     """The history with ``attempt`` ended as ``status``; None when it says so already."""
     history = _history(run)
     entry = next((e for e in reversed(history) if e.get("attempt") == attempt), None)
@@ -443,7 +434,7 @@ def _closed(run: Run, attempt: int, status: RunStatus, end_time: int | None = No
     if entry.get("status") == status.value and entry.get("end") is not None:
         return None
     entry["status"] = status.value
-    entry["end"] = end_time or _now_ms()
+    entry["end"] = _now_ms()
     return _dump(history)
 
 
