@@ -33,10 +33,12 @@ def tf_failures() -> None:
         time.sleep(30)
 
     # SIGTERM to the process running the task (here: the dag.test() process), as a
-    # worker shutdown or an eviction sends it; on_kill then stops the command.
+    # worker shutdown or an eviction sends it; on_kill then stops the command. The
+    # second's wait first: a signal that comes before Popen() has returned in the task
+    # process finds no subprocess for on_kill to stop, and the command then succeeds.
     terminated = BashOperator(
         task_id="terminated",
-        bash_command="kill -TERM $PPID; sleep 20",
+        bash_command="sleep 1; kill -TERM $PPID; sleep 20",
         trigger_rule="all_done",
     )
 
