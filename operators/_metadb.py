@@ -11,7 +11,7 @@ from typing import Any
 
 from operators._tracking import TaskKey
 
-__all__ = ["NoMetadataDatabaseError", "dag_tags", "task_instance_states"]
+__all__ = ["NoMetadataDatabaseError", "dag_run_state", "dag_tags", "task_instance_states"]
 
 
 class NoMetadataDatabaseError(RuntimeError):
@@ -55,3 +55,20 @@ def task_instance_states(dag_id: str, run_id: str) -> list[tuple[TaskKey, str | 
         )
         for task_id, index, try_, state in rows
     ]
+
+
+def dag_run_state(dag_id: str, run_id: str) -> tuple[str | None, Any] | None:
+    """A DAG run's state and end date, or None when Airflow has no such DAG run (it
+    was deleted)."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    query = select(DagRun.state, DagRun.end_date).where(
+        DagRun.dag_id == dag_id, DagRun.run_id == run_id
+    )
+    with _session() as session:
+        row = session.execute(query).first()
+    if row is None:
+        return None
+    state, end_date = row
+    return (None if state is None else str(getattr(state, "value", state))), end_date

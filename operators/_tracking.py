@@ -559,6 +559,11 @@ class AirflowTracking:
         event = DagRunEvent.of(dag_run, status, msg)
         self.dispatcher.submit(f"{event.dag_id}/{event.run_id} {status.value}", self._ended, event)
 
+    def end_dag_run(self, event: DagRunEvent) -> None:
+        """End a DAG run's run now, in this thread, as :meth:`dag_run_ended` would (the
+        reaper's, on the dispatcher's thread: see :mod:`operators.maintenance`)."""
+        self._ended(event)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the queued DAG-run and marked-task events are handled."""
         return self.dispatcher.flush(timeout)

@@ -18,6 +18,9 @@ object they are handed, queue one plain value and return in microseconds;
 :mod:`operators._tracking`). The task hooks of a worker run the task's own
 tracking in its own process.
 
+A scheduler also starts the reaper of :mod:`operators.maintenance`, which ends
+the runs of DAG runs whose end never reached the store.
+
 ``TRACKFLOW_AIRFLOW_HOOK_TIMINGS=/path/file`` makes every hook append
 ``<hook> <pid> <seconds>`` to that file: what the benchmark reads to measure
 the time spent inside the hooks on a real scheduler.
@@ -37,9 +40,11 @@ from operators._tracking import airflow_tracking
 from tracking.entities import RunStatus
 
 __all__ = [
+    "before_stopping",
     "on_dag_run_failed",
     "on_dag_run_running",
     "on_dag_run_success",
+    "on_starting",
     "on_task_instance_failed",
     "on_task_instance_running",
     "on_task_instance_skipped",
@@ -134,3 +139,27 @@ def on_dag_run_success(dag_run: Any, msg: str) -> None:
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     """The parent run ends FAILED; task runs left open are closed."""
     airflow_tracking().dag_run_ended(dag_run, RunStatus.FAILED, msg)
+
+
+def _is_job(component: Any) -> bool:
+    # A scheduler, triggerer or dag-processor Job; which one is known only once its
+    # runner has set job_type (after on_starting): the reaper checks at its first tick.
+    return type(component).__name__ == "Job"
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    """A scheduler starts its reaper (a daemon thread that only queues sweeps)."""
+    if _is_job(component):
+        from operators.maintenance import start_scheduler_reaper
+
+        start_scheduler_reaper(component)
+
+
+@hookimpl
+def before_stopping(component: Any) -> None:
+    """A scheduler stops its reaper."""
+    if _is_job(component):
+        from operators.maintenance import stop_scheduler_reaper
+
+        stop_scheduler_reaper()

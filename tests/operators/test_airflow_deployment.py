@@ -68,7 +68,9 @@ def deployment(
     if isinstance(_postgres_pool, str):
         unavailable(_postgres_pool)
     root = tmp_path_factory.mktemp("airflow-local")
-    with deploy(root, _postgres_pool.server, "local") as running:
+    # The scheduler's reaper sweeps every 3 s, for DAG runs ended 10 s ago.
+    reaper = {"TRACKFLOW_AIRFLOW_REAP_INTERVAL": "3", "TRACKFLOW_AIRFLOW_REAP_GRACE": "10"}
+    with deploy(root, _postgres_pool.server, "local", settings=reaper) as running:
         yield running
 
 
@@ -501,6 +503,38 @@ class TestLocalExecutor:
         # the task instance failed.
         _assert_task_run(deployment, hold, dag_id, run_id, "hold", status=RunStatus.FAILED)
         assert "when the pipeline run ended FAILED" in hold.data.tags[FAILURE_REASON_TAG]
+
+    def test_runs_of_dag_runs_whose_end_was_lost_are_reaped(self, deployment: Deployment) -> None:
+        dag_id = "tf_deploy_failing"
+        run_id = deployment.trigger(dag_id, "deploy__reaped")
+        assert deployment.wait_for_run(dag_id, run_id) == "failed"
+        parent, children = _tree(deployment, dag_id, run_id)
+        client = deployment.client
+
+        def lose_the_end() -> None:
+            # As when the store was down for longer than the listener retries.
+            for run in (parent, children["boom"]):
+                client.update_run(run.info.run_id, status=RunStatus.RUNNING)
+
+        def reaped() -> Run:
+            deadline = time.monotonic() + 60
+            while (run := client.get_run(parent.info.run_id)).info.status is RunStatus.RUNNING:
+                assert time.monotonic() < deadline, "the scheduler's reaper never came"
+                time.sleep(0.5)
+            return run
+
+        lose_the_end()
+        run = reaped()
+        assert run.info.status is RunStatus.FAILED
+        assert run.data.tags[FAILURE_REASON_TAG].startswith("the DAG run ended failed in Airflow")
+        assert client.get_run(children["boom"].info.run_id).info.status is RunStatus.FAILED
+
+        # Deleted from Airflow: nothing will ever end it but the reaper.
+        lose_the_end()
+        deployment.api("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}", expect=204)
+        run = reaped()
+        assert run.info.status is RunStatus.FAILED
+        assert "no longer exists in Airflow (deleted)" in run.data.tags[FAILURE_REASON_TAG]
 
     def test_untracked_dag_run_has_no_page(self, deployment: Deployment) -> None:
         answer = deployment.view("/trackflow/dag_run/tf_deploy_basics/never__triggered")
