@@ -79,7 +79,7 @@ def install_ui(
     reading the store and rendering a large page never hold up the event loop
     (``/health``, the API) meanwhile.
     """
-    from tracking.ui import experiments, login, run_page, runs
+    from tracking.ui import experiments, login, pipeline, run_page, runs
 
     app.state.ui_sessions = sessions
     app.state.ui_throttle = throttle
@@ -106,5 +106,5 @@ def install_ui(
         return
     app.mount("/ui/vendor", StaticFiles(directory=vendoring.VENDOR_DIR), name="ui-vendor")
     app.include_router(_docs_router(app))
-    for module in (login, experiments, runs, run_page):
+    for module in (login, experiments, runs, run_page, pipeline):
         app.include_router(module.router)

@@ -22,6 +22,7 @@ import json
 import mimetypes
 import posixpath
 from typing import IO, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
@@ -34,11 +35,14 @@ from tracking.store.sql.browse import (
     ancestors,
     available_keys,
     browse_runs,
+    is_pipeline_run,
+    pipeline_steps,
     run_names,
     run_record,
     run_tags,
     run_values,
 )
+from tracking.ui.pipeline import pipeline_of, pipeline_view
 from tracking.ui.render import page, safe_url
 from tracking.ui.runs import table_view
 
@@ -53,6 +57,7 @@ KV_PAGE = 100
 _NAMED_TAGS = (
     NOTE_TAG,
     "trackflow.failureReason",
+    "trackflow.orchestrator",
     *(
         f"airflow.{k}"
         for k in (
@@ -215,6 +220,16 @@ def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str)
     linked += [e.consumer_run_id for e in lineage.produced]
     names = run_names(store, linked)
     tags = run_tags(store, run_id, _NAMED_TAGS)
+    pipe = None
+    history_link = history_name = None
+    if is_pipeline_run(store, run_id):
+        pipe = pipeline_view(pipeline_steps(store, run_id))
+        named = pipeline_of(tags) if "trackflow.orchestrator" in tags else None
+        if named is not None:
+            history_name = named[1]
+            history_link = (
+                f"/experiments/{experiment_id}/pipelines/{named[0]}/{quote(named[1], safe='')}"
+            )
     values = {
         kind: run_values(store, run_id, kind, limit=KV_PAGE, count=True)
         for kind in ("params", "metrics", "tags", "system")
@@ -233,6 +248,9 @@ def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str)
         note_tag=NOTE_TAG,
         failure=tags.get("trackflow.failureReason"),
         panel=orchestrator_panel(tags),
+        pipe=pipe,
+        history_link=history_link,
+        history_name=history_name,
         values=values,
         metric_keys=[item[0] for item in values["metrics"].items],
     )

@@ -22,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
+from _pipeline_support import Pipelines, airflow_dag_runs, big_dag_run, prefect_flow_run
 from _server_support import TOKEN, ServerProcess, start_server
 from _ui_support import UiStore, fill
 
@@ -99,3 +100,15 @@ def auth_ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
                 f"{api}/runs/create", json={"experiment_id": eid, "run_name": "secret-run"}
             ).raise_for_status()
         yield server
+
+
+@pytest.fixture(scope="session")
+def pipelines(ui_server: ServerProcess) -> Pipelines:
+    """Three daily DAG runs of ``retrain``, a DAG run of 200 task instances and a Prefect
+    flow run, written by PipelineTracker the way the integrations write them (into the
+    server's SQLite store directly: 800 calls take seconds over HTTP)."""
+    found = airflow_dag_runs(ui_server.db_uri, "ui-retrain")
+    found.big_dag_run = big_dag_run(ui_server.db_uri, "ui-fanout")
+    found.flow_run, flow_steps = prefect_flow_run(ui_server.db_uri, "ui-nightly")
+    found.steps.update(flow_steps)
+    return found

@@ -48,6 +48,7 @@ from tracking.store.sql.hotpath import RUN_COLUMNS, decode_value, run_info
 from tracking.store.sql.models import (
     SPECIAL_NAN,
     LatestMetricModel,
+    LineageModel,
     ParamModel,
     RunModel,
     TagModel,
@@ -61,21 +62,34 @@ _DBL_MAX = sys.float_info.max
 __all__ = [
     "CELL_CHARS",
     "COUNT_CAP",
+    "MAX_HISTORY",
     "MAX_PAGE_ROWS",
+    "MAX_STEPS",
+    "PIPELINE_ID_TAGS",
     "PIPELINE_TAGS",
+    "STEP_MARKERS",
+    "STEP_TAGS",
     "VALUE_KINDS",
     "Columns",
     "ExperimentSummary",
+    "PipelineSteps",
+    "PipelineSummary",
     "RunPage",
     "RunRow",
+    "StepRecord",
     "ValuePage",
     "ancestors",
     "available_keys",
     "browse_runs",
     "compare_runs",
     "count_runs",
+    "experiment_pipelines",
     "experiment_summaries",
+    "is_pipeline_run",
+    "latest_metrics",
     "parse_sort",
+    "pipeline_runs",
+    "pipeline_steps",
     "run_names",
     "run_record",
     "run_tags",
@@ -747,3 +761,289 @@ def compare_runs(store: SqlTrackingStore, run_ids: Sequence[str], max_keys: int)
         return [Run(infos[r], RunData(params=params[r], metrics=metrics[r])) for r in ids]
 
     return store.read(work)
+
+
+# -- pipelines: a pipeline run's steps and their lineage, a pipeline's runs -------------
+
+#: The tags of a pipeline run's steps that the pipeline view reads.
+STEP_TAGS = (
+    "airflow.task_id",
+    "airflow.map_index",
+    "airflow.try_number",
+    "prefect.task_run_id",
+    "prefect.task_run_name",
+    "prefect.map_index",
+    "prefect.run_count",
+    "prefect.flow_run_id",
+    "trackflow.orchestrator",
+    "trackflow.attempts",
+    "trackflow.attempt",
+    "trackflow.failureReason",
+    "trackflow.champion",
+    "trackflow.dethronedBy",
+    "airflow.logical_date",
+)
+#: Tags a step of a pipeline carries (Airflow's task instances, Prefect's task runs,
+#: any :class:`~tracking.pipelines.PipelineTracker` step): a parent with such children
+#: gets the pipeline view.
+STEP_MARKERS = ("airflow.task_id", "prefect.task_run_id", "trackflow.attempts")
+#: The tags that name a pipeline on its runs, by orchestrator.
+PIPELINE_ID_TAGS = {"airflow": "airflow.dag_id", "prefect": "prefect.flow_name"}
+_ORCHESTRATOR_TAG = "trackflow.orchestrator"
+#: The most steps the pipeline view reads of one pipeline run.
+MAX_STEPS = 2000
+#: The most pipeline runs a pipeline's history reads.
+MAX_HISTORY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step (child run) of a pipeline run, with the tags of :data:`STEP_TAGS`."""
+
+    run_id: str
+    name: str
+    status: RunStatus
+    start_time: int | None
+    end_time: int | None
+    tags: dict[str, str]
+    children: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSteps:
+    """A pipeline run's steps (start order, at most :data:`MAX_STEPS`; ``total`` counts
+    them all) and the lineage edges between them: ``(producer, consumer, artifact_path)``.
+    ``external`` counts the edges with one end outside these steps."""
+
+    steps: list[StepRecord]
+    edges: list[tuple[str, str, str]]
+    total: int
+    external: int = 0
+
+
+def _tags_of(
+    conn: Connection, run_ids: Sequence[str], keys: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {r: {} for r in run_ids}
+    for chunk in _chunks(run_ids):
+        query = select(_TAGS.c.run_uuid, _TAGS.c.key, _TAGS.c.value).where(
+            _TAGS.c.run_uuid.in_(chunk), _TAGS.c.key.in_(list(keys))
+        )
+        for rid, k, v in conn.execute(query):
+            found[str(rid)][k] = v
+    return found
+
+
+def _step_records(conn: Connection, parent_ids: Sequence[str], limit: int) -> list[StepRecord]:
+    """The active children of ``parent_ids``, oldest start first, with their step tags."""
+    rows = []
+    for chunk in _chunks(parent_ids):
+        query = (
+            select(
+                _RUNS.c.run_uuid,
+                _RUNS.c.name,
+                _RUNS.c.status,
+                _RUNS.c.start_time,
+                _RUNS.c.end_time,
+                _RUNS.c.parent_run_uuid,
+            )
+            .where(_RUNS.c.parent_run_uuid.in_(chunk), _RUNS.c.lifecycle_stage == "active")
+            .order_by(_RUNS.c.start_time, _RUNS.c.run_uuid)
+            .limit(limit)
+        )
+        rows += list(conn.execute(query))
+    rows.sort(key=lambda r: (r[3] or 0, str(r[0])))
+    rows = rows[:limit]
+    ids = [str(r[0]) for r in rows]
+    tags = _tags_of(conn, ids, STEP_TAGS)
+    counts: dict[str, int] = {}
+    for chunk in _chunks(ids):
+        counted = (
+            select(_RUNS.c.parent_run_uuid, func.count())
+            .where(_RUNS.c.parent_run_uuid.in_(chunk), _RUNS.c.lifecycle_stage == "active")
+            .group_by(_RUNS.c.parent_run_uuid)
+        )
+        for parent, n in conn.execute(counted):
+            counts[str(parent)] = int(n)
+    return [
+        StepRecord(
+            run_id=str(r[0]),
+            name=r[1] or str(r[0]),
+            status=RunStatus(r[2]),
+            start_time=r[3],
+            end_time=r[4],
+            tags={**tags[str(r[0])], "_parent": str(r[5])},
+            children=counts.get(str(r[0]), 0),
+        )
+        for r in rows
+    ]
+
+
+def is_pipeline_run(store: SqlTrackingStore, run_id: str) -> bool:
+    """Whether ``run_id`` is a pipeline run: tagged with its orchestrator, or the parent
+    of a child carrying a step's tags (:data:`STEP_MARKERS`). Two indexed reads."""
+
+    def work(conn: Connection) -> bool:
+        own = conn.execute(
+            select(_TAGS.c.key).where(_TAGS.c.run_uuid == run_id, _TAGS.c.key == _ORCHESTRATOR_TAG)
+        ).first()
+        if own is not None:
+            return True
+        child = _RUNS.alias("child")
+        marked = select(child.c.run_uuid).where(
+            child.c.parent_run_uuid == run_id,
+            exists().where(_TAGS.c.run_uuid == child.c.run_uuid, _TAGS.c.key.in_(STEP_MARKERS)),
+        )
+        return conn.execute(marked.limit(1)).first() is not None
+
+    return store.read(work)
+
+
+def pipeline_steps(store: SqlTrackingStore, run_id: str, limit: int = MAX_STEPS) -> PipelineSteps:
+    """The steps of the pipeline run ``run_id`` (its active children) and the lineage
+    edges among them."""
+
+    def work(conn: Connection) -> PipelineSteps:
+        total = int(
+            conn.execute(
+                select(func.count()).where(
+                    _RUNS.c.parent_run_uuid == run_id, _RUNS.c.lifecycle_stage == "active"
+                )
+            ).scalar_one()
+        )
+        steps = _step_records(conn, [run_id], limit)
+        ids = {s.run_id for s in steps}
+        lineage = LineageModel.__table__
+        edges: set[tuple[str, str, str]] = set()
+        external = 0
+        for chunk in _chunks(sorted(ids)):
+            for column in (lineage.c.consumer_run_uuid, lineage.c.producer_run_uuid):
+                query = select(
+                    lineage.c.producer_run_uuid,
+                    lineage.c.consumer_run_uuid,
+                    lineage.c.artifact_path,
+                ).where(column.in_(chunk))
+                for producer, consumer, path in conn.execute(query):
+                    edge = (str(producer), str(consumer), str(path))
+                    if edge[0] in ids and edge[1] in ids:
+                        edges.add(edge)
+                    elif edge not in edges:
+                        external += 1
+        return PipelineSteps(steps, sorted(edges), total, external)
+
+    return store.read(work)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSummary:
+    """A pipeline of an experiment: its orchestrator, id and number of runs."""
+
+    orchestrator: str
+    pipeline_id: str
+    runs: int
+
+
+def experiment_pipelines(store: SqlTrackingStore, experiment_id: str) -> list[PipelineSummary]:
+    """The pipelines whose runs an experiment holds (runs tagged with an orchestrator)."""
+    ids = experiment_ints([experiment_id])
+    if not ids:
+        return []
+
+    def work(conn: Connection) -> list[PipelineSummary]:
+        orchestrator = _TAGS.alias("orchestrator")
+        name = _TAGS.alias("name")
+        query = (
+            select(orchestrator.c.value, name.c.value, func.count())
+            .select_from(_RUNS)
+            .join(orchestrator, orchestrator.c.run_uuid == _RUNS.c.run_uuid)
+            .join(name, name.c.run_uuid == _RUNS.c.run_uuid)
+            .where(
+                _RUNS.c.experiment_id.in_(ids),
+                _RUNS.c.lifecycle_stage == "active",
+                orchestrator.c.key == _ORCHESTRATOR_TAG,
+                name.c.key.in_(list(PIPELINE_ID_TAGS.values())),
+            )
+            .group_by(orchestrator.c.value, name.c.value)
+        )
+        found = [
+            PipelineSummary(str(o), str(n), int(c))
+            for o, n, c in conn.execute(query)
+            if PIPELINE_ID_TAGS.get(str(o)) is not None
+        ]
+        return sorted(found, key=lambda p: (p.orchestrator, p.pipeline_id))
+
+    return store.read(work)
+
+
+def pipeline_runs(
+    store: SqlTrackingStore,
+    experiment_id: str,
+    orchestrator: str,
+    pipeline_id: str,
+    *,
+    limit: int = MAX_HISTORY,
+) -> tuple[list[StepRecord], dict[str, list[StepRecord]]]:
+    """The runs of one pipeline (``orchestrator``, ``pipeline_id``: a ``dag_id``, a flow's
+    name) in an experiment, newest first, and the steps of each (by its run id)."""
+    key = PIPELINE_ID_TAGS.get(orchestrator)
+    if key is None:
+        raise InvalidParameterError(
+            f"Invalid orchestrator {orchestrator!r}: expected one of "
+            f"{', '.join(sorted(PIPELINE_ID_TAGS))}"
+        )
+    ids = experiment_ints([experiment_id])
+
+    def work(conn: Connection) -> tuple[list[StepRecord], dict[str, list[StepRecord]]]:
+        orch = _TAGS.alias("orchestrator")
+        name = _TAGS.alias("name")
+        query = (
+            select(
+                _RUNS.c.run_uuid,
+                _RUNS.c.name,
+                _RUNS.c.status,
+                _RUNS.c.start_time,
+                _RUNS.c.end_time,
+            )
+            .join(orch, orch.c.run_uuid == _RUNS.c.run_uuid)
+            .join(name, name.c.run_uuid == _RUNS.c.run_uuid)
+            .where(
+                _RUNS.c.experiment_id.in_(ids) if ids else false(),
+                _RUNS.c.lifecycle_stage == "active",
+                orch.c.key == _ORCHESTRATOR_TAG,
+                orch.c.value == orchestrator,
+                name.c.key == key,
+                name.c.value == pipeline_id,
+            )
+            .order_by(_RUNS.c.start_time.desc(), _RUNS.c.run_uuid)
+            .limit(limit)
+        )
+        rows = list(conn.execute(query))
+        run_ids = [str(r[0]) for r in rows]
+        own = _tags_of(conn, run_ids, STEP_TAGS)
+        runs = [
+            StepRecord(str(r[0]), r[1] or str(r[0]), RunStatus(r[2]), r[3], r[4], own[str(r[0])])
+            for r in rows
+        ]
+        steps: dict[str, list[StepRecord]] = {r: [] for r in run_ids}
+        for step in _step_records(conn, run_ids, limit * 200):
+            steps[step.tags["_parent"]].append(step)
+        return runs, steps
+
+    return store.read(work)
+
+
+def latest_metrics(store: SqlTrackingStore, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Every latest metric value of ``run_ids``, by run id then key."""
+
+    def work(conn: Connection) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for chunk in _chunks(run_ids):
+            query = select(
+                _METRICS.c.run_uuid, _METRICS.c.key, _METRICS.c.value, _METRICS.c.special
+            ).where(_METRICS.c.run_uuid.in_(chunk))
+            for rid, k, value, special in conn.execute(query):
+                got = decode_value(value, special) if special else value
+                found.setdefault(str(rid), {})[k] = got
+        return found
+
+    return store.read(work) if run_ids else {}

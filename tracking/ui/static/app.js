@@ -445,6 +445,17 @@
     render();
   }
 
+  // A form whose selects apply on change (the pipeline history's step and metric).
+  document.querySelectorAll("form.autosubmit select").forEach((select) => {
+    select.addEventListener("change", () => {
+      if (select.name === "step") {
+        const metric = select.form.elements.metric;  // the new step has its own metrics
+        if (metric) metric.disabled = true;
+      }
+      select.form.submit();
+    });
+  });
+
   const page = document.body.dataset.page;
   if (page === "experiments") experimentsPage();
   if (page === "runs") runsTable();
