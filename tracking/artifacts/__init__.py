@@ -27,15 +27,25 @@ from tracking.artifacts.registry import (
     artifact_repository_for,
     register_artifact_scheme,
 )
+from tracking.artifacts.storage import (
+    check_destination,
+    register_storage_options,
+    s3_options,
+    storage_options_for,
+)
 
 __all__ = [
     "ArtifactRepository",
     "ArtifactRepositoryFactory",
     "FsspecArtifactRepository",
     "artifact_repository_for",
+    "check_destination",
     "join_uri",
     "normalize_artifact_path",
     "register_artifact_scheme",
+    "register_storage_options",
     "resolve_artifact_root",
+    "s3_options",
+    "storage_options_for",
     "uri_scheme",
 ]

@@ -32,6 +32,7 @@ from tracking.artifacts.progress import (
     ProgressPolicy,
     TransferProgress,
 )
+from tracking.artifacts.storage import storage_options_for
 from tracking.entities import ArtifactRef, FileInfo
 from tracking.errors import ArtifactNotFoundError, InvalidParameterError, StoreError
 
@@ -51,7 +52,9 @@ class FsspecArtifactRepository(ArtifactRepository):
     (``s3://bucket/1/<run_id>/artifacts``, ``memory://...``, ``file:///...``)
     or a local path (made absolute). ``storage_options`` go to the filesystem
     (credentials, endpoint ...); ``fs`` replaces the filesystem fsspec would
-    pick, for tests and for callers that already hold one.
+    pick, for tests and for callers that already hold one. Without either, the
+    options registered for a root above ``artifact_uri`` are used
+    (:func:`~tracking.artifacts.storage.register_storage_options`).
 
     Transfers of at least ``progress_min_files`` files or
     ``progress_min_bytes`` bytes show a ``rich`` progress bar on ``console``
@@ -93,7 +96,9 @@ class FsspecArtifactRepository(ArtifactRepository):
         self.run_id = run_id
         self._progress = ProgressPolicy(progress, console, progress_min_files, progress_min_bytes)
         if fs is None:
-            fs, root = self._filesystem_for(self.artifact_uri, storage_options or {})
+            if storage_options is None:
+                storage_options = storage_options_for(self.artifact_uri)
+            fs, root = self._filesystem_for(self.artifact_uri, storage_options)
         else:
             root = fs._strip_protocol(self.artifact_uri)
         self.fs: Any = fs

@@ -22,6 +22,54 @@ __all__ = ["COMMANDS"]
     default=None,
     help="fsspec URL or path where proxied artifacts are stored [default: ./trackflow-artifacts].",
 )
+@click.option(
+    "--artifacts-storage-options",
+    default=None,
+    help="fsspec storage options of the artifacts destination, a JSON object.",
+)
+@click.option(
+    "--artifacts-storage-options-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A JSON file of storage options (e.g. a mounted secret with key and secret).",
+)
+@click.option(
+    "--artifacts-endpoint-url",
+    default=None,
+    help="Endpoint URL of an S3-compatible store for an s3:// destination. Credentials: "
+    "the storage options, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
+    "AWS_SHARED_CREDENTIALS_FILE.",
+)
+@click.option("--artifacts-region", default=None, help="Region of an s3:// destination.")
+@click.option(
+    "--artifacts-path-style/--no-artifacts-path-style",
+    default=None,
+    help="Path-style S3 addressing, which most S3-compatible stores need [default: off].",
+)
+@click.option(
+    "--check-artifacts/--no-check-artifacts",
+    default=None,
+    help="Check at start-up that the artifacts destination is writable [default: on].",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=None,
+    help="Migrate the schema at start-up [default: on]. --no-migrate (replicas): never "
+    "touch it, refuse a database not at the current revision.",
+)
+@click.option(
+    "--db-pool-size",
+    default=None,
+    type=click.IntRange(1),
+    help="Database connections kept open per worker process [default: 5].",
+)
+@click.option(
+    "--db-max-overflow",
+    default=None,
+    type=click.IntRange(0),
+    help="Further connections per worker under load [default: 10]. A server holds at most "
+    "workers x (pool size + overflow).",
+)
 @click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
 @click.option(
     "--port", default=None, type=click.IntRange(0, 65535), help="TCP port [default: 5000]."

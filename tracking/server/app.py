@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from tracking.artifacts import register_storage_options, resolve_artifact_root
 from tracking.client import TrackingClient
 from tracking.server.artifacts import PROXY_ROOT, ArtifactProxy
 from tracking.server.errors import install_error_handlers
@@ -52,9 +53,36 @@ def open_store(settings: ServerSettings) -> SqlTrackingStore:
     """The server's store: new experiments get ``mlflow-artifacts:/<experiment_id>``.
 
     A SQLite database is migrated on open; a server database at an older
-    schema raises :class:`~tracking.errors.SchemaOutOfDateError`.
+    schema raises :class:`~tracking.errors.SchemaOutOfDateError`. With
+    ``settings.migrate`` off nothing is migrated or created: any database not
+    at the current revision raises it. The pool is sized by
+    ``settings.db_pool_size`` and ``settings.db_max_overflow`` (per process).
     """
-    return SqlTrackingStore(settings.backend_store_uri, artifact_root=PROXY_ROOT)
+    uri = settings.database_uri()
+    if not settings.migrate:
+        _require_current_schema(uri)
+    return SqlTrackingStore(
+        uri, artifact_root=PROXY_ROOT, auto_upgrade=None if settings.migrate else False
+    )
+
+
+def _require_current_schema(uri: str) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tracking.store.sql.engine import create_tracking_engine, translate_db_error
+    from tracking.store.sql.migrate import require_current_schema
+
+    engine = create_tracking_engine(uri)
+    try:
+        require_current_schema(engine)
+    except SQLAlchemyError as exc:
+        error = translate_db_error(exc)
+        raise type(error)(
+            f"cannot open the tracking database "
+            f"{engine.url.render_as_string(hide_password=True)}: {error}"
+        ) from exc
+    finally:
+        engine.dispose()
 
 
 def _mlflow_router() -> APIRouter:
@@ -92,6 +120,11 @@ def create_app(
     if checkpoint_wal is None:
         checkpoint_wal = owned
     store = store or open_store(settings)
+    storage_options = settings.storage_options()
+    if storage_options:
+        register_storage_options(
+            resolve_artifact_root(settings.artifacts_destination), storage_options
+        )
     inline = settings.inline_writes
     if inline is None:
         inline = store.dialect == "sqlite"

@@ -20,8 +20,8 @@ import time
 import click
 import uvicorn
 
-from tracking.artifacts import resolve_artifact_root
-from tracking.errors import TrackingError
+from tracking.artifacts import check_destination, resolve_artifact_root
+from tracking.errors import StoreUnavailableError, TrackingError
 from tracking.server.app import create_app, open_store
 from tracking.server.settings import ServerSettings
 from tracking.store.sql.store import SqlTrackingStore
@@ -43,16 +43,28 @@ def serve(settings: ServerSettings, *, demo: bool = False, open_browser: bool = 
         update={"artifacts_destination": resolve_artifact_root(settings.artifacts_destination)}
     )
     _warn_if_exposed(settings)
-    store = open_store(settings)
+    try:
+        store = open_store(settings)
+    except StoreUnavailableError as exc:
+        raise StoreUnavailableError(
+            f"{exc}\nThe server does not start without its database: check that the database "
+            "is running and that --backend-store-uri (TRACKFLOW_SERVER_BACKEND_STORE_URI) "
+            "points at it"
+        ) from exc
     sock: socket.socket | None = None
     try:
+        if settings.check_artifacts:
+            check_destination(settings.artifacts_destination, settings.storage_options())
+        _warn_if_pool_too_big(settings, store)
         sock = _bind(settings.host, settings.port)
         port = sock.getsockname()[1]
         if demo:
             fill_with_demo(settings, store, served_at=_url(settings.host, port))
         click.echo(
             f"trackflow server: {store.engine.url.render_as_string(hide_password=True)}, "
-            f"artifacts in {settings.artifacts_destination}, serving {_url(settings.host, port)}"
+            f"artifacts in {settings.artifacts_destination}, serving {_url(settings.host, port)} "
+            f"with {settings.workers} worker(s)"
+            + ("" if settings.migrate else ", never migrating")
             + (" (bearer token required)" if settings.auth_token is not None else ""),
             err=True,
         )
@@ -86,6 +98,38 @@ def serve(settings: ServerSettings, *, demo: bool = False, open_browser: bool = 
         if sock is not None:
             sock.close()
         store.close()
+
+
+def pool_connections(settings: ServerSettings) -> int:
+    """The most database connections one server (all its workers) may hold."""
+    from tracking.store.sql.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
+
+    pool = settings.db_pool_size if settings.db_pool_size is not None else DEFAULT_POOL_SIZE
+    overflow = (
+        settings.db_max_overflow if settings.db_max_overflow is not None else DEFAULT_MAX_OVERFLOW
+    )
+    return settings.workers * (pool + overflow)
+
+
+def _warn_if_pool_too_big(settings: ServerSettings, store: SqlTrackingStore) -> None:
+    """Warn when this server alone may open more connections than PostgreSQL allows."""
+    if store.dialect != "postgresql":
+        return
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        allowed = int(conn.execute(text("SHOW max_connections")).scalar_one())
+        reserved = int(conn.execute(text("SHOW superuser_reserved_connections")).scalar_one())
+    wanted = pool_connections(settings)
+    if wanted > allowed - reserved:
+        click.echo(
+            f"WARNING: {settings.workers} worker(s) x (pool size + overflow) = {wanted} "
+            f"database connections at most, but PostgreSQL accepts {allowed - reserved} "
+            "(max_connections - superuser_reserved_connections); lower --db-pool-size / "
+            "--db-max-overflow or raise max_connections, or requests will wait and fail "
+            "with 503 under load.",
+            err=True,
+        )
 
 
 def _url(host: str, port: int) -> str:

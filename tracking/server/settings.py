@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +37,7 @@ DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]", "private")
 DEFAULT_CORS_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$"
 
 _CommaList = Annotated[tuple[str, ...], NoDecode]
+_JsonObject = Annotated[dict[str, Any], NoDecode]
 
 
 def _split(value: object) -> object:
@@ -73,6 +74,54 @@ class ServerSettings(BaseSettings):
         DEFAULT_ARTIFACTS_DESTINATION,
         description="fsspec URL (or local path) where proxied artifacts are stored: "
         "mlflow-artifacts:/<path> maps to <artifacts_destination>/<path>.",
+    )
+    artifacts_storage_options: _JsonObject = Field(
+        default_factory=dict,
+        description="fsspec storage options of the artifacts destination, a JSON object "
+        '(e.g. {"endpoint_url": "http://seaweedfs:8333"} for s3://); merged over those of '
+        "artifacts_storage_options_file.",
+    )
+    artifacts_storage_options_file: Path | None = Field(
+        None,
+        description="A JSON file of fsspec storage options (a mounted secret may hold "
+        '{"key": ..., "secret": ...}), so credentials need not be in the environment.',
+    )
+    artifacts_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible store for an s3:// destination "
+        "(SeaweedFS, Garage, Ceph ...). Credentials come from the storage options, else "
+        "from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE.",
+    )
+    artifacts_region: str | None = Field(None, description="Region of an s3:// destination.")
+    artifacts_path_style: bool = Field(
+        False,
+        description="Path-style S3 addressing (http://endpoint/bucket/key), which most "
+        "S3-compatible stores need.",
+    )
+    check_artifacts: bool = Field(
+        True,
+        description="At start-up, write, read back and delete a small object in the "
+        "artifacts destination; stop with a message naming the bucket and the cause if that "
+        "fails.",
+    )
+    migrate: bool = Field(
+        True,
+        description="Migrate at start-up: a SQLite file is upgraded and an empty server "
+        "database gets the schema. False (replicas): never touch the schema; a database "
+        "that is not at the current revision stops the server, naming `trackflow db upgrade`.",
+    )
+    db_pool_size: int | None = Field(
+        None,
+        ge=1,
+        description="Database connections each worker process keeps open (server "
+        "databases; default 5).",
+    )
+    db_max_overflow: int | None = Field(
+        None,
+        ge=0,
+        description="Further connections each worker may open under load (default 10). "
+        "Every worker has its own pool: a server holds up to "
+        "workers x (db_pool_size + db_max_overflow) connections.",
     )
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(5000, ge=0, le=65535, description="TCP port to listen on.")
@@ -142,6 +191,18 @@ class ServerSettings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
 
+    @field_validator("artifacts_storage_options", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"expected a JSON object, got invalid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return value
+
     @field_validator("x_frame_options")
     @classmethod
     def _frame_option(cls, value: str) -> str:
@@ -164,6 +225,68 @@ class ServerSettings(BaseSettings):
             self.auth_token = SecretStr(token)
         return self
 
+    @model_validator(mode="after")
+    def _usable_storage_options(self) -> Self:
+        from tracking.errors import TrackingError
+
+        try:
+            self.storage_options()
+        except TrackingError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def storage_options(self) -> dict[str, Any]:
+        """The fsspec storage options of the artifacts destination: the file's, then
+        ``artifacts_storage_options``, then the endpoint, region and addressing style."""
+        from tracking.artifacts.storage import s3_options
+
+        options: dict[str, Any] = {}
+        if self.artifacts_storage_options_file is not None:
+            path = self.artifacts_storage_options_file
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read artifacts_storage_options_file {str(path)!r}: {exc.strerror}"
+                ) from None
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"artifacts_storage_options_file {str(path)!r} is not valid JSON: {exc}"
+                ) from None
+            if not isinstance(loaded, dict):
+                raise ValueError(
+                    f"artifacts_storage_options_file {str(path)!r} must hold a JSON object"
+                )
+            options.update(loaded)
+        options.update(self.artifacts_storage_options)
+        s3_specific = (
+            self.artifacts_endpoint_url is not None
+            or self.artifacts_region is not None
+            or self.artifacts_path_style
+        )
+        if s3_specific and not self.artifacts_destination.startswith(("s3://", "s3a://")):
+            raise ValueError(
+                "artifacts_endpoint_url, artifacts_region and artifacts_path_style apply to an "
+                f"s3:// artifacts destination, not {self.artifacts_destination!r}"
+            )
+        return s3_options(
+            endpoint_url=self.artifacts_endpoint_url,
+            region=self.artifacts_region,
+            path_style=self.artifacts_path_style,
+            base=options,
+        )
+
+    def database_uri(self) -> str:
+        """``backend_store_uri`` with the pool sizes in its query, where the engine reads them."""
+        if self.db_pool_size is None and self.db_max_overflow is None:
+            return self.backend_store_uri
+        from tracking.store.sql.engine import normalize_db_url
+
+        url = normalize_db_url(self.backend_store_uri)
+        sizes = {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
+        url = url.update_query_dict({k: str(v) for k, v in sizes.items() if v is not None})
+        return url.render_as_string(hide_password=False)
+
     def to_environ(self) -> dict[str, str]:
         """The environment variables that rebuild these settings in another process."""
         environ: dict[str, str] = {}
@@ -176,5 +299,7 @@ class ServerSettings(BaseSettings):
                 value = "true" if value else "false"
             if isinstance(value, tuple | list):
                 value = ",".join(value)
+            if isinstance(value, dict):
+                value = json.dumps(value)
             environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return environ

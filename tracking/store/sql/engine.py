@@ -56,6 +56,8 @@ from sqlalchemy.pool import StaticPool
 from tracking.errors import InvalidParameterError, StoreError, StoreUnavailableError, TrackingError
 
 __all__ = [
+    "DEFAULT_MAX_OVERFLOW",
+    "DEFAULT_POOL_SIZE",
     "RETRY_FOR_S",
     "WRITE",
     "SqliteWriteLock",
@@ -117,14 +119,53 @@ def normalize_db_url(uri: str) -> URL:
     return url
 
 
+#: Connections a server-database engine keeps, and may open beyond them under load.
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 10
+#: Seconds to wait for a PostgreSQL connection before calling the database unreachable.
+_CONNECT_TIMEOUT_S = 10
+
+
+def _pool_setting(url: URL, name: str, default: int, minimum: int) -> int:
+    given = url.query.get(name)
+    if given is None:
+        return default
+    text = given if isinstance(given, str) else given[-1]
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise InvalidParameterError(
+            f"invalid {name}={text!r} in the tracking URI: expected an integer >= {minimum}"
+        )
+    return value
+
+
 def create_tracking_engine(uri: str) -> Engine:
-    """An engine for ``uri`` with the pragmas, pool and transaction rules of its dialect."""
+    """An engine for ``uri`` with the pragmas, pool and transaction rules of its dialect.
+
+    On a server database, ``?pool_size=N&max_overflow=M`` in the URL size the
+    connection pool of this process (default 5 and 10); they are not passed to
+    the driver.
+    """
     url = normalize_db_url(uri)
     try:
         if url.get_backend_name() == "sqlite":
             return _sqlite_engine(url)
+        pool_size = _pool_setting(url, "pool_size", DEFAULT_POOL_SIZE, 1)
+        max_overflow = _pool_setting(url, "max_overflow", DEFAULT_MAX_OVERFLOW, 0)
+        url = url.difference_update_query(["pool_size", "max_overflow"])
+        connect_args: dict[str, Any] = {}
+        if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
         return create_engine(
-            url, pool_pre_ping=True, pool_recycle=1800, pool_size=5, max_overflow=10
+            url,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args=connect_args,
         )
     except NoSuchModuleError as exc:
         raise InvalidParameterError(

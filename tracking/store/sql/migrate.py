@@ -26,11 +26,12 @@ __all__ = [
     "current_revision",
     "downgrade",
     "ensure_schema",
+    "require_current_schema",
     "upgrade",
 ]
 
 #: The newest migration; a test checks that it is Alembic's head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 #: The name of the lock that serialises schema creation on a server database.
@@ -163,4 +164,21 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
     raise SchemaOutOfDateError(
         f"the tracking database {url} is at schema revision {revision}, this trackflow needs "
         f"{HEAD_REVISION}; migrate it with `trackflow db upgrade --backend-store-uri {url}`"
+    )
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise :class:`~tracking.errors.SchemaOutOfDateError` unless the database is at
+    :data:`HEAD_REVISION`; never writes (what a server that must not migrate calls)."""
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+        connection.rollback()
+    if revision == HEAD_REVISION:
+        return
+    url = engine.url.render_as_string(hide_password=True)
+    state = "has no trackflow schema yet" if revision is None else f"is at revision {revision}"
+    raise SchemaOutOfDateError(
+        f"the tracking database {url} {state}, this trackflow needs {HEAD_REVISION}, and this "
+        "server does not migrate (--no-migrate); run `trackflow db upgrade "
+        f"--backend-store-uri {url}` once, then start the server again"
     )
