@@ -22,6 +22,7 @@ __all__ = [
     "duration",
     "environment",
     "page",
+    "query_string",
     "safe_url",
     "session_cookie_name",
     "timestamp",
@@ -117,6 +118,12 @@ def _query(base: dict[str, Any], **changes: Any) -> str:
         else:
             items.append((key, value))
     return urlencode(items)
+
+
+def query_string(base: dict[str, Any], **changes: Any) -> str:
+    """``base`` updated with ``changes`` as a URL query (lists repeat their key; empty
+    values are left out)."""
+    return _query(base, **changes)
 
 
 @lru_cache(maxsize=1)

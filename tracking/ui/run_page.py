@@ -205,8 +205,12 @@ def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str)
     experiment = store.get_experiment(experiment_id)
     chain = ancestors(store, run_id)
     keys = available_keys(store, [experiment_id])
+    # A sweep's point: the children's params beside their metrics.
     metric_columns = [f"m:{k}" for k in keys["metrics"][:5]]
-    child_table = table_view([experiment_id], "", "", ["_", *metric_columns], "active")
+    param_columns = [f"p:{k}" for k in keys["params"][:5]]
+    child_table = table_view(
+        [experiment_id], "", "", ["_", *param_columns, *metric_columns], "active"
+    )
     children = browse_runs(
         store,
         [experiment_id],

@@ -14,6 +14,7 @@ when a node is expanded).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,7 +36,7 @@ from tracking.store.sql.browse import (
     parse_sort,
     run_record,
 )
-from tracking.ui.render import VIEWS, page
+from tracking.ui.render import VIEWS, page, query_string
 
 __all__ = ["MAX_COLUMNS", "MAX_COMPARE", "MAX_COMPARE_KEYS", "TableView", "router"]
 
@@ -296,17 +297,69 @@ def run_redirect(request: Request, state: StateDep, run_id: str) -> Response:
     )
 
 
+def dir_keys(asked: list[str]) -> list[str]:
+    """The metrics a URL's ``dir`` items name."""
+    return [item.rpartition(":")[0] for item in asked if ":" in item]
+
+
 def _differs(values: list[str | None]) -> bool:
     return len(set(values)) > 1
 
 
-def _best(values: list[float | None]) -> tuple[float | None, float | None]:
+def _best(values: list[float | None], higher: bool) -> float | None:
+    """The best of ``values`` (NaN and missing left out): the largest when ``higher``."""
     finite = [v for v in values if v is not None and not math.isnan(v)]
-    return (min(finite), max(finite)) if finite else (None, None)
+    if not finite:
+        return None
+    return max(finite) if higher else min(finite)
+
+
+#: Metric names whose lower values are better (a word of the name, or its end).
+_LOWER_IS_BETTER = re.compile(
+    r"(^|[^a-z])(loss|error|err|rmse|mse|mae|mape|smape|latency|perplexity|wer|cer|"
+    r"duration|time|seconds|ms|cost|regret)([^a-z]|$)|(loss|error)$",
+    re.IGNORECASE,
+)
+#: MLflow's experiment tags naming the primary metric and its direction.
+PRIMARY_METRIC_TAG = "mlflow.experiment.primaryMetric.name"
+GREATER_IS_BETTER_TAG = "mlflow.experiment.primaryMetric.greaterIsBetter"
+
+
+def higher_is_better(key: str) -> bool:
+    """The default direction of a metric, from its name: ``loss``, ``val_error``,
+    ``rmse``, ``mae``, ``latency_ms`` are lower-is-better, anything else higher."""
+    return _LOWER_IS_BETTER.search(key) is None
+
+
+def metric_directions(
+    keys: list[str], experiments: list[Experiment], asked: list[str]
+) -> dict[str, bool]:
+    """Whether higher is better, per metric: ``asked`` (the URL's ``dir=key:max`` or
+    ``key:min``) over the experiments' primary-metric tags over the name's default."""
+    found = {k: higher_is_better(k) for k in keys}
+    for experiment in experiments:
+        name = experiment.tags.get(PRIMARY_METRIC_TAG)
+        greater = experiment.tags.get(GREATER_IS_BETTER_TAG)
+        if name in found and greater is not None:
+            found[name] = greater.strip().lower() == "true"
+    for item in asked:
+        key, sep, way = item.rpartition(":")
+        if not sep or way not in ("max", "min"):
+            raise InvalidParameterError(
+                f"Invalid dir {item!r}: expected <metric>:max or <metric>:min"
+            )
+        if key in found:
+            found[key] = way == "max"
+    return found
 
 
 @router.get("/compare")
-def compare_page(request: Request, state: StateDep, runs: str = "") -> Response:
+def compare_page(
+    request: Request,
+    state: StateDep,
+    runs: str = "",
+    dir: list[str] = Query([]),  # noqa: B008 - the URL's name; FastAPI's way
+) -> Response:
     """Params with differences marked, metrics side by side, overlaid charts, and a scatter
     or parallel-coordinates view of params against a metric."""
     run_ids = list(dict.fromkeys(r.strip() for r in runs.replace(" ", ",").split(",") if r.strip()))
@@ -344,17 +397,36 @@ def compare_page(request: Request, state: StateDep, runs: str = "") -> Response:
         (k, [r.data.params.get(k) for r in found], _differs([r.data.params.get(k) for r in found]))
         for k in param_keys
     ]
+    experiments = [
+        state.store.get_experiment(e) for e in dict.fromkeys(r.info.experiment_id for r in found)
+    ]
+    try:
+        higher = metric_directions(metric_keys, experiments, dir)
+    except InvalidParameterError as exc:
+        return page(request, "error.html", status_code=400, title="Bad address", error=str(exc))
     metrics = []
     for k in metric_keys:
         values = [r.data.metrics.get(k) for r in found]
-        metrics.append((k, values, _best(values)))
+        metrics.append((k, values, _best(values, higher[k]), higher[k]))
+    # The URL with one metric's direction flipped (the others' as they are asked).
+    flips = {
+        k: query_string(
+            {"runs": ",".join(run_ids)},
+            dir=[f"{m}:{'max' if higher[m] else 'min'}" for m in dir_keys(dir) if m != k]
+            + [f"{k}:{'min' if higher[k] else 'max'}"],
+        )
+        for k in metric_keys
+    }
     return page(
         request,
         "compare.html",
         runs=found,
         params=params,
         metrics=metrics,
+        flips=flips,
+        higher=higher,
         param_keys=param_keys,
+        varying_params=[k for k, _values, differs in params if differs] or param_keys,
         metric_keys=metric_keys,
         only_differences=request.query_params.get("diff") == "1",
         params_json={"keys": param_keys, "values": [dict(r.data.params) for r in found]},

@@ -260,35 +260,98 @@
     if (url.searchParams.get("x")) controls.axis.value = url.searchParams.get("x");
     if (url.searchParams.get("smooth")) controls.smoothing.value = url.searchParams.get("smooth");
     if (url.searchParams.get("log") === "1") controls.log.checked = true;
+    if (runs.length > 1) {
+      const legend = document.createElement("div");
+      legend.className = "chart-legend";
+      legend.id = "chart-legend";
+      names.forEach((name, i) => {
+        const item = document.createElement("span");
+        item.innerHTML = '<span class="run-swatch"></span>';
+        item.firstChild.style.background = COLORS[i % COLORS.length];
+        item.append(name);
+        legend.appendChild(item);
+      });
+      grid.before(legend);
+      section.classList.add("shared-legend");
+    }
     const charts = new Map(); // metric -> {box, plot, data}
     // What tests and the benchmark read: the uPlot instance per metric.
     const stats = (window.__trackflowCharts = { requested: metrics.length, drawn: 0, plots: {} });
 
+    // A metric logged once per run is a bar per run, never a one-point line.
+    function drawBars(key, entry) {
+      const values = entry.data.map((points) => (points.length ? points[points.length - 1][2] : null));
+      const finite = values.filter(Number.isFinite);
+      const lo = Math.min(0, ...finite), hi = Math.max(0, ...finite);
+      const box = document.createElement("div");
+      box.className = "bars";
+      names.forEach((name, i) => {
+        const label = document.createElement("span");
+        label.innerHTML = '<span class="run-swatch"></span>';
+        label.firstChild.style.background = COLORS[i % COLORS.length];
+        label.append(name);
+        const track = document.createElement("div");
+        track.className = "bar-track";
+        const fill = document.createElement("div");
+        fill.className = "bar-fill";
+        const v = values[i];
+        fill.style.background = COLORS[i % COLORS.length];
+        fill.style.width = Number.isFinite(v) && hi > lo ? `${(100 * (v - lo)) / (hi - lo)}%` : "0";
+        fill.title = `${name}: ${Number.isFinite(v) ? v : "—"}`;
+        track.appendChild(fill);
+        const value = document.createElement("span");
+        value.className = "num";
+        value.textContent = Number.isFinite(v) ? String(+v.toPrecision(4)) : "—";
+        box.append(label, track, value);
+      });
+      const title = document.createElement("h4");
+      title.textContent = key;
+      entry.box.replaceChildren(title, box);
+      entry.box.dataset.kind = "bars";
+    }
+
     function draw(key) {
       const entry = charts.get(key);
       if (!entry || !entry.data) return;
+      if (entry.data.every((points) => points.length <= 1)) {
+        drawBars(key, entry);
+        entry.box.dataset.drawn = "1";
+        return;
+      }
       const axis = controls.axis.value;
       const weight = Number(controls.smoothing.value);
       const log = controls.log.checked;
-      const per = entry.data.map((points) => seriesData(points, axis, weight, log));
+      // Smoothed: the raw line stays, faint, under the smoothed one.
+      const per = entry.data.map((points) => {
+        const smoothed = seriesData(points, axis, weight, log);
+        return weight ? [...smoothed, seriesData(points, axis, 0, log)[1]] : smoothed;
+      });
       const joined = per.length === 1 ? per[0] : uPlot.join(per);
+      const series = [{ label: axis }];
+      names.forEach((name, i) => {
+        const color = COLORS[i % COLORS.length];
+        series.push({
+          label: name, stroke: color, width: 1.25, spanGaps: true,
+          // A short series shows its points (one point alone draws no line).
+          points: { show: per[i][0].length <= 50, size: 5, fill: color },
+        });
+        if (weight) series.push({ label: `${name} (raw)`, stroke: color + "40", width: 1, spanGaps: true, points: { show: false } });
+      });
       const opts = {
         width: Math.max(320, entry.box.clientWidth - 8),
         height: 240,
         title: key,
         scales: { x: { time: axis === "wall" }, y: { distr: log ? 3 : 1 } },
         axes: [{ label: axis === "step" ? "step" : axis === "wall" ? "" : "seconds" }, {}],
-        series: [{ label: axis }, ...names.map((name, i) => ({
-          label: name, stroke: COLORS[i % COLORS.length], width: 1.25, spanGaps: true,
-          // A short series shows its points (one point alone draws no line).
-          points: { show: per[i][0].length <= 50, size: 5, fill: COLORS[i % COLORS.length] },
-        }))],
+        series,
         legend: { live: true },
         cursor: { drag: { x: true, y: false } },
       };
       if (entry.plot) entry.plot.destroy();
+      entry.box.replaceChildren();
       entry.plot = new uPlot(opts, joined, entry.box);
       stats.plots[key] = entry.plot;
+      entry.box.dataset.kind = "line";
       entry.box.dataset.drawn = "1";
     }
 
@@ -368,9 +431,13 @@
       return { numeric: false, values: values.map((v) => labels.indexOf(String(v ?? "—"))), labels };
     }
 
+    // A param with one value across the runs says nothing: no axis for it.
+    const varying = params.keys.filter((k) => new Set(params.values.map((p) => String(p[k] ?? "—"))).size > 1);
+    const isInt = (c) => c.numeric && c.values.filter(Number.isFinite).every(Number.isInteger);
+
     function parallel(metric) {
-      const keys = [...params.keys, metric];
-      const columns = keys.map((k, i) => axisValues(k, i < params.keys.length
+      const keys = [...varying, metric];
+      const columns = keys.map((k, i) => axisValues(k, i < varying.length
         ? params.values.map((p) => p[k]) : latest.map((m) => m[metric])));
       const canvas = document.createElement("canvas");
       const width = Math.max(480, plot.clientWidth - 8), height = 320;
@@ -380,8 +447,11 @@
       plot.replaceChildren(canvas);
       const ctx = canvas.getContext("2d");
       ctx.scale(devicePixelRatio, devicePixelRatio);
-      const pad = 40, top = 30, bottom = height - 30;
-      const x = (i) => pad + (i * (width - 2 * pad)) / Math.max(1, keys.length - 1);
+      // Room on the right for the runs' names beside the metric's axis.
+      const pad = 50, right = 170, top = 30, bottom = height - 30;
+      const x = (i) => pad + (i * (width - pad - right)) / Math.max(1, keys.length - 1);
+      const room = Math.max(4, Math.floor((width - pad - right) / Math.max(1, keys.length - 1) / 7));
+      const fit = (text) => (text.length > room ? text.slice(0, room - 1) + "…" : text);
       const ranges = columns.map((c) => {
         const finite = c.values.filter(Number.isFinite);
         const lo = Math.min(...finite), hi = Math.max(...finite);
@@ -394,16 +464,17 @@
       keys.forEach((k, i) => {
         ctx.strokeStyle = "#999"; ctx.beginPath(); ctx.moveTo(x(i), top); ctx.lineTo(x(i), bottom); ctx.stroke();
         ctx.textAlign = "center";
-        ctx.fillText(k, x(i), top - 12);
+        ctx.fillText(fit(k), x(i), top - 12);
         const c = columns[i];
-        ctx.fillText(c.labels ? c.labels[c.labels.length - 1] ?? "" : String(+ranges[i][1].toPrecision(4)), x(i), top - 1);
-        ctx.fillText(c.labels ? c.labels[0] ?? "" : String(+ranges[i][0].toPrecision(4)), x(i), bottom + 14);
+        const tick = (v) => (isInt(c) ? String(Math.round(v)) : String(+v.toPrecision(4)));
+        const hiValue = isInt(c) ? Math.max(...c.values.filter(Number.isFinite)) : ranges[i][1];
+        ctx.fillText(fit(c.labels ? c.labels[c.labels.length - 1] ?? "" : tick(hiValue)), x(i), top - 1);
+        ctx.fillText(fit(c.labels ? c.labels[0] ?? "" : tick(ranges[i][0])), x(i), bottom + 14);
       });
       names.forEach((name, run) => {
-        const m = columns[keys.length - 1].values[run];
-        const t = Number.isFinite(m) ? (m - metricRange[0]) / (metricRange[1] - metricRange[0]) : 0;
-        ctx.strokeStyle = `hsl(${240 - 240 * t}, 70%, 45%)`;
-        ctx.lineWidth = 1.5;
+        // The run's colour, as on every chart of the page; its name at the metric's end.
+        ctx.strokeStyle = COLORS[run % COLORS.length];
+        ctx.lineWidth = 1.75;
         ctx.beginPath();
         let started = false;
         columns.forEach((c, i) => {
@@ -412,23 +483,45 @@
           if (!started) { ctx.moveTo(x(i), y(i, v)); started = true; } else ctx.lineTo(x(i), y(i, v));
         });
         ctx.stroke();
+        const m = columns[keys.length - 1].values[run];
+        if (Number.isFinite(m)) {
+          ctx.fillStyle = COLORS[run % COLORS.length];
+          ctx.textAlign = "left";
+          ctx.fillText(name.length > 24 ? name.slice(0, 23) + "…" : name, x(keys.length - 1) + 6, y(keys.length - 1, m) + 4);
+        }
       });
+      plot.dataset.axes = JSON.stringify(keys);
       plot.dataset.drawn = "parallel";
     }
 
     function scatterPlot(param, metric) {
       const xs = axisValues(param, params.values.map((p) => p[param]));
       const ys = latest.map((m) => (m[metric] === undefined ? null : m[metric]));
-      const order = xs.values.map((v, i) => i).filter((i) => Number.isFinite(xs.values[i])).sort((a, b) => xs.values[a] - xs.values[b]);
-      const data = [order.map((i) => xs.values[i]), order.map((i) => ys[i])];
+      const runsShown = names.map((n, i) => i).filter((i) => Number.isFinite(xs.values[i]));
+      // One series per run: its colour, its name in the hover label.
+      const tables = runsShown.map((i) => [[xs.values[i]], [ys[i]]]);
+      const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
       if (scatter) scatter.destroy();
       plot.replaceChildren();
+      const integer = isInt(xs) || Boolean(xs.labels);
       scatter = new uPlot({
         width: Math.max(480, plot.clientWidth - 8), height: 320, title: `${metric} by ${param}`,
         mode: 1,
         scales: { x: { time: false } },
-        axes: [{ label: param, values: xs.labels ? (u, ticks) => ticks.map((t) => xs.labels[t] ?? "") : undefined }, { label: metric }],
-        series: [{ label: param }, { label: metric, stroke: COLORS[0], paths: () => null, points: { show: true, size: 8, fill: COLORS[0] } }],
+        axes: [{
+          label: param,
+          incrs: integer ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 1e4, 1e5, 1e6] : undefined,
+          values: (u, ticks) => {
+            const labels = ticks.map((t) => (xs.labels ? xs.labels[t] ?? "" : String(+t.toPrecision(6))));
+            plot.dataset.xticks = JSON.stringify(labels);  // what tests read: the canvas has no text
+            return labels;
+          },
+        }, { label: metric }],
+        series: [{ label: param }, ...runsShown.map((i) => ({
+          label: names[i], stroke: COLORS[i % COLORS.length], paths: () => null,
+          points: { show: true, size: 9, fill: COLORS[i % COLORS.length] },
+        }))],
+        legend: { live: true },
       }, data, plot);
       plot.dataset.drawn = "scatter";
     }
