@@ -21,9 +21,14 @@ from tracking.entities import (
     FileInfo,
     Lineage,
     LineageEdge,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
+    ModelMetric,
+    ModelVersion,
     PagedList,
     Param,
+    RegisteredModel,
     Run,
     RunInfo,
     RunStatus,
@@ -33,6 +38,7 @@ from tracking.entities import (
 from tracking.errors import InvalidParameterError
 from tracking.settings import get_settings, resolve_tracking_uri
 from tracking.store.base import TrackingStore
+from tracking.store.model_search import OrderBy
 from tracking.store.registry import get_store
 
 __all__ = ["TrackingClient"]
@@ -149,6 +155,11 @@ class TrackingClient:
         """Set an experiment tag."""
         tag = validation.validate_tag(RunTag(key, value))
         self._store.set_experiment_tag(str(experiment_id), tag.key, tag.value)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Remove an experiment tag; NotFoundError if the experiment has no such tag."""
+        validation.validate_key(key, "tag")
+        self._store.delete_experiment_tag(str(experiment_id), key)
 
     # -- runs ---------------------------------------------------------------
 
@@ -426,6 +437,314 @@ class TrackingClient:
         that consumed its artifacts."""
         return self._store.get_lineage(validation.validate_run_id(run_id))
 
+    # -- MLflow 3 logged models -------------------------------------------------
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        """Create a PENDING logged model (MLflow 3), with its own artifact location;
+        upload its files there, then :meth:`finalize_logged_model`. ``name`` defaults
+        to a generated one."""
+        if name is None:
+            from tracking.names import generate_run_name
+
+            name = generate_run_name()
+        _check_name(name, "name", 500)
+        if model_type is not None:
+            _check_name(model_type, "model_type", 500)
+        if source_run_id is not None:
+            validation.validate_run_id(source_run_id, "source_run_id")
+        pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
+        checked = [validation.validate_param(Param(k, v)) for k, v in (params or {}).items()]
+        return self._store.create_logged_model(
+            str(experiment_id), name, source_run_id, pairs, [(p.key, p.value) for p in checked], model_type
+        )
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        """The logged model with that id; NotFoundError if none."""
+        return self._store.get_logged_model(_model_id(model_id), allow_deleted)
+
+    def finalize_logged_model(
+        self,
+        model_id: str,
+        status: LoggedModelStatus | str = LoggedModelStatus.READY,
+        status_message: str | None = None,
+    ) -> LoggedModel:
+        """Mark a logged model READY (its files are uploaded) or FAILED."""
+        try:
+            parsed = LoggedModelStatus.parse(status)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+        return self._store.finalize_logged_model(_model_id(model_id), parsed, status_message)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        """Mark a logged model deleted."""
+        self._store.delete_logged_model(_model_id(model_id))
+
+    def set_logged_model_tags(self, model_id: str, tags: Mapping[str, Any]) -> None:
+        """Set (or overwrite) tags of a logged model."""
+        pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
+        self._store.set_logged_model_tags(_model_id(model_id), pairs)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        """Remove a tag of a logged model."""
+        validation.validate_key(key, "tag")
+        self._store.delete_logged_model_tag(_model_id(model_id), key)
+
+    def log_model_params(self, model_id: str, params: Mapping[str, Any]) -> None:
+        """Add params to a logged model (a param never changes value)."""
+        checked = [validation.validate_param(Param(k, v)) for k, v in params.items()]
+        self._store.log_logged_model_params(_model_id(model_id), [(p.key, p.value) for p in checked])
+
+    def log_model_metric(
+        self,
+        model_id: str,
+        key: str,
+        value: float,
+        *,
+        run_id: str | None = None,
+        timestamp: int | None = None,
+        step: int | None = None,
+        dataset_name: str | None = None,
+        dataset_digest: str | None = None,
+    ) -> None:
+        """Link a metric point to a logged model (with the run that measured it and the
+        data set it was measured on); with ``run_id`` it is logged to the run too."""
+        metric = validation.validate_metric(
+            Metric(key, value, _now_ms() if timestamp is None else timestamp, step or 0)
+        )
+        if run_id is not None:
+            self._store.log_metric(validation.validate_run_id(run_id), metric)
+        self._store.log_logged_model_metrics(
+            [(_model_id(model_id), ModelMetric(*metric, run_id, dataset_name, dataset_digest))]
+        )
+
+    def link_model_metrics(self, metrics: Sequence[tuple[str, ModelMetric]]) -> None:
+        """Link metric points to logged models: ``(model_id, point)`` pairs, as a
+        ``log-batch`` whose metrics carry ``model_id`` does (the run has them already)."""
+        checked = []
+        for model_id, point in metrics:
+            validation.validate_metric(Metric(point.key, point.value, point.timestamp, point.step))
+            checked.append((_model_id(model_id), point))
+        self._store.log_logged_model_metrics(checked)
+
+    def log_run_models(
+        self,
+        run_id: str,
+        inputs: Sequence[str] = (),
+        outputs: Sequence[str | tuple[str, int]] = (),
+    ) -> None:
+        """Record the logged models a run used (``inputs``) and produced (``outputs``:
+        ids, or ``(model_id, step)``)."""
+        produced = [(o, 0) if isinstance(o, str) else (o[0], int(o[1])) for o in outputs]
+        self._store.log_run_models(
+            validation.validate_run_id(run_id),
+            [_model_id(m) for m in inputs],
+            [(_model_id(m), s) for m, s in produced],
+        )
+
+    def get_run_models(self, run_id: str) -> tuple[list[str], list[tuple[str, int]]]:
+        """The logged models a run used, and those it produced with their steps."""
+        return self._store.get_run_models(validation.validate_run_id(run_id))
+
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str] | str,
+        filter_string: str = "",
+        datasets: Sequence[Mapping[str, str | None]] = (),
+        max_results: int = 100,
+        order_by: Sequence[Mapping[str, Any] | str] = (),
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        """Logged models of some experiments matching an MLflow filter such as
+        ``"name = 'model' AND metrics.rmse < 0.8"``, newest first unless ``order_by``
+        (``"metrics.rmse ASC"`` or MLflow's ``{"field_name": ..., "ascending": ...}``)."""
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        validation.validate_max_results(max_results)
+        return self._store.search_logged_models(
+            [str(e) for e in experiment_ids],
+            filter_string or "",
+            [(str(d["dataset_name"]), d.get("dataset_digest")) for d in datasets],
+            max_results,
+            [_order_by(o) for o in order_by],
+            page_token,
+        )
+
+    # -- the model registry ---------------------------------------------------
+
+    def create_registered_model(
+        self,
+        name: str,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> RegisteredModel:
+        """Create a registered model; AlreadyExistsError if the name is taken."""
+        _check_name(name, "name", 256)
+        pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
+        return self._store.create_registered_model(name, pairs, description)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """A registered model with its tags, aliases and latest version per stage."""
+        return self._store.get_registered_model(_check_name(name, "name", 256))
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Give a registered model a new name (its versions and aliases follow)."""
+        _check_name(new_name, "new_name", 256)
+        return self._store.rename_registered_model(_check_name(name, "name", 256), new_name)
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        """Change a registered model's description."""
+        return self._store.update_registered_model(_check_name(name, "name", 256), description)
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a registered model with its versions (their files stay where they are)."""
+        self._store.delete_registered_model(_check_name(name, "name", 256))
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        """Set (or overwrite) a tag of a registered model."""
+        tag = validation.validate_tag(RunTag(key, value))
+        self._store.set_registered_model_tag(_check_name(name, "name", 256), tag.key, tag.value)
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """Remove a tag of a registered model."""
+        validation.validate_key(key, "tag")
+        self._store.delete_registered_model_tag(_check_name(name, "name", 256), key)
+
+    def search_registered_models(
+        self,
+        filter_string: str = "",
+        max_results: int = 100,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[RegisteredModel]:
+        """Registered models matching ``name LIKE 'churn%'``, ``tags.team = 'a'`` ..."""
+        validation.validate_max_results(max_results)
+        return self._store.search_registered_models(
+            filter_string or "", max_results, list(order_by or ()), page_token
+        )
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        model_id: str | None = None,
+    ) -> ModelVersion:
+        """Register the next version of ``name`` from a model's files: ``source`` is a
+        logged model's ``models:/<model_id>``, a ``runs:/<run_id>/<path>`` URI or an
+        artifact URI. The version's download URI is where the files really are."""
+        _check_name(name, "name", 256)
+        if not isinstance(source, str) or not source or len(source) > 1000:
+            raise InvalidParameterError(
+                f"source must be a model URI of at most 1000 characters, got {source!r:.80}"
+            )
+        if run_id is not None:
+            validation.validate_run_id(run_id)
+        storage = source
+        if model_id is None and source.startswith("models:/"):
+            candidate = source.removeprefix("models:/").strip("/")
+            if candidate.startswith("m-") and "/" not in candidate:
+                model_id = candidate
+        if model_id is not None:
+            model = self.get_logged_model(model_id)
+            storage = model.artifact_location
+            run_id = run_id or model.source_run_id
+        elif source.startswith("runs:/"):
+            rest = source.removeprefix("runs:/")
+            source_run, _, path = rest.partition("/")
+            run = self.get_run(source_run)
+            run_id = run_id or source_run
+            storage = _join_uri(run.info.artifact_uri, path) if path else run.info.artifact_uri
+        pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
+        return self._store.create_model_version(
+            name, source, run_id, pairs, run_link, description, model_id, _user(), storage
+        )
+
+    def get_model_version(self, name: str, version: str | int) -> ModelVersion:
+        """One version of a registered model."""
+        return self._store.get_model_version(_check_name(name, "name", 256), str(version))
+
+    def update_model_version(
+        self, name: str, version: str | int, description: str | None
+    ) -> ModelVersion:
+        """Change a version's description."""
+        return self._store.update_model_version(
+            _check_name(name, "name", 256), str(version), description
+        )
+
+    def transition_model_version_stage(
+        self, name: str, version: str | int, stage: str, archive_existing_versions: bool = False
+    ) -> ModelVersion:
+        """Move a version to a stage (deprecated in MLflow: prefer aliases)."""
+        return self._store.transition_model_version_stage(
+            _check_name(name, "name", 256), str(version), stage, archive_existing_versions
+        )
+
+    def delete_model_version(self, name: str, version: str | int) -> None:
+        """Delete a version (and the aliases pointing at it)."""
+        self._store.delete_model_version(_check_name(name, "name", 256), str(version))
+
+    def get_latest_versions(self, name: str, stages: Sequence[str] = ()) -> list[ModelVersion]:
+        """The newest version in each (deprecated) stage."""
+        return self._store.get_latest_versions(_check_name(name, "name", 256), list(stages))
+
+    def search_model_versions(
+        self,
+        filter_string: str = "",
+        max_results: int = 10000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[ModelVersion]:
+        """Versions matching ``name = 'churn'``, ``run_id = '...'``, ``tags.k = 'v'`` ..."""
+        validation.validate_max_results(max_results)
+        return self._store.search_model_versions(
+            filter_string or "", max_results, list(order_by or ()), page_token
+        )
+
+    def set_model_version_tag(self, name: str, version: str | int, key: str, value: Any) -> None:
+        """Set (or overwrite) a tag of a version."""
+        tag = validation.validate_tag(RunTag(key, value))
+        self._store.set_model_version_tag(
+            _check_name(name, "name", 256), str(version), tag.key, tag.value
+        )
+
+    def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
+        """Remove a tag of a version."""
+        validation.validate_key(key, "tag")
+        self._store.delete_model_version_tag(_check_name(name, "name", 256), str(version), key)
+
+    def get_model_version_download_uri(self, name: str, version: str | int) -> str:
+        """Where a version's files are (an artifact URI)."""
+        return self._store.get_model_version_download_uri(
+            _check_name(name, "name", 256), str(version)
+        )
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
+        """Point ``alias`` (``champion``) at a version; an alias moves, it is never copied.
+        Serving code loads it as ``models:/<name>@<alias>``."""
+        _check_alias(alias)
+        self._store.set_registered_model_alias(_check_name(name, "name", 256), alias, str(version))
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        """Remove an alias."""
+        _check_alias(alias)
+        self._store.delete_registered_model_alias(_check_name(name, "name", 256), alias)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at; NotFoundError if it is not set."""
+        _check_alias(alias)
+        return self._store.get_model_version_by_alias(_check_name(name, "name", 256), alias)
+
     # -- artifacts --------------------------------------------------------------
 
     def _artifacts(self, run_id: str) -> Any:
@@ -497,6 +816,61 @@ class TrackingClient:
         dst = dst_path or tempfile.mkdtemp(prefix="trackflow-")
         local: str = self._artifacts(run_id).download_artifacts(path, dst)
         return local
+
+
+_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,255}")
+
+
+def _model_id(model_id: object) -> str:
+    if not isinstance(model_id, str) or not _MODEL_ID.fullmatch(model_id):
+        raise InvalidParameterError(
+            f"Invalid value {model_id!r:.80} for parameter 'model_id' supplied: expected a "
+            "logged model id, 'm-' and 32 hex digits"
+        )
+    return model_id
+
+
+def _check_name(name: object, field: str, limit: int) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > limit:
+        raise InvalidParameterError(
+            f"Invalid value {name!r:.80} for parameter '{field}' supplied: expected a "
+            f"non-empty string of at most {limit} characters"
+        )
+    return name
+
+
+def _check_alias(alias: object) -> str:
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias) or re.fullmatch(r"v\d+", alias):
+        raise InvalidParameterError(
+            f"Invalid alias {alias!r:.80}: expected letters, digits, '_' or '-' starting with a "
+            "letter or '_' (at most 256), and not a version reference such as 'v1'"
+        )
+    return alias
+
+
+def _order_by(order: Mapping[str, Any] | str) -> OrderBy:
+    if isinstance(order, str):
+        parts = order.split()
+        if (
+            not parts
+            or len(parts) > 2
+            or (len(parts) == 2 and parts[1].upper() not in ("ASC", "DESC"))
+        ):
+            raise InvalidParameterError(f"Invalid order_by clause {order!r}")
+        return OrderBy(parts[0], len(parts) == 1 or parts[1].upper() == "ASC")
+    return OrderBy(
+        str(order["field_name"]),
+        bool(order.get("ascending", True)),
+        order.get("dataset_name"),
+        order.get("dataset_digest"),
+    )
+
+
+def _join_uri(base: str, path: str) -> str:
+    from tracking.artifacts import join_uri, normalize_artifact_path
+
+    return join_uri(base, normalize_artifact_path(path, field="source"))
 
 
 def _view(view: ViewType | int | str) -> ViewType:

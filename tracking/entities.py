@@ -27,9 +27,14 @@ __all__ = [
     "LifecycleStage",
     "Lineage",
     "LineageEdge",
+    "LoggedModel",
+    "LoggedModelStatus",
     "Metric",
+    "ModelMetric",
+    "ModelVersion",
     "PagedList",
     "Param",
+    "RegisteredModel",
     "Run",
     "RunData",
     "RunInfo",
@@ -352,3 +357,105 @@ class PagedList(list[T], Generic[T]):
     def __init__(self, items: Iterable[T] = (), token: str | None = None) -> None:
         super().__init__(items)
         self.token = token
+
+
+# -- MLflow 3 logged models and the model registry ---------------------------------
+
+
+class LoggedModelStatus(enum.StrEnum):
+    """A logged model is PENDING while its files upload, then READY (or FAILED)."""
+
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+    @classmethod
+    def parse(cls, value: str | LoggedModelStatus) -> LoggedModelStatus:
+        """The status named by ``value``: ``READY`` or MLflow's ``LOGGED_MODEL_READY``."""
+        if isinstance(value, LoggedModelStatus):
+            return value
+        name = str(value).upper().removeprefix("LOGGED_MODEL_")
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(
+                f"invalid logged model status {value!r}: expected PENDING, READY or FAILED"
+            ) from None
+
+
+class ModelMetric(NamedTuple):
+    """A metric point linked to a logged model: which run logged it, on which data set
+    (``dataset_name``/``dataset_digest``, ``None`` if none)."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+    run_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedModel:
+    """An MLflow 3 logged model: a model with an id of its own (``m-<32 hex>``), its
+    files under ``artifact_location``, usually produced by run ``source_run_id``.
+
+    Load it with the stock client as ``mlflow.<flavor>.load_model("models:/<model_id>")``.
+    """
+
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_location: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    status: LoggedModelStatus = LoggedModelStatus.PENDING
+    status_message: str | None = None
+    model_type: str | None = None
+    source_run_id: str | None = None
+    lifecycle_stage: LifecycleStage = LifecycleStage.ACTIVE
+    tags: Mapping[str, str] = field(default_factory=_empty)
+    params: Mapping[str, str] = field(default_factory=_empty)
+    metrics: tuple[ModelMetric, ...] = ()
+
+    @property
+    def model_uri(self) -> str:
+        """``models:/<model_id>``, the URI MLflow's ``load_model`` takes."""
+        return f"models:/{self.model_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A numbered version of a registered model, pointing at model files (``source``)."""
+
+    name: str
+    version: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    source: str
+    current_stage: str = "None"
+    description: str | None = None
+    user_id: str | None = None
+    run_id: str | None = None
+    run_link: str | None = None
+    model_id: str | None = None
+    storage_location: str | None = None
+    status: str = "READY"
+    status_message: str | None = None
+    tags: Mapping[str, str] = field(default_factory=_empty)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    """A named model of the registry: its versions, and ``aliases`` (``champion``) each
+    pointing at one version (alias -> version number as a string)."""
+
+    name: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=_empty)
+    aliases: Mapping[str, str] = field(default_factory=_empty)
+    latest_versions: tuple[ModelVersion, ...] = ()

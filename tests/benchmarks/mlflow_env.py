@@ -40,9 +40,15 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ENV = REPO / ".bench" / "mlflow-env"
 
-#: What the environment holds: MLflow itself, and psycopg2 for ``mlflow server``
-#: on PostgreSQL (MLflow's default driver for ``postgresql://``).
-MLFLOW_REQUIREMENTS: tuple[str, ...] = ("mlflow>=3.17,<4", "psycopg2-binary>=2.9")
+#: What the environment holds: MLflow itself, psycopg2 for ``mlflow server``
+#: on PostgreSQL (MLflow's default driver for ``postgresql://``), and
+#: scikit-learn for the model-flavour tests (``mlflow.sklearn.log_model``,
+#: autolog); none of it enters trackflow's own environment.
+MLFLOW_REQUIREMENTS: tuple[str, ...] = (
+    "mlflow>=3.17,<4",
+    "psycopg2-binary>=2.9",
+    "scikit-learn>=1.3",
+)
 
 _STAMP = ".bench-spec"
 

@@ -142,7 +142,7 @@ def validation_message(errors: Sequence[Any]) -> str:
             shown = _shown(error.get("input"))
             where = f"parameter '{field}'" if field else "the request body"
             reason = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-            sentences.append(f"Invalid value {shown} for {where}: {reason}.")
+            sentences.append(f"Invalid value {shown} for {where} supplied: {reason}.")
     return " ".join(sentences) or "Invalid request."
 
 

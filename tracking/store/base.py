@@ -16,15 +16,21 @@ from tracking.entities import (
     Experiment,
     Lineage,
     LineageEdge,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
+    ModelMetric,
+    ModelVersion,
     PagedList,
     Param,
+    RegisteredModel,
     Run,
     RunInfo,
     RunStatus,
     RunTag,
     ViewType,
 )
+from tracking.store.model_search import OrderBy
 
 __all__ = ["TrackingStore"]
 
@@ -80,6 +86,10 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         """Set (or overwrite) an experiment tag."""
+
+    @abc.abstractmethod
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Remove an experiment tag; NotFoundError if the experiment has no such tag."""
 
     # -- runs -------------------------------------------------------------
 
@@ -202,6 +212,189 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def reap_stale_runs(self, older_than_ms: int, now: int, reason: str) -> list[str]:
         """Mark RUNNING runs whose heartbeat is older than ``now - older_than_ms`` FAILED."""
+
+    # -- MLflow 3 logged models ----------------------------------------------
+
+    @abc.abstractmethod
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str,
+        source_run_id: str | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        params: Sequence[tuple[str, str]] = (),
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        """Create a PENDING logged model with its own artifact location."""
+
+    @abc.abstractmethod
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        """The logged model with that id; NotFoundError if none (or deleted)."""
+
+    @abc.abstractmethod
+    def finalize_logged_model(
+        self, model_id: str, status: LoggedModelStatus, status_message: str | None = None
+    ) -> LoggedModel:
+        """Set a logged model's status (READY once its files are uploaded, or FAILED)."""
+
+    @abc.abstractmethod
+    def delete_logged_model(self, model_id: str) -> None:
+        """Mark a logged model deleted."""
+
+    @abc.abstractmethod
+    def set_logged_model_tags(self, model_id: str, tags: Sequence[tuple[str, str]]) -> None:
+        """Set (or overwrite) tags of a logged model."""
+
+    @abc.abstractmethod
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        """Remove a tag of a logged model; NotFoundError if it has no such tag."""
+
+    @abc.abstractmethod
+    def log_logged_model_params(self, model_id: str, params: Sequence[tuple[str, str]]) -> None:
+        """Add params to a logged model (a param never changes value)."""
+
+    @abc.abstractmethod
+    def log_logged_model_metrics(self, metrics: Sequence[tuple[str, ModelMetric]]) -> None:
+        """Link metric points to logged models: ``(model_id, point)`` pairs."""
+
+    @abc.abstractmethod
+    def log_run_models(
+        self, run_id: str, inputs: Sequence[str] = (), outputs: Sequence[tuple[str, int]] = ()
+    ) -> None:
+        """Record logged models a run used (``inputs``) or produced (``(model_id, step)``)."""
+
+    @abc.abstractmethod
+    def get_run_models(self, run_id: str) -> tuple[list[str], list[tuple[str, int]]]:
+        """The logged models a run used, and those it produced with their steps."""
+
+    @abc.abstractmethod
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        datasets: Sequence[tuple[str, str | None]] = (),
+        max_results: int = 100,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        """Logged models of the experiments matching the filter, newest first by default."""
+
+    # -- the model registry ------------------------------------------------
+
+    @abc.abstractmethod
+    def create_registered_model(
+        self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
+    ) -> RegisteredModel:
+        """Create a registered model; AlreadyExistsError if the name is taken."""
+
+    @abc.abstractmethod
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """The registered model of that name; NotFoundError if none."""
+
+    @abc.abstractmethod
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Give a registered model (and its versions, tags, aliases) a new name."""
+
+    @abc.abstractmethod
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        """Change a registered model's description."""
+
+    @abc.abstractmethod
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a registered model with its versions, tags and aliases."""
+
+    @abc.abstractmethod
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set (or overwrite) a tag of a registered model."""
+
+    @abc.abstractmethod
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """Remove a tag of a registered model."""
+
+    @abc.abstractmethod
+    def search_registered_models(
+        self,
+        filter_string: str = "",
+        max_results: int = 100,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> PagedList[RegisteredModel]:
+        """Registered models matching ``name``/``tags.`` comparisons, by name."""
+
+    @abc.abstractmethod
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        run_link: str | None = None,
+        description: str | None = None,
+        model_id: str | None = None,
+        user_id: str | None = None,
+        storage_location: str | None = None,
+    ) -> ModelVersion:
+        """Add the next version (1, 2, ...) of a registered model, READY at once."""
+
+    @abc.abstractmethod
+    def get_model_version(self, name: str, version: str) -> ModelVersion:
+        """One version; NotFoundError if none."""
+
+    @abc.abstractmethod
+    def update_model_version(
+        self, name: str, version: str, description: str | None
+    ) -> ModelVersion:
+        """Change a version's description."""
+
+    @abc.abstractmethod
+    def transition_model_version_stage(
+        self, name: str, version: str, stage: str, archive_existing_versions: bool = False
+    ) -> ModelVersion:
+        """Move a version to a (deprecated) stage: None, Staging, Production, Archived."""
+
+    @abc.abstractmethod
+    def delete_model_version(self, name: str, version: str) -> None:
+        """Delete a version with its tags and the aliases pointing at it."""
+
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        """Where a version's files are: its storage location (a logged model's artifact
+        location, a run's artifact path), else its source."""
+        found = self.get_model_version(name, version)
+        return found.storage_location or found.source
+
+    @abc.abstractmethod
+    def get_latest_versions(self, name: str, stages: Sequence[str] = ()) -> list[ModelVersion]:
+        """The newest version in each stage (of ``stages`` if given)."""
+
+    @abc.abstractmethod
+    def search_model_versions(
+        self,
+        filter_string: str = "",
+        max_results: int = 10000,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> PagedList[ModelVersion]:
+        """Versions matching comparisons of ``name``, ``run_id``, ``tags.`` ..."""
+
+    @abc.abstractmethod
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        """Set (or overwrite) a tag of a version."""
+
+    @abc.abstractmethod
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        """Remove a tag of a version."""
+
+    @abc.abstractmethod
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` (``champion``) at a version, moving it if it pointed elsewhere."""
+
+    @abc.abstractmethod
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        """Remove an alias."""
+
+    @abc.abstractmethod
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at; NotFoundError if the alias is not set."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store is unusable afterwards."""

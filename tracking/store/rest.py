@@ -62,6 +62,7 @@ from tracking.store.rest_json import (
     run_from_json,
     run_info_from_json,
 )
+from tracking.store.rest_models import RestModelsMixin
 
 __all__ = ["MLFLOW_API", "TRACKFLOW_API", "RestTrackingStore"]
 
@@ -78,7 +79,7 @@ MLFLOW_API = "api/2.0/mlflow"
 TRACKFLOW_API = "api/2.0/trackflow"
 
 
-class RestTrackingStore(TrackingStore):
+class RestTrackingStore(RestModelsMixin, TrackingStore):
     """Experiments and runs kept by a tracking server, reached through httpx.
 
     ``uri`` is the server's base address (``http://host:5000``, or with a path
@@ -127,6 +128,7 @@ class RestTrackingStore(TrackingStore):
                 "experiments/delete",
                 "experiments/restore",
                 "experiments/set-experiment-tag",
+                "experiments/delete-experiment-tag",
                 "runs/get",
                 "runs/update",
                 "runs/delete",
@@ -251,6 +253,13 @@ class RestTrackingStore(TrackingStore):
         self._post(
             "experiments/set-experiment-tag",
             {"experiment_id": experiment_id, "key": key, "value": value},
+            parse=False,
+        )
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        self._post(
+            "experiments/delete-experiment-tag",
+            {"experiment_id": experiment_id, "key": key},
             parse=False,
         )
 

@@ -57,6 +57,7 @@ from tracking.testing.store import (
     StoreConformance,
     ValidationSuite,
 )
+from tracking.testing.store.models import LoggedModelSuite, ModelRegistrySuite
 from tracking.testing.store.search import SearchSuite
 
 BASE = "http://tracking.test:5000"
@@ -736,7 +737,7 @@ def server_url(live_app: tuple[str, SwappableApp], tmp_path: Path) -> Iterator[s
     app.state.trackflow.store.close()
 
 
-class TestRestStoreInProcess(StoreConformance, SearchSuite):
+class TestRestStoreInProcess(StoreConformance, SearchSuite, LoggedModelSuite, ModelRegistrySuite):
     """Every conformance and search case, over HTTP, against the server app."""
 
     @pytest.fixture

@@ -11,10 +11,11 @@ from tracking.client import TrackingClient
 from tracking.store.registry import clear_store_cache
 from tracking.store.sql.store import SqlTrackingStore
 from tracking.testing.store import StoreConformance
+from tracking.testing.store.models import LoggedModelSuite, ModelRegistrySuite
 from tracking.testing.store.search import SearchSuite
 
 
-class TestSqlStore(StoreConformance, SearchSuite):
+class TestSqlStore(StoreConformance, SearchSuite, LoggedModelSuite, ModelRegistrySuite):
     """Each case runs once per backend: ids ``sqlite``, ``postgres``, ``mysql``."""
 
     @pytest.fixture

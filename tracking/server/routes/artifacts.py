@@ -24,18 +24,68 @@ from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from tracking.artifacts import normalize_artifact_path
+from tracking.errors import InvalidParameterError
 from tracking.server.render import file_info_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
 from tracking.server.routes.common import ERRORS
 from tracking.server.schemas.mlflow import ListArtifactsResponse, ProxyListResponse, RunRef
 from tracking.server.state import ServerState, StateDep
 
-__all__ = ["attachment_header", "proxy_router", "router", "stream_chunks"]
+__all__ = ["attachment_header", "guess_mime_type", "proxy_router", "router", "stream_chunks"]
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERRORS)
 proxy_router = APIRouter(prefix="/artifacts", tags=["artifact proxy"], responses=ERRORS)
 
 _CHUNK = 1024 * 1024
+
+#: Extensions (and extension-less names) MLflow's server sends as ``text/plain``.
+_TEXT_EXTENSIONS = frozenset(
+    [
+        "txt",
+        "log",
+        "err",
+        "cfg",
+        "conf",
+        "cnf",
+        "cf",
+        "ini",
+        "properties",
+        "prop",
+        "hocon",
+        "toml",
+        "yaml",
+        "yml",
+        "xml",
+        "json",
+        "js",
+        "py",
+        "py3",
+        "csv",
+        "tsv",
+        "md",
+        "rst",
+        "ipynb",
+        "MLmodel",
+        "MLproject",
+    ]
+)
+
+
+def guess_mime_type(name: str) -> str:
+    """The ``Content-Type`` MLflow's server gives a download named ``name``: ``text/plain``
+    (no charset) for text files, ``MLmodel`` and ``MLproject``, else by extension."""
+    extension = posixpath.splitext(name)[1].lstrip(".") or name
+    if extension in _TEXT_EXTENSIONS:
+        return "text/plain"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _path(value: str | None, field: str, *, allow_root: bool = True) -> str:
+    """:func:`normalize_artifact_path` with MLflow's "Invalid path" leading the message."""
+    try:
+        return normalize_artifact_path(value, field=field, allow_root=allow_root)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"Invalid path: {exc}") from None
 
 
 class _ListQuery(RunRef):
@@ -48,8 +98,9 @@ class _ListQuery(RunRef):
 @router.get("/list", response_model=ListArtifactsResponse)
 async def list_artifacts(query: Annotated[_ListQuery, Query()], state: StateDep) -> Response:
     """The files and directories directly under ``path`` of a run's artifacts."""
+    path = _path(query.path, "path") or None
     run = await state.run(state.client.get_run, query.resolved_run_id())
-    files = await state.run(state.proxy.list_run_artifacts, run, query.path)
+    files = await state.run(state.proxy.list_run_artifacts, run, path)
     return MlflowJSONResponse(
         {"root_uri": run.info.artifact_uri, "files": [file_info_json(f) for f in files]}
     )
@@ -64,7 +115,7 @@ async def proxy_list(
     path: Annotated[str | None, Query(description="Directory under the destination.")] = None,
 ) -> Response:
     """The entries of a directory of the artifacts destination, by name."""
-    rel = normalize_artifact_path(path, field="path")
+    rel = _path(path, "path")
     infos = await state.run(state.proxy.repository.list_artifacts, rel or None)
     return MlflowJSONResponse(
         {"files": [file_info_json(i, posixpath.basename(i.path)) for i in infos]}
@@ -95,13 +146,16 @@ def stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
 )
 async def proxy_download(artifact_path: str, state: StateDep) -> Response:
     """Download a file, streamed."""
-    rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+    rel = _path(artifact_path, "artifact_path", allow_root=False)
     stream = await state.run(state.proxy.repository.open, rel)
     name = posixpath.basename(rel)
-    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     # X-Content-Type-Options: nosniff comes with every response (HostCheckMiddleware).
-    headers = {"Content-Disposition": attachment_header(name)}
-    return StreamingResponse(stream_chunks(stream), media_type=media_type, headers=headers)
+    # The type goes in as a header: as media_type, Starlette would add a charset.
+    headers = {
+        "Content-Disposition": attachment_header(name),
+        "Content-Type": guess_mime_type(name),
+    }
+    return StreamingResponse(stream_chunks(stream), headers=headers)
 
 
 def _store_upload(state: ServerState, local: str, directory: str) -> None:
@@ -122,7 +176,7 @@ def _store_upload(state: ServerState, local: str, directory: str) -> None:
 )
 async def proxy_upload(artifact_path: str, request: Request, state: StateDep) -> Response:
     """Upload a file: the body is its content, streamed to the destination."""
-    rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+    rel = _path(artifact_path, "artifact_path", allow_root=False)
     directory, name = posixpath.split(rel)
     scratch = tempfile.mkdtemp(prefix="trackflow-upload-")
     try:
@@ -140,6 +194,6 @@ async def proxy_upload(artifact_path: str, request: Request, state: StateDep) ->
 @proxy_router.delete("/{artifact_path:path}", response_model=dict[str, str])
 async def proxy_delete(artifact_path: str, state: StateDep) -> Response:
     """Delete a file or a directory tree (a missing path is no error)."""
-    rel = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+    rel = _path(artifact_path, "artifact_path", allow_root=False)
     await state.run(state.proxy.repository.delete_artifacts, rel)
     return empty_response()

@@ -11,13 +11,15 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tracking import validation
 from tracking.entities import Run
+from tracking.errors import InvalidParameterError
 from tracking.server.errors import ErrorBody
 from tracking.server.render import run_json
 from tracking.server.responses import empty_response
 from tracking.server.state import ServerState
 
-__all__ = ["ERRORS", "add_fast_lane_route", "render_runs"]
+__all__ = ["ERRORS", "add_fast_lane_route", "check_max_results", "render_runs"]
 
 #: The error responses every endpoint may give, for the OpenAPI schema.
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -26,6 +28,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such experiment, run, artifact or endpoint"},
     413: {"model": ErrorBody, "description": "Request body too large"},
 }
+
+
+def check_max_results(max_results: int) -> int:
+    """``max_results`` of a search, refused with MLflow's wording when out of range."""
+    if not 1 <= max_results <= validation.MAX_SEARCH_RESULTS:
+        raise InvalidParameterError(
+            f"Invalid value {max_results} for parameter 'max_results' supplied: it must be "
+            f"between 1 and {validation.MAX_SEARCH_RESULTS}"
+        )
+    return max_results
 
 
 def render_runs(runs: Sequence[Run]) -> list[dict[str, Any]]:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from tracking.artifacts import normalize_artifact_path, uri_scheme
 from tracking.entities import Experiment, PagedList
 from tracking.errors import ExperimentNotFoundError
 from tracking.server import params
 from tracking.server.render import experiment_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
-from tracking.server.routes.common import ERRORS
+from tracking.server.routes.common import ERRORS, check_max_results
 from tracking.server.schemas.mlflow import (
     CreateExperiment,
     CreateExperimentResponse,
+    DeleteExperimentTag,
     ExperimentRef,
     ExperimentResponse,
     SearchExperiments,
@@ -23,7 +26,7 @@ from tracking.server.schemas.mlflow import (
     SetExperimentTag,
     UpdateExperiment,
 )
-from tracking.server.state import StateDep
+from tracking.server.state import ServerState, StateDep
 
 __all__ = ["router"]
 
@@ -39,14 +42,34 @@ async def create_experiment(body: CreateExperiment, state: StateDep) -> Response
     own disk.
     """
     tags = {tag.key: tag.value for tag in body.tags}
-    location = state.proxy.confine(body.artifact_location) if body.artifact_location else None
+    location = _location(state, body.artifact_location) if body.artifact_location else None
     new_id = await state.run(state.client.create_experiment, body.name, location, tags)
     return MlflowJSONResponse({"experiment_id": new_id})
 
 
+def _location(state: ServerState, location: str) -> str:
+    """An experiment's ``artifact_location`` as the server may use it.
+
+    A relative path (``"my_location"``) is resolved under the artifacts
+    destination, as ``mlflow-artifacts:/my_location`` (MLflow resolves it
+    against its own working directory); anything else must lie under an
+    allowed root.
+    """
+    if uri_scheme(location) is None and not location.startswith(("/", "~")):
+        rel = normalize_artifact_path(location, field="artifact_location", allow_root=False)
+        return f"mlflow-artifacts:/{rel}"
+    return state.proxy.confine(location)
+
+
+#: An id MLflow would look up (and not find) rather than reject: ``-1337``.
+_SIGNED_ID = re.compile(r"^-[0-9]{1,18}$")
+
+
 @router.get("/get", response_model=ExperimentResponse)
 async def get_experiment(state: StateDep, experiment_id: str) -> Response:
-    """An experiment by id (deleted ones too)."""
+    """An experiment by id (deleted ones too); a negative id is simply not found."""
+    if _SIGNED_ID.match(experiment_id):
+        raise ExperimentNotFoundError(f"No Experiment with id={experiment_id} exists")
     found = await state.run(state.client.get_experiment, params.experiment_id(experiment_id))
     return MlflowJSONResponse({"experiment": experiment_json(found)})
 
@@ -61,6 +84,7 @@ async def get_experiment_by_name(state: StateDep, experiment_name: str) -> Respo
 
 
 async def _search(state: StateDep, request: SearchExperiments) -> Response:
+    check_max_results(request.max_results)
     page: PagedList[Experiment] = await state.run(
         state.client.search_experiments,
         request.view_type,
@@ -109,6 +133,15 @@ async def delete_experiment(body: ExperimentRef, state: StateDep) -> Response:
 async def restore_experiment(body: ExperimentRef, state: StateDep) -> Response:
     """Bring a deleted experiment back, with the runs deleted along with it."""
     await state.run(state.client.restore_experiment, params.experiment_id(body.experiment_id))
+    return empty_response()
+
+
+@router.post("/delete-experiment-tag", response_model=dict[str, str])
+async def delete_experiment_tag(body: DeleteExperimentTag, state: StateDep) -> Response:
+    """Remove an experiment tag; RESOURCE_DOES_NOT_EXIST if there is no such tag."""
+    await state.run(
+        state.client.delete_experiment_tag, params.experiment_id(body.experiment_id), body.key
+    )
     return empty_response()
 
 

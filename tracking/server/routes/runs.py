@@ -9,6 +9,7 @@ through :meth:`ServerState.quick`.
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,16 +23,22 @@ from tracking.entities import (
     DatasetInput,
     InputTag,
     Metric,
+    ModelMetric,
     PagedList,
     Param,
     Run,
     RunTag,
 )
-from tracking.errors import InvalidParameterError, NotSupportedError
+from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.server import params
 from tracking.server.render import metrics_json, run_info_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
-from tracking.server.routes.common import ERRORS, add_fast_lane_route, render_runs
+from tracking.server.routes.common import (
+    ERRORS,
+    add_fast_lane_route,
+    check_max_results,
+    render_runs,
+)
 from tracking.server.schemas.mlflow import (
     CreateRun,
     DeleteTag,
@@ -73,16 +80,29 @@ def run_response(run: Run) -> Response:
 async def create_run(body: CreateRun, state: StateDep) -> Response:
     """Create a RUNNING run; the tag ``mlflow.parentRunId`` makes it a child run."""
     tags = {tag.key: tag.value for tag in body.tags}
+    parent = tags.get(PARENT_RUN_TAG) or None
+    if parent is not None and not await state.quick(_run_exists, state.client, parent):
+        # MLflow keeps the tag of a parent it does not know; so does trackflow, and the
+        # run is not linked (a parent that exists makes it a child run).
+        parent = None
     run = await state.quick(
         state.client.create_run,
         params.experiment_id(body.experiment_id),
         run_name=body.run_name,
         tags=tags,
         start_time=body.start_time,
-        parent_run_id=tags.get(PARENT_RUN_TAG) or None,
+        parent_run_id=parent,
         user_id=body.user_id,
     )
     return run_response(run)
+
+
+def _run_exists(client: TrackingClient, run_id: str) -> bool:
+    try:
+        client.get_run(run_id)
+    except (RunNotFoundError, InvalidParameterError):
+        return False
+    return True
 
 
 @router.get("/get", response_model=RunResponse)
@@ -122,13 +142,26 @@ async def restore_run(body: RunRef, state: StateDep) -> Response:
 @router.post("/log-metric", response_model=dict[str, str])
 async def log_metric(body: LogMetric, state: StateDep) -> Response:
     """Append one metric point (NaN and infinities allowed)."""
+    run_id = body.resolved_run_id()
+    if body.model_id:
+        # Linked to a logged model: one timestamp for the run's point and the model's.
+        timestamp = body.timestamp if body.timestamp is not None else time.time_ns() // 1_000_000
+        point = ModelMetric(
+            body.key,
+            body.value,
+            timestamp,
+            body.step,
+            run_id,
+            body.dataset_name or None,
+            body.dataset_digest or None,
+        )
+        # The model is checked first: a rejected request writes nothing.
+        await state.run(state.client.get_logged_model, body.model_id)
+        await state.run(state.client.log_metric, run_id, body.key, body.value, timestamp, body.step)
+        await state.run(state.client.link_model_metrics, [(body.model_id, point)])
+        return empty_response()
     await state.quick(
-        state.client.log_metric,
-        body.resolved_run_id(),
-        body.key,
-        body.value,
-        body.timestamp,
-        body.step,
+        state.client.log_metric, run_id, body.key, body.value, body.timestamp, body.step
     )
     return empty_response()
 
@@ -158,9 +191,45 @@ async def log_batch(body: LogBatch, state: StateDep) -> Response:
     """Up to 1000 metrics, 100 params and 100 tags in one transaction: all or nothing."""
     metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in body.metrics]
     params_ = [Param(p.key, p.value) for p in body.params]
+    _check_param_keys(params_)
     tags = [RunTag(t.key, t.value) for t in body.tags]
-    await state.quick(state.client.log_batch, body.resolved_run_id(), metrics, params_, tags)
+    run_id = body.resolved_run_id()
+    linked = [
+        (
+            m.model_id,
+            ModelMetric(
+                m.key,
+                m.value,
+                m.timestamp,
+                m.step,
+                run_id,
+                m.dataset_name or None,
+                m.dataset_digest or None,
+            ),
+        )
+        for m in body.metrics
+        if m.model_id
+    ]
+    for model_id in {model_id for model_id, _ in linked}:
+        # Checked first: a rejected request writes nothing.
+        await state.run(state.client.get_logged_model, model_id)
+    await state.quick(state.client.log_batch, run_id, metrics, params_, tags)
+    if linked:
+        await state.run(state.client.link_model_metrics, linked)
     return empty_response()
+
+
+def _check_param_keys(params_: list[Param]) -> None:
+    """MLflow's refusal of a batch naming a param twice, with its wording; trackflow
+    accepts a key sent twice with the same value (a retried chunk), not two values."""
+    seen: dict[str, str] = {}
+    clashes = [p.key for p in params_ if seen.setdefault(p.key, p.value) != p.value]
+    if clashes:
+        raise InvalidParameterError(
+            f"Duplicate parameter keys have been submitted: {sorted(set(clashes))}. Please "
+            "ensure the request contains only one param value per param key (trackflow "
+            "accepts a key sent twice only with the same value)."
+        )
 
 
 add_fast_lane_route(
@@ -192,13 +261,16 @@ def _record_logged_model(state: ServerState, run_id: str, model_json: str) -> No
 
 @router.post("/log-inputs", response_model=dict[str, str])
 async def log_inputs(body: LogInputs, state: StateDep) -> Response:
-    """Record the data sets a run used (``datasets``); MLflow 3's logged-model ``models``
-    are refused (501), as trackflow keeps no logged models."""
-    if body.models:
-        raise NotSupportedError(
-            "runs/log-inputs: model inputs refer to MLflow 3 logged models, which trackflow "
-            "does not keep; log data sets only"
-        )
+    """Record the data sets (``datasets``) and logged models (``models``) a run used."""
+    model_ids = []
+    for i, model in enumerate(body.models):
+        model_id = model.get("model_id")
+        if not isinstance(model_id, str):
+            raise InvalidParameterError(
+                f"Invalid value {model_id!r} for parameter 'models[{i}].model_id' supplied: "
+                "expected a logged model id"
+            )
+        model_ids.append(model_id)
     inputs = [
         DatasetInput(
             Dataset(
@@ -213,7 +285,10 @@ async def log_inputs(body: LogInputs, state: StateDep) -> Response:
         )
         for d in body.datasets
     ]
-    await state.run(state.client.log_inputs, body.resolved_run_id(), inputs)
+    if inputs or not model_ids:
+        await state.run(state.client.log_inputs, body.resolved_run_id(), inputs)
+    if model_ids:
+        await state.run(state.client.log_run_models, body.resolved_run_id(), model_ids)
     return empty_response()
 
 
@@ -227,6 +302,7 @@ async def log_model(body: LogModel, state: StateDep) -> Response:
 async def search_page(state: ServerState, body: SearchRuns) -> PagedList[Run]:
     """The page of runs a ``runs/search`` body asks for."""
     # A page of a few hundred runs takes a few milliseconds: a quick call.
+    check_max_results(body.max_results)
     runner = state.quick if body.max_results <= QUICK_SEARCH_RESULTS else state.run
     return await runner(
         state.client.search_runs,

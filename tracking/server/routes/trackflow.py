@@ -202,3 +202,12 @@ async def get_lineage(state: StateDep, run_id: str) -> Response:
 async def health() -> Response:
     """Always answers (no token needed) while the server runs."""
     return MlflowJSONResponse(b'{"status":"ok"}')
+
+
+@router.get("/runs/models", response_model=dict[str, Any])
+async def run_models(state: StateDep, run_id: str) -> Response:
+    """The logged models a run used (``inputs``) and produced (``outputs``, with steps)."""
+    inputs, outputs = await state.run(state.client.get_run_models, run_id)
+    return MlflowJSONResponse(
+        {"inputs": inputs, "outputs": [{"model_id": m, "step": s} for m, s in outputs]}
+    )

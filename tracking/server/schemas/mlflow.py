@@ -34,6 +34,7 @@ __all__ = [
     "CreateExperiment",
     "CreateExperimentResponse",
     "CreateRun",
+    "DeleteExperimentTag",
     "DeleteTag",
     "ExperimentRef",
     "ExperimentResponse",
@@ -103,6 +104,13 @@ class SetExperimentTag(RequestModel):
     value: str = ""
 
 
+class DeleteExperimentTag(RequestModel):
+    """``POST experiments/delete-experiment-tag``."""
+
+    experiment_id: str
+    key: str
+
+
 class SearchExperiments(RequestModel):
     """``POST experiments/search`` (GET takes the same fields as query parameters)."""
 
@@ -170,6 +178,9 @@ class LogMetric(RunRef):
     value: Double
     timestamp: Int64 | None = Field(None, description="Epoch milliseconds; default: now.")
     step: Int64 = 0
+    model_id: str | None = Field(None, description="A logged model the point is linked to.")
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class LogParam(RunRef):
@@ -189,8 +200,7 @@ class SetTag(RunRef):
 
 
 class LogInputs(RunRef):
-    """``POST runs/log-inputs``: data sets a run used (``models``: MLflow 3's logged-model
-    inputs, which trackflow does not keep; a non-empty list is refused)."""
+    """``POST runs/log-inputs``: data sets and logged models (``models``) a run used."""
 
     payload_fields = ("datasets", "models")
     datasets: list[DatasetInputBody] = Field(default_factory=list)
@@ -210,6 +220,9 @@ class MetricIn(RequestModel):
     value: Double
     timestamp: Int64
     step: Int64 = 0
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class LogBatch(RunRef):
@@ -251,6 +264,8 @@ def plain_log_batch(body: bytes) -> tuple[str, list[Metric]] | None:
         return None
     if not items or frozenset(map(type, items)) != _DICT_ONLY:
         return None
+    if any("model_id" in item for item in items):
+        return None  # linked to logged models: LogBatch's route links them
     try:
         metrics = list(map(metric_of, map(_POINT_FIELDS, items)))
     except KeyError:

@@ -50,11 +50,21 @@ __all__ = [
     "ExperimentTagModel",
     "LatestMetricModel",
     "LineageModel",
+    "LoggedModelMetricModel",
+    "LoggedModelModel",
+    "LoggedModelParamModel",
+    "LoggedModelTagModel",
     "MetricModel",
     "MetricRollupModel",
+    "ModelVersionModel",
+    "ModelVersionTagModel",
     "ParamModel",
+    "RegisteredModelAliasModel",
+    "RegisteredModelModel",
+    "RegisteredModelTagModel",
     "RunInputModel",
     "RunModel",
+    "RunModelIOModel",
     "TagModel",
     "table_of",
 ]
@@ -282,6 +292,174 @@ class LineageModel(Base):
     artifact_path: Mapped[str] = mapped_column(String(500), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- MLflow 3 logged models ------------------------------------------------------
+
+
+class LoggedModelModel(Base):
+    """A logged model (MLflow 3): a model with its own id and artifact location,
+    usually produced by a run (``source_run_id``)."""
+
+    __tablename__ = "logged_models"
+    __table_args__ = (
+        Index("ix_logged_models_experiment_id_creation", "experiment_id", "creation_timestamp_ms"),
+        Index("ix_logged_models_source_run_id", "source_run_id"),
+        _MYSQL,
+    )
+
+    model_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(500))
+    artifact_location: Mapped[str] = mapped_column(String(1000))
+    creation_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    last_updated_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    status_message: Mapped[str | None] = mapped_column(Text)
+    model_type: Mapped[str | None] = mapped_column(String(500))
+    source_run_id: Mapped[str | None] = mapped_column(String(32))
+    lifecycle_stage: Mapped[str] = mapped_column(String(32))
+
+
+class LoggedModelTagModel(Base):
+    """A tag of a logged model."""
+
+    __tablename__ = "logged_model_tags"
+    __table_args__ = (_MYSQL,)
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(5000))
+
+
+class LoggedModelParamModel(Base):
+    """A param of a logged model (immutable, like a run's)."""
+
+    __tablename__ = "logged_model_params"
+    __table_args__ = (_MYSQL,)
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(6000))
+
+
+class LoggedModelMetricModel(Base):
+    """A metric point linked to a logged model (``log_metric(..., model_id=...)``),
+    with the run that logged it and the data set it was measured on (``""`` if none)."""
+
+    __tablename__ = "logged_model_metrics"
+    __table_args__ = (_MYSQL,)
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(250), primary_key=True)
+    dataset_digest: Mapped[str] = mapped_column(String(36), primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    special: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class RunModelIOModel(Base):
+    """A run's use (``input``) or production (``output``, at ``step``) of a logged model."""
+
+    __tablename__ = "run_model_io"
+    __table_args__ = (Index("ix_run_model_io_model_id", "model_id"), _MYSQL)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- the model registry --------------------------------------------------------------
+
+
+class RegisteredModelModel(Base):
+    """A registered model: a name whose numbered versions point at model files."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (_MYSQL,)
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_updated_time: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class RegisteredModelTagModel(Base):
+    """A tag of a registered model."""
+
+    __tablename__ = "registered_model_tags"
+    __table_args__ = (_MYSQL,)
+
+    name: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(5000))
+
+
+class ModelVersionModel(Base):
+    """A version of a registered model; ``model_id`` names the logged model it came from."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (Index("ix_model_versions_run_id", "run_id"), _MYSQL)
+
+    name: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_updated_time: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    current_stage: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(1000))
+    storage_location: Mapped[str | None] = mapped_column(String(1000))
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    run_link: Mapped[str | None] = mapped_column(String(500))
+    model_id: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    status_message: Mapped[str | None] = mapped_column(String(500))
+
+
+class ModelVersionTagModel(Base):
+    """A tag of a model version."""
+
+    __tablename__ = "model_version_tags"
+    __table_args__ = (_MYSQL,)
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(5000))
+
+
+class RegisteredModelAliasModel(Base):
+    """An alias (``champion``) pointing at one version of a registered model."""
+
+    __tablename__ = "registered_model_aliases"
+    __table_args__ = (_MYSQL,)
+
+    name: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(256), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
 
 
 def table_of(model: type[Base]) -> Table:

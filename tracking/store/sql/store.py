@@ -52,6 +52,7 @@ from tracking.store.sql.hotpath import (
 )
 from tracking.store.sql.inputs import inputs_of, log_inputs
 from tracking.store.sql.migrate import ensure_schema
+from tracking.store.sql.model_store import ModelStoreMixin
 from tracking.store.sql.models import (
     ExperimentModel,
     ExperimentTagModel,
@@ -101,7 +102,7 @@ def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterable[Sequence[T]]:
         yield items[i : i + size]
 
 
-class SqlTrackingStore(TrackingStore):
+class SqlTrackingStore(ModelStoreMixin, TrackingStore):
     """Experiments and runs in a relational database.
 
     Example::
@@ -253,7 +254,8 @@ class SqlTrackingStore(TrackingStore):
             if taken is not None:
                 where = " (in the deleted state)" if taken[1] == "deleted" else ""
                 raise AlreadyExistsError(
-                    f"experiment {name!r} already exists{where} with id {taken[0]}"
+                    f"Experiment(name={name}) already exists: experiment {name!r}{where} "
+                    f"has id {taken[0]}"
                 )
             now = _now()
             result = conn.execute(
@@ -286,7 +288,7 @@ class SqlTrackingStore(TrackingStore):
             return self._write(work)
         except InvalidParameterError as exc:
             if isinstance(exc.__cause__, IntegrityError):
-                raise AlreadyExistsError(f"experiment {name!r} already exists") from exc
+                raise AlreadyExistsError(f"Experiment(name={name}) already exists") from exc
             raise
 
     def load_experiments(self, conn: Connection, where: Any) -> list[Experiment]:
@@ -361,7 +363,9 @@ class SqlTrackingStore(TrackingStore):
                 select(_exp.c.experiment_id).where(_exp.c.name == new_name)
             ).scalar()
             if taken is not None and taken != eid:
-                raise AlreadyExistsError(f"experiment {new_name!r} already exists with id {taken}")
+                raise AlreadyExistsError(
+                    f"Experiment(name={new_name}) already exists: it has id {taken}"
+                )
             conn.execute(
                 update(_exp)
                 .where(_exp.c.experiment_id == eid)
@@ -431,6 +435,24 @@ class SqlTrackingStore(TrackingStore):
                 delete(_exp_tags).where(_exp_tags.c.experiment_id == eid, _exp_tags.c.key == key)
             )
             conn.execute(_exp_tags.insert().values(experiment_id=eid, key=key, value=value))
+
+        self._write(work)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        eid = _experiment_id(experiment_id)
+
+        def work(conn: Connection) -> None:
+            if self._experiment_row(conn, eid).lifecycle_stage != "active":
+                raise InvalidStateError(
+                    f"cannot delete a tag of experiment {experiment_id}: it is deleted"
+                )
+            deleted = conn.execute(
+                delete(_exp_tags).where(_exp_tags.c.experiment_id == eid, _exp_tags.c.key == key)
+            )
+            if not deleted.rowcount:
+                raise NotFoundError(
+                    f"No tag with name: {key} in experiment with id {experiment_id}"
+                )
 
         self._write(work)
 
@@ -670,7 +692,7 @@ class SqlTrackingStore(TrackingStore):
                 delete(_tags).where(_tags.c.run_uuid == run_id, _tags.c.key == key)
             )
             if not deleted.rowcount:
-                raise NotFoundError(f"No tag with name {key!r} in run with id {run_id!r}")
+                raise NotFoundError(f"No tag with name: {key} in run with id {run_id}")
 
         self._write(work)
 

@@ -1,0 +1,138 @@
+"""The last wire gaps found by MLflow's own tracking tests (issue 20, item 5).
+
+Each step records what the stock client (or a raw request, where MLflow's
+tests send one) observes: deleting an experiment tag, a parent run tag naming
+no run, a negative experiment id, download content types, a relative artifact
+location, and MLflow's wording of six error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import requests
+from _common import Scenario, error_of
+from mlflow import MlflowClient
+from mlflow.entities import Param
+
+scenario = Scenario()
+client = MlflowClient()
+URL = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
+API = f"{URL}/api/2.0/mlflow"
+MISSING_RUN = "0123456789abcdef0123456789abcdef"
+
+
+def _error(response: requests.Response) -> dict[str, Any]:
+    body = response.json()
+    return {
+        "status": response.status_code,
+        "error_code": body.get("error_code"),
+        "message": body.get("message"),
+    }
+
+
+@scenario.step("setup")
+def setup() -> dict[str, str]:
+    exp = client.create_experiment(scenario.name("gaps"), tags={"keep": "1", "drop": "2"})
+    run = client.create_run(exp, run_name="gaps")
+    return {"experiment_id": exp, "run_id": run.info.run_id}
+
+
+scenario.require(setup)
+exp, run_id = setup["experiment_id"], setup["run_id"]
+
+
+@scenario.step("delete_experiment_tag")
+def delete_experiment_tag() -> dict[str, Any]:
+    client.delete_experiment_tag(exp, "drop")
+    return {
+        "tags": dict(client.get_experiment(exp).tags),
+        "missing": error_of(lambda: client.delete_experiment_tag(exp, "fakeTag")),
+    }
+
+
+@scenario.step("missing_parent")
+def missing_parent() -> dict[str, Any]:
+    orphan = client.create_run(exp, tags={"mlflow.parentRunId": MISSING_RUN})
+    child = client.create_run(exp, tags={"mlflow.parentRunId": run_id})
+    return {
+        "orphan_tag": client.get_run(orphan.info.run_id).data.tags.get("mlflow.parentRunId"),
+        "child_tag": client.get_run(child.info.run_id).data.tags.get("mlflow.parentRunId"),
+        "children": [
+            r.info.run_id
+            for r in client.search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
+        ],
+        "child_id": child.info.run_id,
+    }
+
+
+@scenario.step("negative_experiment_id")
+def negative_experiment_id() -> dict[str, Any]:
+    return {
+        "client": error_of(lambda: client.get_experiment("-1337")),
+        "raw": _error(requests.get(f"{API}/experiments/get", params={"experiment_id": "-1337"})),
+    }
+
+
+@scenario.step("content_types")
+def content_types() -> dict[str, str]:
+    files = {"notes.txt": "hello", "MLmodel": "flavors: {}", "MLproject": "name: p", "a.json": "{}"}
+    for name, text in files.items():
+        client.log_text(run_id, text, name)
+    client.log_text(run_id, "x", "model.pkl")
+    out = {}
+    for name in [*files, "model.pkl"]:
+        response = requests.get(
+            f"{URL}/api/2.0/mlflow-artifacts/artifacts/{exp}/{run_id}/artifacts/{name}"
+        )
+        response.raise_for_status()
+        out[name] = response.headers["Content-Type"]
+    return out
+
+
+@scenario.step("relative_location")
+def relative_location() -> dict[str, Any]:
+    rel_exp = client.create_experiment(scenario.name("rel"), artifact_location="my_location")
+    run = client.create_run(rel_exp)
+    client.log_text(run.info.run_id, "in my location", "where.txt")
+    local = client.download_artifacts(run.info.run_id, "where.txt", str(scenario.workdir))
+    with open(local) as f:
+        content = f.read()
+    return {
+        "artifact_location": client.get_experiment(rel_exp).artifact_location,
+        "artifact_uri": run.info.artifact_uri,
+        "content": content,
+    }
+
+
+@scenario.step("messages")
+def messages() -> dict[str, Any]:
+    client.log_param(run_id, "lr", "0.1")
+    client.create_experiment("popular_name" + scenario.prefix)
+    return {
+        "run_id_type": _error(
+            requests.post(
+                f"{API}/runs/log-metric",
+                json={"run_id": 31, "key": "m", "value": 41, "timestamp": 59, "step": 26},
+            )
+        ),
+        "duplicate_params": error_of(
+            lambda: client.log_batch(run_id, params=[Param("a", "1"), Param("a", "2")])
+        ),
+        "missing_tag": error_of(lambda: client.delete_tag(run_id, "fakeTag")),
+        "max_results": _error(
+            requests.post(
+                f"{API}/runs/search", json={"experiment_ids": [exp], "max_results": 123456789}
+            )
+        ),
+        "invalid_path": _error(
+            requests.get(f"{API}/artifacts/list", params={"run_id": run_id, "path": "../x"})
+        ),
+        "experiment_taken": error_of(
+            lambda: client.create_experiment("popular_name" + scenario.prefix)
+        ),
+    }
+
+
+scenario.finish()
