@@ -38,16 +38,37 @@ def _time(ms: int | None) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+#: Columns a table never cuts: a cut id cannot be pasted into the next command.
+_WHOLE = {"run_id": 32, "parent": 32, "experiment_id": 13}
+
+
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        width = _WHOLE.get(column)
+        if width is None:
+            table.add_column(column, overflow="fold")
+        else:
+            widest = max((len(str(row[len(table.columns)])) for row in rows), default=0)
+            table.add_column(column, no_wrap=True, min_width=min(width, max(widest, len(column))))
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console().print(table)
+    console = Console()
+    # Whole ids, and at least 12 characters of every other column, plus the borders.
+    longest = [
+        max([len(column), *(len(str(row[i])) for row in rows)]) for i, column in enumerate(columns)
+    ]
+    needed = 1 + sum(
+        3 + (width if column in _WHOLE else min(width, 12))
+        for column, width in zip(columns, longest, strict=True)
+    )
+    if needed > console.width:
+        # Narrower than the whole ids: lines wrap in the terminal rather than ids cut.
+        console = Console(width=needed)
+    console.print(table)
 
 
 def _run_json(run: Any) -> dict[str, Any]:
@@ -115,7 +136,10 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """The runs of some experiments, newest first unless --order-by says otherwise."""
-    found = _client(tracking_uri).search_runs(
+    client = _client(tracking_uri)
+    for experiment_id in experiment_ids:
+        client.get_experiment(experiment_id)  # no such experiment: an error, exit 1
+    found = client.search_runs(
         list(experiment_ids), filter_string, view, max_results, list(order_by) or None
     )
     if as_json:
@@ -137,12 +161,131 @@ def runs_list(
     )
 
 
+#: The shortest run id prefix looked up (the demo prints 8 characters).
+MIN_PREFIX = 4
+_PREFIX = re.compile(r"^[0-9a-f]+$")
+
+
+def resolve_run_id(client: Any, run_id: str) -> str:
+    """``run_id``, or the one run whose id starts with it (a short id as the demo and
+    ``runs tree`` print); an error naming the runs when it is ambiguous."""
+    from tracking.errors import InvalidParameterError, RunNotFoundError
+    from tracking.store.sql.store import SqlTrackingStore
+
+    text = run_id.strip().lower()
+    if len(text) >= 32 or not _PREFIX.match(text):
+        return run_id
+    if len(text) < MIN_PREFIX:
+        raise InvalidParameterError(
+            f"Run id prefix {run_id!r} is too short: give at least {MIN_PREFIX} characters"
+        )
+    store = client.store
+    if not isinstance(store, SqlTrackingStore):
+        raise InvalidParameterError(
+            f"{run_id!r} is not a whole run id: short ids are looked up in a tracking "
+            f"database, not through a server ({client.tracking_uri}); give the 32-character id"
+        )
+    from tracking.store.sql.browse import runs_with_prefix
+
+    found = runs_with_prefix(store, text, limit=6)
+    if not found:
+        raise RunNotFoundError(f"No run id starts with {run_id!r}")
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (" ..." if len(found) > 5 else "")
+        raise InvalidParameterError(
+            f"Run id prefix {run_id!r} is ambiguous: it starts {shown}; give more characters"
+        )
+    return found[0]
+
+
 @runs.command("describe")
 @click.argument("run_id")
 @_URI
 def runs_describe(run_id: str, tracking_uri: str | None) -> None:
-    """Everything about one run, as JSON."""
-    _echo_json(_run_json(_client(tracking_uri).get_run(run_id)))
+    """Everything about one run, as JSON (RUN_ID may be a unique prefix of the id)."""
+    client = _client(tracking_uri)
+    _echo_json(_run_json(client.get_run(resolve_run_id(client, run_id))))
+
+
+def _duration(run: Any) -> str:
+    """``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``; ``-`` while unknown."""
+    info = run.info
+    if info.start_time is None or info.end_time is None:
+        return "-"
+    ms = max(info.end_time - info.start_time, 0)
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(ms // 1000, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+_STYLES = {
+    "FINISHED": "green",
+    "FAILED": "bold red",
+    "RUNNING": "blue",
+    "KILLED": "yellow",
+    "SCHEDULED": "dim",
+}
+
+
+def _tree_label(run: Any) -> Any:
+    from rich.text import Text
+
+    from tracking.pipelines import ATTEMPTS_TAG
+
+    info = run.info
+    label = Text()
+    label.append(info.run_name or info.run_id, style="bold")
+    label.append("  ")
+    label.append(info.status.value, style=_STYLES.get(info.status.value, ""))
+    label.append(f"  {_duration(run)}")
+    tries = run.data.tags.get(ATTEMPTS_TAG)
+    if tries:
+        try:
+            count = len(json.loads(tries))
+        except ValueError:
+            count = 0
+        if count > 1:
+            label.append(f"  {count} tries", style="yellow")
+    label.append(f"  {info.run_id}", style="dim")
+    return label
+
+
+@runs.command("tree")
+@click.argument("run_id")
+@_URI
+@_JSON
+def runs_tree(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
+    """A run and every run under it (a DAG run's task instances, a flow run's task runs
+    and subflows), with their states and durations. RUN_ID may be a unique prefix."""
+    from rich.console import Console
+    from rich.tree import Tree
+
+    client = _client(tracking_uri)
+    root = client.get_run(resolve_run_id(client, run_id))
+    below = client.get_subtree(root.info.run_id)
+    if as_json:
+        _echo_json([_run_json(r) for r in [root, *below]])
+        return
+    children: dict[str, list[Any]] = {}
+    for run in below:
+        children.setdefault(run.info.parent_run_id or "", []).append(run)
+    tree = Tree(_tree_label(root))
+    stack = [(tree, root)]
+    while stack:  # without recursion: a tree may be deep
+        node, run = stack.pop()
+        kids = sorted(children.get(run.info.run_id, []), key=lambda r: r.info.start_time or 0)
+        for kid in kids:
+            stack.append((node.add(_tree_label(kid)), kid))
+    # Never cut: a cut id cannot be pasted into the next command (a line may wrap).
+    Console().print(tree, crop=False, overflow="fold")
+    uri = str(client.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"In the web UI: {uri.rstrip('/')}/runs/{root.info.run_id}")
 
 
 @runs.command("delete")

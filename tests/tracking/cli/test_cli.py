@@ -150,3 +150,94 @@ class TestDemo:
         assert len(runs) == 4  # the sweep and its three trials, once
         trial = next(r for r in runs if r.info.run_name == "trial-0")
         assert len(client.get_metric_history(trial.info.run_id, "acc")) == 2
+
+
+class TestRunsIssue21:
+    """``runs tree``, a missing experiment, short ids, whole ids in narrow terminals."""
+
+    def _pipeline(self, client: TrackingClient) -> tuple[str, dict[str, str]]:
+        from tracking.entities import RunStatus
+        from tracking.pipelines import PipelineRun, PipelineTracker, Step
+
+        tracker = PipelineTracker(client, "cli-pipelines")
+        pipeline = PipelineRun("airflow", "retrain", "scheduled__2026-11-05")
+        tracker.pipeline_started(pipeline, run_name="retrain 2026-11-05")
+        ids = {}
+        for task in ("extract", "train"):
+            tries = 2 if task == "train" else 1
+            for attempt in range(1, tries + 1):
+                step = Step(pipeline, task, attempt=attempt)
+                tracker.step_running(step, tags={"airflow.task_id": task})
+                tracker.step_ended(
+                    step,
+                    RunStatus.FAILED if attempt < tries else RunStatus.FINISHED,
+                    retrying=attempt < tries,
+                )
+            ids[task] = step.run_id
+        tracker.pipeline_ended(pipeline, RunStatus.FINISHED)
+        return pipeline.run_id, ids
+
+    def test_tree_shows_states_durations_tries_and_whole_ids(self, client: TrackingClient) -> None:
+        root, ids = self._pipeline(client)
+        result = CliRunner(env={"COLUMNS": "60"}).invoke(cli, ["runs", "tree", root[:8]])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert lines[0].startswith("retrain 2026-11-05  FINISHED")
+        assert any("extract  FINISHED" in line for line in lines[1:])
+        train = next(line for line in result.output.split("\n") if "train  FINISHED" in line)
+        assert "2 tries" in train
+        assert ids["train"] in result.output.replace("\n", "")
+        as_json = json.loads(invoke("runs", "tree", root, "--json").output)
+        assert as_json[0]["run_name"] == "retrain 2026-11-05"
+        assert {r["run_id"] for r in as_json} == {root, *ids.values()}
+
+    def test_missing_experiment_is_an_error(self, workdir: Path) -> None:
+        result = CliRunner().invoke(cli, ["runs", "list", "--experiment-id", "99"])
+        assert result.exit_code == 1
+        assert "No experiment with id '99'" in str(result.exception)
+
+    def test_missing_experiment_exits_1_from_the_console_script(self, workdir: Path) -> None:
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-m", "tracking.cli", "runs", "list", "--experiment-id", "99"],
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+        )
+        assert done.returncode == 1
+        assert "Error: No experiment with id '99' exists" in done.stderr
+        assert done.stdout == ""
+
+    def test_describe_takes_a_unique_prefix(self, client: TrackingClient) -> None:
+        exp = client.create_experiment("prefix")
+        run = client.create_run(exp, run_name="short").info.run_id
+        described = json.loads(invoke("runs", "describe", run[:8]).output)
+        assert described["run_id"] == run
+        missing = CliRunner().invoke(cli, ["runs", "describe", "ffff0000"])
+        assert missing.exit_code != 0 and "No run id starts with 'ffff0000'" in str(
+            missing.exception
+        )
+        short = CliRunner().invoke(cli, ["runs", "describe", run[:3]])
+        assert "too short" in str(short.exception)
+
+    def test_an_ambiguous_prefix_names_the_runs(self, client: TrackingClient) -> None:
+        exp = client.create_experiment("ambiguous")
+        a = client.create_run(exp, run_id="abcd" + "0" * 28).info.run_id
+        b = client.create_run(exp, run_id="abcd" + "1" * 28).info.run_id
+        result = CliRunner().invoke(cli, ["runs", "describe", "abcd"])
+        assert "ambiguous" in str(result.exception)
+        assert a in str(result.exception) and b in str(result.exception)
+
+    def test_list_never_cuts_ids_in_a_narrow_terminal(self, client: TrackingClient) -> None:
+        exp = client.create_experiment("narrow")
+        parent = client.create_run(exp, run_name="a-parent-with-a-long-name").info.run_id
+        child = client.create_run(exp, run_name="child", parent_run_id=parent).info.run_id
+        result = CliRunner(env={"COLUMNS": "80"}).invoke(
+            cli, ["runs", "list", "--experiment-id", exp]
+        )
+        assert result.exit_code == 0
+        line = next(x for x in result.output.splitlines() if child in x)
+        assert parent in line  # the child's row names its parent whole
+        assert "…" not in result.output

@@ -94,6 +94,7 @@ __all__ = [
     "run_record",
     "run_tags",
     "run_values",
+    "runs_with_prefix",
 ]
 
 #: The largest page :func:`browse_runs` returns.
@@ -1047,3 +1048,21 @@ def latest_metrics(store: SqlTrackingStore, run_ids: Sequence[str]) -> dict[str,
         return found
 
     return store.read(work) if run_ids else {}
+
+
+def runs_with_prefix(store: SqlTrackingStore, prefix: str, limit: int = 5) -> list[str]:
+    """The ids of the runs (any lifecycle stage) whose id starts with ``prefix``, at most
+    ``limit`` of them: what a short id the user typed may mean."""
+    if not prefix:
+        raise InvalidParameterError("Invalid run id prefix '': expected a few characters")
+
+    def work(conn: Connection) -> list[str]:
+        query = (
+            select(_RUNS.c.run_uuid)
+            .where(_RUNS.c.run_uuid.startswith(prefix, autoescape=True))
+            .order_by(_RUNS.c.run_uuid)
+            .limit(limit)
+        )
+        return [str(r) for r in conn.execute(query).scalars()]
+
+    return store.read(work)
