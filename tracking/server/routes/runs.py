@@ -271,6 +271,9 @@ async def log_inputs(body: LogInputs, state: StateDep) -> Response:
                 "expected a logged model id"
             )
         model_ids.append(model_id)
+    for model_id in model_ids:
+        # Checked before anything is written: a rejected request writes nothing.
+        await state.run(state.client.get_logged_model, model_id)
     inputs = [
         DatasetInput(
             Dataset(
