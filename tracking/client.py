@@ -35,7 +35,7 @@ from tracking.entities import (
     RunTag,
     ViewType,
 )
-from tracking.errors import InvalidParameterError
+from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.settings import get_settings, resolve_tracking_uri
 from tracking.store.base import TrackingStore
 from tracking.store.model_search import OrderBy
@@ -463,7 +463,12 @@ class TrackingClient:
         pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
         checked = [validation.validate_param(Param(k, v)) for k, v in (params or {}).items()]
         return self._store.create_logged_model(
-            str(experiment_id), name, source_run_id, pairs, [(p.key, p.value) for p in checked], model_type
+            str(experiment_id),
+            name,
+            source_run_id,
+            pairs,
+            [(p.key, p.value) for p in checked],
+            model_type,
         )
 
     def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
@@ -500,7 +505,9 @@ class TrackingClient:
     def log_model_params(self, model_id: str, params: Mapping[str, Any]) -> None:
         """Add params to a logged model (a param never changes value)."""
         checked = [validation.validate_param(Param(k, v)) for k, v in params.items()]
-        self._store.log_logged_model_params(_model_id(model_id), [(p.key, p.value) for p in checked])
+        self._store.log_logged_model_params(
+            _model_id(model_id), [(p.key, p.value) for p in checked]
+        )
 
     def log_model_metric(
         self,
@@ -748,10 +755,13 @@ class TrackingClient:
     # -- artifacts --------------------------------------------------------------
 
     def _artifacts(self, run_id: str) -> Any:
+        run = self.get_run(run_id)
+        return self._repository(run.info.artifact_uri, run.info.run_id, f"run {run_id}")
+
+    def _repository(self, uri: str, owner_id: str, owner: str) -> Any:
+        """The artifact repository of ``uri`` (a run's or a logged model's root)."""
         from tracking.artifacts import artifact_repository_for, uri_scheme
 
-        run = self.get_run(run_id)
-        uri = run.info.artifact_uri
         if uri_scheme(uri) == "mlflow-artifacts":
             # Served by the tracking server's artifact proxy: reach it through the
             # store's HTTP session (same pool, token and retries).
@@ -760,12 +770,92 @@ class TrackingClient:
 
             if not isinstance(self._store, RestTrackingStore):
                 raise InvalidParameterError(
-                    f"the artifacts of run {run.info.run_id} ({uri}) are served by a tracking "
+                    f"the artifacts of {owner} ({uri}) are served by a tracking "
                     f"server; set the tracking URI to the server (http://host:port), not "
                     f"{self.tracking_uri!r}"
                 )
-            return HttpArtifactRepository(uri, run.info.run_id, self._store.http)
-        return artifact_repository_for(uri, run.info.run_id)
+            return HttpArtifactRepository(uri, owner_id, self._store.http)
+        return artifact_repository_for(uri, owner_id)
+
+    def _model_artifacts(self, model_id: str) -> Any:
+        model = self.get_logged_model(model_id)
+        return self._repository(model.artifact_location, model.model_id, f"model {model_id}")
+
+    def log_model_artifacts(
+        self,
+        model_id: str,
+        local_dir: str | os.PathLike[str],
+        artifact_path: str | None = None,
+    ) -> list[ArtifactRef]:
+        """Copy a local directory tree into a logged model's own artifact location
+        (each reference's ``run_id`` is the model id)."""
+        refs: list[ArtifactRef] = self._model_artifacts(model_id).log_artifacts(
+            os.fspath(local_dir), artifact_path
+        )
+        return refs
+
+    def log_model_artifact(
+        self, model_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactRef:
+        """Copy a local file into a logged model's artifact location."""
+        ref: ArtifactRef = self._model_artifacts(model_id).log_artifact(
+            os.fspath(local_path), artifact_path
+        )
+        return ref
+
+    def list_model_artifacts(self, model_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly under ``path`` of a logged model's files."""
+        infos: list[FileInfo] = self._model_artifacts(model_id).list_artifacts(path)
+        return infos
+
+    def download_model_artifacts(
+        self, model_id: str, path: str = "", dst_path: str | None = None
+    ) -> str:
+        """Download a logged model's files (or ``path`` among them); returns the local path."""
+        dst = dst_path or tempfile.mkdtemp(prefix="trackflow-model-")
+        local: str = self._model_artifacts(model_id).download_artifacts(path, dst)
+        return local
+
+    def resolve_model_uri(self, model_uri: str) -> LoggedModel:
+        """The logged model a ``models:/`` URI names: ``models:/<model_id>``,
+        ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or
+        ``models:/<name>/latest``. A version registered from files that are not a
+        logged model raises NotFoundError naming it."""
+        if not isinstance(model_uri, str) or not model_uri.startswith("models:/"):
+            raise InvalidParameterError(
+                f"Invalid model URI {model_uri!r:.120}: expected models:/<model_id>, "
+                "models:/<name>/<version> or models:/<name>@<alias>"
+            )
+        rest = model_uri.removeprefix("models:/").strip("/")
+        if _MODEL_ID.fullmatch(rest):
+            return self.get_logged_model(rest)
+        if "@" in rest and "/" not in rest:
+            name, alias = rest.split("@", 1)
+            version = self.get_model_version_by_alias(name, alias)
+        elif "/" in rest:
+            name, number = rest.rsplit("/", 1)
+            if number == "latest":
+                versions = self.search_model_versions(
+                    "name = '" + name.replace("'", "\\'") + "'",
+                    order_by=["version_number DESC"],
+                    max_results=1,
+                )
+                if not versions:
+                    raise NotFoundError(f"Registered model {name!r} has no versions")
+                version = versions[0]
+            else:
+                version = self.get_model_version(name, number)
+        else:
+            raise InvalidParameterError(
+                f"Invalid model URI {model_uri!r:.120}: expected models:/<model_id>, "
+                "models:/<name>/<version> or models:/<name>@<alias>"
+            )
+        if version.model_id is None:
+            raise NotFoundError(
+                f"{model_uri} is version {version.version} of {version.name}, registered from "
+                f"{version.source}, not from a logged model"
+            )
+        return self.get_logged_model(version.model_id)
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None

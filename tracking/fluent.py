@@ -55,6 +55,7 @@ if some of its records could not be written.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import getpass
@@ -75,7 +76,10 @@ from tracking.entities import (
     Experiment,
     InputTag,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
+    ModelVersion,
     Param,
     Run,
     RunStatus,
@@ -116,9 +120,11 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -126,6 +132,7 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
     "use_artifact",
+    "use_model",
 ]
 
 _DEFAULT_EXPERIMENT_ID = "0"
@@ -906,3 +913,81 @@ def _reset_for_tests() -> None:
         _experiment = None
         _clients.clear()
         _experiment_ids.clear()
+
+
+# -- logged models and the registry ---------------------------------------------------
+
+
+def log_model(
+    local_dir: str | os.PathLike[str],
+    name: str = "model",
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    model_type: str | None = None,
+    step: int = 0,
+) -> LoggedModel:
+    """Log the files of a model (a saved model directory) as a logged model of the
+    active run: created in the run's experiment with the run as its source, the files
+    uploaded under the model's own artifact location, then marked READY (FAILED, and
+    the error raised, if the upload fails). The run records it as an output.
+
+    Its id is the reference to hand on: ``tracking.use_model(model.model_uri)`` in
+    another step, or ``mlflow.pyfunc.load_model(model.model_uri)`` where the files
+    are an MLflow model::
+
+        with tracking.start_run():
+            model = tracking.log_model("out/model", "churn-model", params={"depth": 4})
+    """
+    run = _run_for_logging()
+    buffering.wait()
+    client = run.client
+    model = client.create_logged_model(
+        run.info.experiment_id,
+        name,
+        source_run_id=run.info.run_id,
+        tags=tags,
+        params=params,
+        model_type=model_type,
+    )
+    try:
+        client.log_model_artifacts(model.model_id, local_dir)
+    except BaseException:
+        client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        raise
+    ready = client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    client.log_run_models(run.info.run_id, outputs=[(model.model_id, step)])
+    return ready
+
+
+def use_model(model_uri: str, dst_path: str | os.PathLike[str] | None = None) -> str:
+    """Download the files of the logged model a ``models:/`` URI names
+    (``models:/<model_id>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``)
+    and return the local directory; with an active run, the run records the model as
+    an input."""
+    client = _client()
+    model = client.resolve_model_uri(model_uri)
+    local = client.download_model_artifacts(
+        model.model_id, "", os.fspath(dst_path) if dst_path is not None else None
+    )
+    stack = _stack.get()
+    if stack:
+        stack[-1].client.log_run_models(stack[-1].info.run_id, inputs=[model.model_id])
+    return local
+
+
+def register_model(
+    model_uri: str, name: str, tags: Mapping[str, Any] | None = None
+) -> ModelVersion:
+    """Register a model as the next version of ``name`` (created if missing), as
+    ``mlflow.register_model`` does: ``model_uri`` is ``models:/<model_id>`` or
+    ``runs:/<run_id>/<path>``."""
+    client = _client()
+    if client.search_registered_models("name = '" + name.replace("'", "\\'") + "'") == []:
+        # Created by another process meanwhile: fine.
+        with contextlib.suppress(AlreadyExistsError):
+            client.create_registered_model(name)
+    model_id = None
+    if model_uri.startswith("models:/"):
+        model_id = client.resolve_model_uri(model_uri).model_id
+    return client.create_model_version(name, model_uri, tags=tags, model_id=model_id)
