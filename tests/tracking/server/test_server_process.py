@@ -185,6 +185,14 @@ class TestCommandLine:
             "--auth-token",
             "--demo",
             "--access-log",
+            "--artifacts-endpoint-url",
+            "--artifacts-region",
+            "--artifacts-path-style",
+            "--artifacts-storage-options",
+            "--artifacts-storage-options-file",
+            "--no-migrate",
+            "--db-pool-size",
+            "--db-max-overflow",
         ):
             assert option in done.stdout
 
