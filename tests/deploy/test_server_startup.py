@@ -288,3 +288,28 @@ def test_pool_sizes_in_the_uri_size_the_pool() -> None:
         assert "pool_size" not in engine.url.query
     finally:
         engine.dispose()
+
+
+def test_a_pool_bigger_than_postgres_allows_is_warned_about(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracking.server.serve import _warn_if_pool_too_big, pool_connections
+    from tracking.server.settings import ServerSettings
+    from tracking.store.sql.store import SqlTrackingStore
+
+    store = SqlTrackingStore(postgres_url)
+    try:
+        fits = ServerSettings(backend_store_uri=postgres_url, workers=2)
+        assert pool_connections(fits) == 2 * (5 + 10)
+        _warn_if_pool_too_big(fits, store)
+        assert "WARNING" not in capsys.readouterr().err
+        too_many = ServerSettings(
+            backend_store_uri=postgres_url, workers=8, db_pool_size=20, db_max_overflow=5
+        )
+        assert pool_connections(too_many) == 200
+        _warn_if_pool_too_big(too_many, store)
+        warning = capsys.readouterr().err
+        assert "8 worker(s) x (pool size + overflow) = 200" in warning
+        assert "--db-pool-size" in warning
+    finally:
+        store.close()
