@@ -65,6 +65,8 @@ class TestWireGaps:
             "MLproject": "text/plain",
             "a.json": "text/plain",
             "model.pkl": "application/octet-stream",
+            "get-artifact MLmodel": "text/plain",
+            "get-artifact body": "flavors: {}",
         }
 
     def test_relative_artifact_location(self, gaps: ScenarioResult) -> None:
@@ -81,6 +83,8 @@ class TestWireGaps:
             ("missing_tag", "No tag with name: fakeTag"),
             ("max_results", "Invalid value 123456789 for parameter 'max_results' supplied"),
             ("invalid_path", "Invalid path"),
+            ("invalid_path_get_artifact", "Invalid path"),
+            ("null_key", "Missing value for required parameter 'key'"),
             ("experiment_taken", "Experiment(name=popular_name"),
         ],
     )
@@ -174,6 +178,7 @@ class TestModelRegistry:
         assert step["search_models"] == [models["register"]["name"]]
         assert step["search_versions"] == ["1", "2"]
         assert step["download_uri"].endswith(f"/models/{model_id}/artifacts")
+        assert step["version_file"] == {"status": 200, "type": "text/plain", "has_flavors": True}
         assert (step["transition"], step["latest"]) == ("Staging", ["1"])
         assert step["missing_alias"]["error_code"] == "RESOURCE_DOES_NOT_EXIST"
         assert step["duplicate"]["error_code"] == "RESOURCE_ALREADY_EXISTS"

@@ -174,6 +174,7 @@ def create_app(
     app.include_router(trackflow.router, prefix="/api/2.0/trackflow")
     app.include_router(mlflow_api, prefix=API_PREFIXES[0])
     app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
+    app.include_router(artifacts.root_router)
     app.include_router(mlflow_api, prefix=API_PREFIXES[1], include_in_schema=False)
     sessions = (
         SessionSigner(settings.auth_token.get_secret_value())

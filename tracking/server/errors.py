@@ -133,7 +133,7 @@ def validation_message(errors: Sequence[Any]) -> str:
                 f"Malformed JSON in the request body: {detail} "
                 f"(at character {loc[-1] if loc else 0})."
             )
-        elif kind == "missing":
+        elif kind == "missing" or (error.get("input", "") is None and field):
             if field:
                 sentences.append(f"Missing value for required parameter '{field}'.")
             else:

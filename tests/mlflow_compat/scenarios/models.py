@@ -8,17 +8,20 @@ registry calls of ``MlflowClient``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import mlflow
 import mlflow.sklearn
 import numpy as np
+import requests
 from _common import Scenario, error_of
 from mlflow import MlflowClient
 from sklearn.linear_model import LinearRegression, Ridge
 
 scenario = Scenario()
 client = MlflowClient()
+URL = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
 X = np.arange(40, dtype=float).reshape(20, 2)
 y = X @ np.array([1.5, -2.0]) + 3.0
 
@@ -150,6 +153,19 @@ def load_registered() -> dict[str, bool]:
     }
 
 
+def _version_file(model: str, version: str, path: str) -> dict[str, Any]:
+    """A file of a version through MLflow's ``/model-versions/get-artifact``."""
+    response = requests.get(
+        f"{URL}/model-versions/get-artifact",
+        params={"name": model, "version": version, "path": path},
+    )
+    return {
+        "status": response.status_code,
+        "type": response.headers.get("Content-Type"),
+        "has_flavors": "flavors:" in response.text,
+    }
+
+
 @scenario.step("registry_reads")
 def registry_reads() -> dict[str, Any]:
     model = client.get_registered_model(name)
@@ -167,6 +183,7 @@ def registry_reads() -> dict[str, Any]:
             v.version for v in client.search_model_versions(f"name = '{name}'")
         ),
         "download_uri": client.get_model_version_download_uri(name, "1"),
+        "version_file": _version_file(name, "1", "MLmodel"),
         "transition": client.transition_model_version_stage(name, "1", "Staging").current_stage,
         "latest": [v.version for v in client.get_latest_versions(name, stages=["Staging"])],
         "missing_alias": error_of(lambda: client.get_model_version_by_alias(name, "nope")),

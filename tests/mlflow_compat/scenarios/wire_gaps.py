@@ -88,6 +88,11 @@ def content_types() -> dict[str, str]:
         )
         response.raise_for_status()
         out[name] = response.headers["Content-Type"]
+    # MLflow's root download endpoint (what its web UI fetches) answers the same.
+    root = requests.get(f"{URL}/get-artifact", params={"run_uuid": run_id, "path": "MLmodel"})
+    root.raise_for_status()
+    out["get-artifact MLmodel"] = root.headers["Content-Type"]
+    out["get-artifact body"] = root.text
     return out
 
 
@@ -128,6 +133,15 @@ def messages() -> dict[str, Any]:
         ),
         "invalid_path": _error(
             requests.get(f"{API}/artifacts/list", params={"run_id": run_id, "path": "../x"})
+        ),
+        "invalid_path_get_artifact": _error(
+            requests.get(f"{URL}/get-artifact", params={"run_id": run_id, "path": "../x"})
+        ),
+        "null_key": _error(
+            requests.post(
+                f"{API}/runs/log-metric",
+                json={"run_id": run_id, "key": None, "value": 1, "timestamp": 1, "step": 1},
+            )
         ),
         "experiment_taken": error_of(
             lambda: client.create_experiment("popular_name" + scenario.prefix)

@@ -20,7 +20,7 @@ from typing import IO, Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.responses import Response, StreamingResponse
 
 from tracking.artifacts import normalize_artifact_path
@@ -31,10 +31,19 @@ from tracking.server.routes.common import ERRORS
 from tracking.server.schemas.mlflow import ListArtifactsResponse, ProxyListResponse, RunRef
 from tracking.server.state import ServerState, StateDep
 
-__all__ = ["attachment_header", "guess_mime_type", "proxy_router", "router", "stream_chunks"]
+__all__ = [
+    "attachment_header",
+    "guess_mime_type",
+    "proxy_router",
+    "root_router",
+    "router",
+    "stream_chunks",
+]
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERRORS)
 proxy_router = APIRouter(prefix="/artifacts", tags=["artifact proxy"], responses=ERRORS)
+#: MLflow's download endpoints at the server's root (what MLflow's web UI fetches).
+root_router = APIRouter(tags=["artifacts"], responses=ERRORS)
 
 _CHUNK = 1024 * 1024
 
@@ -197,3 +206,67 @@ async def proxy_delete(artifact_path: str, state: StateDep) -> Response:
     rel = _path(artifact_path, "artifact_path", allow_root=False)
     await state.run(state.proxy.repository.delete_artifacts, rel)
     return empty_response()
+
+
+# -- MLflow's root download endpoints ------------------------------------------------
+
+
+def _download(stream: IO[bytes], path: str) -> Response:
+    name = posixpath.basename(path)
+    headers = {
+        "Content-Disposition": attachment_header(name),
+        "Content-Type": guess_mime_type(name),
+    }
+    return StreamingResponse(stream_chunks(stream), headers=headers)
+
+
+class _GetArtifactQuery(RunRef):
+    """``get-artifact`` query parameters."""
+
+    path: str = Field(description="The file, relative to the run's artifact root.")
+
+
+@root_router.get(
+    "/get-artifact",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def get_artifact(query: Annotated[_GetArtifactQuery, Query()], state: StateDep) -> Response:
+    """A file of a run's artifacts (MLflow's ``/get-artifact``)."""
+    path = _path(query.path, "path", allow_root=False)
+    run = await state.run(state.client.get_run, query.resolved_run_id())
+    stream = await state.run(state.proxy.open_run_artifact, run, path)
+    return _download(stream, path)
+
+
+class _VersionArtifactQuery(BaseModel):
+    """``model-versions/get-artifact`` query parameters."""
+
+    name: str
+    version: str
+    path: str
+
+
+def _open_version_file(state: ServerState, name: str, version: str, path: str) -> IO[bytes]:
+    uri = state.client.get_model_version_download_uri(name, version)
+    root = state.proxy.proxied_path(uri)
+    if root is None:
+        state.proxy.confine(uri, field=f"download URI of {name} version {version}")
+        from tracking.artifacts import artifact_repository_for
+
+        return artifact_repository_for(uri, "").open(path)
+    return state.proxy.repository.open(posixpath.join(root, path))
+
+
+@root_router.get(
+    "/model-versions/get-artifact",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def get_model_version_artifact(
+    query: Annotated[_VersionArtifactQuery, Query()], state: StateDep
+) -> Response:
+    """A file of a registered model version (MLflow's ``/model-versions/get-artifact``)."""
+    path = _path(query.path, "path", allow_root=False)
+    stream = await state.run(_open_version_file, state, query.name, query.version, path)
+    return _download(stream, path)
