@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
+import markupsafe
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -21,6 +23,7 @@ __all__ = [
     "VIEWS",
     "duration",
     "environment",
+    "markdown",
     "page",
     "query_string",
     "safe_url",
@@ -75,6 +78,28 @@ def cell(value: str | None) -> str:
     if value is None:
         return ""
     return value if len(value) <= CELL_CHARS else value[:CELL_CHARS] + "…"
+
+
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
+@lru_cache(maxsize=1)
+def _markdown_parser() -> Any:
+    from markdown_it import MarkdownIt
+
+    # CommonMark with raw HTML off: a note's HTML is shown as text, never run; links of
+    # unsafe schemes (javascript:, vbscript:, file:, data:) are refused by markdown-it.
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def markdown(text: str | None) -> markupsafe.Markup:
+    """A note's markdown as HTML: sanitised (raw HTML escaped, unsafe links dropped)."""
+    if not text:
+        return markupsafe.Markup("")
+    rendered = _markdown_parser().render(text)
+    # A note's headings sit under the page's own: # is <h4>, ## <h5>, the rest <h6>.
+    rendered = _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + 3, 6)}>", rendered)
+    return markupsafe.Markup(rendered)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -142,6 +167,7 @@ def environment() -> jinja2.Environment:
         number=number,
         safe_url=safe_url,
         cell=cell,
+        markdown=markdown,
         tojson_attr=lambda v: json.dumps(v),
     )
     env.globals["query"] = _query

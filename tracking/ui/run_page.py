@@ -195,8 +195,11 @@ def _run(request: Request, state: ServerState, experiment_id: str, run_id: str) 
 
 
 @router.get("/experiments/{experiment_id}/runs/{run_id}")
-def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str) -> Response:
-    """Everything about one run (the first :data:`KV_PAGE` of its params, tags and metrics)."""
+def run_page(
+    request: Request, state: StateDep, experiment_id: str, run_id: str, sort: str = ""
+) -> Response:
+    """Everything about one run (the first :data:`KV_PAGE` of its params, tags and metrics);
+    ``sort`` orders its children table (``metrics.`loss` ASC``, as the runs table's)."""
     found = _run(request, state, experiment_id, run_id)
     if isinstance(found, Response):
         return found
@@ -208,13 +211,17 @@ def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str)
     # A sweep's point: the children's params beside their metrics.
     metric_columns = [f"m:{k}" for k in keys["metrics"][:5]]
     param_columns = [f"p:{k}" for k in keys["params"][:5]]
-    child_table = table_view(
-        [experiment_id], "", "", ["_", *param_columns, *metric_columns], "active"
-    )
+    try:
+        child_table = table_view(
+            [experiment_id], "", sort, ["_", *param_columns, *metric_columns], "active"
+        )
+    except TrackingError as exc:
+        return page(request, "error.html", status_code=400, title="Bad sort", error=str(exc))
     children = browse_runs(
         store,
         [experiment_id],
         parent_run_id=run_id,
+        sort=child_table.sort,
         limit=_CHILDREN_SHOWN,
         columns=child_table.columns,
         count=True,
@@ -258,6 +265,16 @@ def run_page(request: Request, state: StateDep, experiment_id: str, run_id: str)
         values=values,
         metric_keys=[item[0] for item in values["metrics"].items],
     )
+
+
+@router.get("/ui/note")
+def note_fragment(request: Request, state: StateDep, run_id: str) -> Response:
+    """A run's note, rendered (what the page shows after the note is saved)."""
+    try:
+        tags = run_tags(state.store, run_id, [NOTE_TAG])
+    except TrackingError as exc:
+        return page(request, "rows_error.html", status_code=400, error=str(exc))
+    return page(request, "note.html", note=tags.get(NOTE_TAG, ""))
 
 
 @router.get("/ui/run-values")
@@ -322,6 +339,7 @@ def artifacts_page(
         "artifacts.html",
         status_code=404 if error else 200,
         run=run,
+        experiment=state.store.get_experiment(run.info.experiment_id),
         path=path,
         entries=entries,
         selected=selected,

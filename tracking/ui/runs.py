@@ -223,6 +223,7 @@ def runs_page(
         "runs.html",
         status_code=400 if error else 200,
         experiments=experiments,
+        experiment_names={e.experiment_id: e.name for e in experiments},
         table=table,
         first=first,
         keys=keys,
@@ -250,7 +251,8 @@ def count_fragment(
     except TrackingError as exc:
         return page(request, "count.html", status_code=400, error=str(exc))
     shown = f"{COUNT_CAP:,}+" if found > COUNT_CAP else f"{found:,}"
-    what = "matching runs" if filter.strip() else "top-level runs"
+    noun = "run" if found == 1 else "runs"
+    what = f"matching {noun}" if filter.strip() else f"top-level {noun}"
     return page(request, "count.html", error=None, text=f"{shown} {what}")
 
 
@@ -271,12 +273,16 @@ def rows_fragment(
     try:
         table = table_view(_split_ids(experiments), filter, sort, cols, view)
         found = _page(state, table, cursor=cursor, parent=parent)
+        names = {}
+        if len(table.experiment_ids) > 1:  # the Experiment column
+            names = {e: state.store.get_experiment(e).name for e in table.experiment_ids}
     except TrackingError as exc:
         return page(request, "rows_error.html", status_code=400, error=str(exc))
     return page(
         request,
         "rows.html",
         table=table,
+        experiment_names=names,
         rows=found.rows,
         cursor=found.cursor,
         parent=parent,

@@ -19,6 +19,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
 from tracking import TrackingClient
+from tracking.entities import RunStatus
+from tracking.pipelines import PipelineRun, PipelineTracker, Step
 from tracking.server import ServerSettings, create_app
 from tracking.settings import reset_settings
 
@@ -98,6 +100,14 @@ def _fill(url: str) -> dict[str, str]:
     parent = client.create_run(eid, run_name="parent").info.run_id
     rid = client.create_run(eid, run_name="swept-run", parent_run_id=parent).info.run_id
     client.log_text(rid, "a,b\n1,2\n", "table.csv")
+    # A pipeline run with a step, for the pipeline view and the pipeline's history.
+    tracker = PipelineTracker(client, "swept")
+    pipeline = PipelineRun("airflow", "retrain", "manual__1")
+    tracker.pipeline_started(pipeline, tags={"airflow.dag_id": "retrain"}, experiment_id=eid)
+    step = Step(pipeline, "train")
+    tracker.step_running(step, tags={"airflow.task_id": "train"})
+    client.log_metric(step.run_id, "acc", 0.9)
+    tracker.step_ended(step, RunStatus.FINISHED)
     return {
         "ids": eid,
         "experiment_id": eid,
@@ -115,6 +125,13 @@ def _fill(url: str) -> dict[str, str]:
         "kind": "tags",
         "download": "false",
         "q": "swept",
+        "experiment": eid,
+        "orchestrator": "airflow",
+        "pipeline_id": "retrain",
+        "step": "train",
+        "metric": "acc",
+        "sort": "metrics.`acc` DESC",
+        "dir": "acc:max",
     }
 
 

@@ -272,3 +272,83 @@ def test_statuses_survive(filled: tuple[SqlTrackingStore, str, dict[str, str]]) 
     store, eid, names = filled
     rows = {r.name: r for r in browse_runs(store, [eid], parent_run_id=names["root-00"]).rows}
     assert rows["child-1"].status is RunStatus.FAILED
+
+
+class TestPipelines:
+    """The pipeline view's reads, on runs PipelineTracker wrote."""
+
+    @pytest.fixture
+    def pipelines(self, db_url: str) -> Iterator[tuple[SqlTrackingStore, TrackingClient]]:
+        store = SqlTrackingStore(db_url)
+        yield store, TrackingClient.from_store(store, db_url)
+        store.close()
+
+    def _day(self, client: TrackingClient, day: int, outside: str) -> tuple[str, list[str]]:
+        from tracking.pipelines import PipelineRun, PipelineTracker, Step
+
+        tracker = PipelineTracker(client, "browse-pipelines")
+        pipeline = PipelineRun("airflow", "retrain", f"scheduled__2026-11-0{day}")
+        tracker.pipeline_started(pipeline, tags={"airflow.dag_id": "retrain"})
+        steps = []
+        for task in ("extract", "train"):
+            step = Step(pipeline, task)
+            tracker.step_running(step, tags={"airflow.task_id": task})
+            tracker.step_ended(step, RunStatus.FINISHED)
+            steps.append(step.run_id)
+        client.record_lineage(steps[1], steps[0], "data.csv", "0" * 64)
+        client.record_lineage(steps[0], outside, "raw.csv", "0" * 64)
+        client.log_metric(steps[1], "acc", 0.5 + day / 10)
+        tracker.pipeline_ended(pipeline, RunStatus.FINISHED)
+        return pipeline.run_id, steps
+
+    def test_steps_edges_history_and_pipelines(
+        self, pipelines: tuple[SqlTrackingStore, TrackingClient]
+    ) -> None:
+        from tracking.store.sql.browse import (
+            experiment_pipelines,
+            is_pipeline_run,
+            latest_metrics,
+            pipeline_runs,
+            pipeline_steps,
+        )
+
+        store, client = pipelines
+        eid = client.create_experiment("browse-pipelines")
+        outside = client.create_run(eid, run_name="source").info.run_id
+        first, first_steps = self._day(client, 1, outside)
+        second, second_steps = self._day(client, 2, outside)
+        sweep = client.create_run(eid, run_name="sweep").info.run_id
+        client.create_run(eid, run_name="trial", parent_run_id=sweep)
+        assert is_pipeline_run(store, first) and is_pipeline_run(store, second)
+        assert not is_pipeline_run(store, sweep)
+        assert not is_pipeline_run(store, first_steps[0])
+        found = pipeline_steps(store, second)
+        assert [s.name for s in found.steps] == ["extract", "train"]
+        assert found.total == 2
+        assert found.edges == [(second_steps[0], second_steps[1], "data.csv")]
+        assert found.external == 1  # raw.csv, from a run outside the pipeline run
+        assert found.steps[1].tags["airflow.task_id"] == "train"
+        runs, steps = pipeline_runs(store, eid, "airflow", "retrain")
+        assert [r.run_id for r in runs] == [second, first]  # newest first
+        assert [s.run_id for s in steps[first]] == first_steps
+        values = latest_metrics(store, [first_steps[1], second_steps[1]])
+        assert values == {first_steps[1]: {"acc": 0.6}, second_steps[1]: {"acc": 0.7}}
+        summary = experiment_pipelines(store, eid)
+        assert [(p.orchestrator, p.pipeline_id, p.runs) for p in summary] == [
+            ("airflow", "retrain", 2)
+        ]
+        with pytest.raises(InvalidParameterError, match="expected one of airflow, prefect"):
+            pipeline_runs(store, eid, "luigi", "retrain")
+
+    def test_run_id_prefixes(self, pipelines: tuple[SqlTrackingStore, TrackingClient]) -> None:
+        from tracking.store.sql.browse import runs_with_prefix
+
+        store, client = pipelines
+        eid = client.create_experiment("browse-prefixes")
+        a = client.create_run(eid, run_id="abcd" + "0" * 28).info.run_id
+        b = client.create_run(eid, run_id="abcd" + "1" * 28).info.run_id
+        assert runs_with_prefix(store, "abcd0") == [a]
+        assert runs_with_prefix(store, "abcd") == [a, b]
+        assert runs_with_prefix(store, "abc%") == []  # a wildcard is a character here
+        with pytest.raises(InvalidParameterError, match="prefix"):
+            runs_with_prefix(store, "")

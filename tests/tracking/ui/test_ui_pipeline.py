@@ -112,7 +112,7 @@ class TestFlowRun:
         self, page: Any, ui_server: ServerProcess, pipelines: Pipelines
     ) -> None:
         client = TrackingClient(ui_server.db_uri)
-        eid = client.create_experiment("ui-not-a-pipeline")
+        eid = client.create_experiment("ui-sweep-parent-only")
         parent = client.create_run(eid, run_name="sweep-parent")
         client.create_run(eid, run_name="trial", parent_run_id=parent.info.run_id)
         page.goto(f"{ui_server.url}/runs/{parent.info.run_id}")

@@ -93,7 +93,7 @@ class TestRunTree:
     ) -> None:
         page.goto(f"{ui_server.url}/experiments/{ui_store.sweep_experiment}")
         assert _names(page) == ["sweep"]
-        expect(page.locator("#count")).to_have_text("1 top-level runs")
+        expect(page.locator("#count")).to_have_text("1 top-level run")
         sweep = page.locator(f"tr[data-run='{ui_store.runs['sweep']}']")
         expect(sweep.locator(".kids")).to_have_text("2")
         sweep.locator("button.toggle").click()
@@ -135,7 +135,7 @@ class TestRunTree:
         assert depths == ["0", "1", "2"]
         expect(rows.nth(0)).to_have_class(re.compile("context"))
         expect(rows.nth(2)).not_to_have_class(re.compile("context"))
-        expect(page.locator("#count")).to_have_text("1 matching runs")
+        expect(page.locator("#count")).to_have_text("1 matching run")
 
     def test_or_and_parentheses_in_the_filter_box(
         self, page: Any, ui_server: ServerProcess, ui_store: UiStore

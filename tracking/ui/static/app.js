@@ -42,6 +42,8 @@
     return true;
   }
   if (forwardHash()) return;
+  // An MLflow link pasted into a tab already showing trackflow changes only the hash.
+  window.addEventListener("hashchange", forwardHash);
 
   // -- messages and writes ------------------------------------------------------------
   function toast(text, isError = true) {
@@ -204,7 +206,11 @@
       event.preventDefault();
       const value = form.elements.note.value;
       await api("runs/set-tag", { run_id: form.dataset.run, key: form.dataset.key, value });
-      document.getElementById("note-text").textContent = value;
+      // The server renders the markdown (sanitised): the page shows what it would on load.
+      const rendered = await fetch(`${ROOT}/ui/note?run_id=${encodeURIComponent(form.dataset.run)}`,
+        { credentials: "same-origin" });
+      if (!rendered.ok) throw new Error(`the note was saved; showing it failed: ${rendered.status}`);
+      document.getElementById("note-text").innerHTML = await rendered.text();
       toast("Note saved", false);
     }));
   }
