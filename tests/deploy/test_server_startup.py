@@ -184,8 +184,14 @@ def test_unreachable_s3_endpoint_stops_the_server(
     endpoint = f"http://127.0.0.1:{free_port()}"
     options = ["--artifacts-destination", "s3://bucket/trackflow"]
     options += ["--artifacts-endpoint-url", endpoint, "--artifacts-path-style"]
+    # Any fsspec option, merged with the ones above: here botocore's retries, off.
+    options += [
+        "--artifacts-storage-options",
+        '{"config_kwargs": {"retries": {"max_attempts": 1}}}',
+    ]
     done = _command(["server", "--port", "0", *options], monkeypatch, capsys)
     _stopped_at_start_up(done, f"bucket 'bucket' at {endpoint}", "Could not connect")
+    assert f"{endpoint}/bucket/trackflow/" in done.stderr  # path-style, merged with the JSON
 
 
 def test_unwritable_local_destination_stops_the_server(
