@@ -96,11 +96,13 @@ def _run_step(
     return step.run_id
 
 
-def airflow_dag_runs(url: str, experiment: str, *, days: int = 3, mapped: int = 3) -> Pipelines:
+def airflow_dag_runs(
+    url: str, experiment: str, *, days: int = 3, mapped: int = 3, artifact_root: str | None = None
+) -> Pipelines:
     """``days`` scheduled runs of DAG ``retrain``: extract → train (fails once, retried)
     → score (mapped ``mapped`` times) → evaluate (logs ``holdout_accuracy``); lineage
     edges between them; ``train`` promoted champion on the first and the last day."""
-    client = TrackingClient(url)
+    client = TrackingClient(url, artifact_root)
     tracker = PipelineTracker(client, experiment)
     found = Pipelines(experiment_id=tracker.experiment_id())
     accuracy = [0.82, 0.79, 0.88, 0.86, 0.9]
@@ -143,10 +145,12 @@ def airflow_dag_runs(url: str, experiment: str, *, days: int = 3, mapped: int = 
     return found
 
 
-def big_dag_run(url: str, experiment: str, instances: int = 200) -> str:
+def big_dag_run(
+    url: str, experiment: str, instances: int = 200, artifact_root: str | None = None
+) -> str:
     """One DAG run of ``instances`` task instances: prepare → ``instances - 2`` mapped
     ``work`` instances → gather, with lineage edges for each instance."""
-    client = TrackingClient(url)
+    client = TrackingClient(url, artifact_root)
     tracker = PipelineTracker(client, experiment)
     pipeline = _airflow_pipeline(
         tracker, "fanout", "manual__2026-11-20T00:00:00+00:00", "2026-11-20"
@@ -164,10 +168,12 @@ def big_dag_run(url: str, experiment: str, instances: int = 200) -> str:
     return pipeline.run_id
 
 
-def prefect_flow_run(url: str, experiment: str) -> tuple[str, dict[str, str]]:
+def prefect_flow_run(
+    url: str, experiment: str, artifact_root: str | None = None
+) -> tuple[str, dict[str, str]]:
     """A Prefect flow run ``nightly``: ``load``, ``featurize`` mapped twice (the second
     retried once), ``fit``; lineage load → featurize[i] → fit."""
-    client = TrackingClient(url)
+    client = TrackingClient(url, artifact_root)
     tracker = PipelineTracker(client, experiment)
     flow_run_id = "5f0c1d2e-0000-4000-8000-00000000abcd"
     pipeline = PipelineRun("prefect", "flow-run", flow_run_id)

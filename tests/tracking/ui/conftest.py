@@ -107,8 +107,9 @@ def pipelines(ui_server: ServerProcess) -> Pipelines:
     """Three daily DAG runs of ``retrain``, a DAG run of 200 task instances and a Prefect
     flow run, written by PipelineTracker the way the integrations write them (into the
     server's SQLite store directly: 800 calls take seconds over HTTP)."""
-    found = airflow_dag_runs(ui_server.db_uri, "ui-retrain")
-    found.big_dag_run = big_dag_run(ui_server.db_uri, "ui-fanout")
-    found.flow_run, flow_steps = prefect_flow_run(ui_server.db_uri, "ui-nightly")
+    root = str(ui_server.artifacts)
+    found = airflow_dag_runs(ui_server.db_uri, "ui-retrain", artifact_root=root)
+    found.big_dag_run = big_dag_run(ui_server.db_uri, "ui-fanout", artifact_root=root)
+    found.flow_run, flow_steps = prefect_flow_run(ui_server.db_uri, "ui-nightly", root)
     found.steps.update(flow_steps)
     return found

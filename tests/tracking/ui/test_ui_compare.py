@@ -31,7 +31,7 @@ class Sweep:
 
 @pytest.fixture(scope="module")
 def sweep(ui_server: ServerProcess) -> Sweep:
-    client = TrackingClient(ui_server.db_uri)
+    client = TrackingClient(ui_server.db_uri, str(ui_server.artifacts))
     eid = client.create_experiment("ui-compare-sweep")
     # MLflow's tags: val_metric's name says nothing; the experiment says lower is better.
     client.set_experiment_tag(eid, "mlflow.experiment.primaryMetric.name", "val_metric")

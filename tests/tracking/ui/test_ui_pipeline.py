@@ -111,7 +111,7 @@ class TestFlowRun:
     def test_a_sweep_parent_has_no_pipeline_view(
         self, page: Any, ui_server: ServerProcess, pipelines: Pipelines
     ) -> None:
-        client = TrackingClient(ui_server.db_uri)
+        client = TrackingClient(ui_server.db_uri, str(ui_server.artifacts))
         eid = client.create_experiment("ui-sweep-parent-only")
         parent = client.create_run(eid, run_name="sweep-parent")
         client.create_run(eid, run_name="trial", parent_run_id=parent.info.run_id)

@@ -27,7 +27,7 @@ class Small:
 
 @pytest.fixture(scope="module")
 def small(ui_server: ServerProcess) -> Small:
-    client = TrackingClient(ui_server.db_uri)
+    client = TrackingClient(ui_server.db_uri, str(ui_server.artifacts))
     first = client.create_experiment("ui-small-first")
     second = client.create_experiment("ui-small-second")
     parent = client.create_run(first, run_name="small-parent").info.run_id
