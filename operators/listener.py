@@ -52,6 +52,18 @@ __all__ = [
 ]
 
 
+def _preload() -> None:
+    """Import the client and the stores now, where Airflow loads its plugins (the
+    scheduler, a Celery worker, the supervisor), so that the task processes they fork
+    find them imported: otherwise the first hook of every task process imports them
+    (the SQL store's ORM models alone take ~0.3 s)."""
+    import tracking.client
+    import tracking.store.rest
+    import tracking.store.sql.store  # noqa: F401
+
+
+_preload()
+
 _F = TypeVar("_F", bound=Callable[..., None])
 TIMINGS_ENV = "TRACKFLOW_AIRFLOW_HOOK_TIMINGS"
 

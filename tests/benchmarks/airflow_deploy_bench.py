@@ -81,7 +81,14 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
 
+    import compileall
     import importlib.util
+
+    # A deployed install has its bytecode compiled (pip's default, uv's
+    # --compile-bytecode); a checkout under PYTHONDONTWRITEBYTECODE=1 would have every
+    # task process compile trackflow's modules inside the hooks, so compile them first.
+    for package in ("tracking", "operators", "flows"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
     spec = importlib.util.spec_from_file_location("suite_conftest", ROOT / "tests/conftest.py")
     assert spec is not None and spec.loader is not None

@@ -151,23 +151,49 @@ class _Statement:
     reserves plain column names in UPDATE ... SET) reads ``row[<name>]``.
     """
 
-    __slots__ = ("names", "pairs", "positional", "sql")
+    __slots__ = ("_compiled", "_engine", "_keys", "_statement")
 
     def __init__(self, statement: ClauseElement, engine: Engine, keys: Sequence[str]) -> None:
+        # Compiled on first use: a process that runs one task (an Airflow task
+        # process) uses a few of the statements, and compiling them all takes ~50 ms.
+        self._statement, self._engine, self._keys = statement, engine, list(keys)
+        self._compiled: tuple[str, bool, tuple[str, ...], tuple[tuple[str, str], ...]] | None
+        self._compiled = None
+
+    def _compile(self) -> tuple[str, bool, tuple[str, ...], tuple[tuple[str, str], ...]]:
         compiled = cast(
-            SQLCompiler, statement.compile(dialect=engine.dialect, column_keys=list(keys))
+            SQLCompiler,
+            self._statement.compile(dialect=self._engine.dialect, column_keys=self._keys),
         )
-        self.sql = compiled.string
-        self.positional = engine.dialect.positional
-        self.names = tuple(_source(n) for n in compiled.positiontup or ())
+        names = tuple(_source(n) for n in compiled.positiontup or ())
         renamed = [(bind, _source(bind)) for bind in compiled.binds if bind.startswith("b_")]
-        self.pairs = tuple((b, _source(b)) for b in compiled.binds) if renamed else ()
+        pairs = tuple((b, _source(b)) for b in compiled.binds) if renamed else ()
+        # One assignment: a thread that races this one compiles the same again.
+        self._compiled = (compiled.string, self._engine.dialect.positional, names, pairs)
+        return self._compiled
+
+    @property
+    def sql(self) -> str:
+        return (self._compiled or self._compile())[0]
+
+    @property
+    def positional(self) -> bool:
+        return (self._compiled or self._compile())[1]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self._compiled or self._compile())[2]
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        return (self._compiled or self._compile())[3]
 
     def _args(self, row: Mapping[str, Any]) -> Any:
-        if self.positional:
-            return tuple([row[n] for n in self.names])
-        if self.pairs:
-            return {bind: row[name] for bind, name in self.pairs}
+        _, positional, names, pairs = self._compiled or self._compile()
+        if positional:
+            return tuple([row[n] for n in names])
+        if pairs:
+            return {bind: row[name] for bind, name in pairs}
         return row
 
     def execute(self, cursor: Any, row: Mapping[str, Any]) -> Any:
