@@ -107,13 +107,17 @@ def _servers(
         yield found
 
 
-def _pipeline_run(db_uri: str) -> str:
+def _pipeline_run(db_uri: str) -> tuple[str, str]:
     """A DAG run of :data:`PIPELINE_INSTANCES` task instances with lineage in trackflow's
-    store (the UI tests' fixture: prepare -> mapped work -> gather); its run id."""
+    store (the UI tests' fixture: prepare -> mapped work -> gather); its run id and its
+    experiment's id."""
     sys.path.insert(0, str(HERE.parent / "tracking" / "ui"))
     from _pipeline_support import big_dag_run
 
-    return big_dag_run(db_uri, "ui-bench-pipeline", PIPELINE_INSTANCES)
+    from tracking import TrackingClient
+
+    run_id = big_dag_run(db_uri, "ui-bench-pipeline", PIPELINE_INSTANCES)
+    return run_id, TrackingClient(db_uri).get_run(run_id).info.experiment_id
 
 
 # -- what a user waits for, per tool ----------------------------------------------------
@@ -179,7 +183,8 @@ def trackflow_chart(page: Any, url: str, store: dict[str, Any]) -> float:
 
 def trackflow_pipeline(page: Any, url: str, store: dict[str, Any]) -> float:
     start = time.perf_counter()
-    page.goto(f"{url}/runs/{store['pipeline_run']}", wait_until="commit")
+    run_id, experiment_id = store["pipeline_run"]
+    page.goto(f"{url}/experiments/{experiment_id}/runs/{run_id}", wait_until="commit")
     # Drawn: the last bar of the timeline and the last node of the graph are laid out.
     page.wait_for_selector("#timeline > :last-child .tl-bar", state="visible", timeout=60_000)
     page.wait_for_selector("#pipeline-graph g.node:last-of-type rect", state="visible")

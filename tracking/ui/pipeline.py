@@ -34,6 +34,8 @@ from tracking.store.sql.browse import (
     experiment_pipelines,
     latest_metrics,
     pipeline_runs,
+    pipeline_steps,
+    run_record,
 )
 from tracking.ui.render import duration, number, page, timestamp
 
@@ -583,6 +585,26 @@ def history_page(
         error=error,
         changes=sum(1 for p in points if p[3]),
     )
+
+
+@router.get("/ui/pipeline-lanes")
+def lanes_fragment(request: Request, state: StateDep, run_id: str, step: str) -> Response:
+    """The timeline rows of one task's instances (a mapped task's, shown closed at
+    first), on the same time axis as the page's."""
+    try:
+        run = run_record(state.store, run_id)
+        found = pipeline_steps(state.store, run_id)
+    except TrackingError as exc:
+        return page(request, "rows_error.html", status_code=404, error=str(exc))
+    group = next((g for g in timeline(found.steps).groups if g.key == step), None)
+    if group is None:
+        return page(
+            request,
+            "rows_error.html",
+            status_code=404,
+            error=f"No step {step!r} in pipeline run {run_id}",
+        )
+    return page(request, "_lanes.html", group=group, experiment_id=run.info.experiment_id)
 
 
 @router.get("/ui/pipelines")

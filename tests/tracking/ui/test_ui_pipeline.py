@@ -86,8 +86,11 @@ class TestDagRun:
         box = graph.bounding_box()
         assert box["height"] < 400 and box["width"] < 1000, box
         page.locator("#pipeline").screenshot(path=str(SCREENSHOTS / "pipeline_200_instances.png"))
+        # Closed, its 198 rows are not in the page yet: opening it brings them.
+        expect(group.locator(".tl-row.inner")).to_have_count(0)
         group.locator("summary").click()
         expect(group.locator(".tl-row.inner")).to_have_count(198)
+        expect(group.locator(".tl-row.inner a.tl-bar.failed")).to_have_count(3)
         expect(group.locator(".tl-row.inner").nth(197)).to_be_visible()
 
 
