@@ -75,6 +75,24 @@ class TestWireGaps:
         assert step["artifact_uri"].startswith("mlflow-artifacts:/my_location/")
         assert step["content"] == "in my location"
 
+    def test_metric_history_bulk(self, gaps: ScenarioResult) -> None:
+        step = gaps["history_bulk"]
+        first, second = step["runs"]
+        expected = sorted(
+            [[first, s] for s in range(10)] + [[second, s] for s in range(20)],
+            key=lambda p: p[0],
+        )
+        assert step["bulk"] == expected
+        # Each run sampled on its own, its first and last point kept (MLflow 3.17's rule).
+        assert step["interval"] == [[first, s] for s in (0, 2, 4, 7, 9)] + [
+            [second, s] for s in (0, 5, 10, 14, 19)
+        ]
+        assert step["ranged"] == [2, 3, 4]
+        assert _message(step["no_runs"]).startswith(
+            "GetMetricHistoryBulk request must specify at least one run_id"
+        )
+        assert _message(step["bad_range"]).startswith("end_step must be greater than start_step")
+
     @pytest.mark.parametrize(
         ("case", "prefix"),
         [

@@ -111,6 +111,44 @@ def relative_location() -> dict[str, Any]:
     }
 
 
+@scenario.step("history_bulk")
+def history_bulk() -> dict[str, Any]:
+    """MLflow's web UI endpoints for charts of several runs."""
+    runs = [client.create_run(exp).info.run_id for _ in range(2)]
+    for i, rid in enumerate(runs):
+        for step in range(10 * (i + 1)):
+            client.log_metric(rid, "m", float(step), timestamp=100 + step, step=step)
+    ajax = f"{URL}/ajax-api/2.0/mlflow/metrics"
+    bulk = requests.get(f"{ajax}/get-history-bulk", params={"run_id": runs, "metric_key": "m"})
+    interval = requests.get(
+        f"{ajax}/get-history-bulk-interval",
+        params={"run_ids": runs, "metric_key": "m", "max_results": 5},
+    )
+    ranged = requests.get(
+        f"{ajax}/get-history-bulk-interval",
+        params={
+            "run_ids": runs[:1],
+            "metric_key": "m",
+            "start_step": 2,
+            "end_step": 4,
+            "max_results": 5,
+        },
+    )
+    return {
+        "runs": runs,
+        "bulk": [(p["run_id"], p["step"]) for p in bulk.json()["metrics"]],
+        "interval": [(p["run_id"], p["step"]) for p in interval.json()["metrics"]],
+        "ranged": [p["step"] for p in ranged.json()["metrics"]],
+        "no_runs": _error(requests.get(f"{ajax}/get-history-bulk", params={"metric_key": "m"})),
+        "bad_range": _error(
+            requests.get(
+                f"{ajax}/get-history-bulk-interval",
+                params={"run_ids": runs, "metric_key": "m", "start_step": 3, "end_step": 1},
+            )
+        ),
+    }
+
+
 @scenario.step("messages")
 def messages() -> dict[str, Any]:
     client.log_param(run_id, "lr", "0.1")

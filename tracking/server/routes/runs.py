@@ -350,3 +350,117 @@ async def get_metric_history(query: Annotated[_HistoryQuery, Query()], state: St
     if page.token:
         out["next_page_token"] = page.token
     return MlflowJSONResponse(out)
+
+
+# -- MLflow's bulk history endpoints (what its web UI's charts call) ---------------------
+
+#: MLflow's limits: runs per bulk request, points per run.
+MAX_BULK_RUNS = 100
+MAX_BULK_HISTORY = 25000
+MAX_INTERVAL_RESULTS = 2500
+
+
+def _run_history(state: ServerState, run_id: str, key: str) -> list[Metric]:
+    return list(state.store.get_metric_history(validation.validate_run_id(run_id), key))
+
+
+def _bulk(state: ServerState, run_ids: list[str], key: str, limit: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for run_id in sorted(run_ids):
+        points = sorted(
+            _run_history(state, run_id, key), key=lambda m: (m.timestamp, m.step, m.value)
+        )
+        out.extend({**m, "run_id": run_id} for m in metrics_json(points[:limit]))
+    return out[:limit]
+
+
+@metrics_router.get("/get-history-bulk", response_model=dict[str, Any])
+async def get_metric_history_bulk(
+    state: StateDep,
+    run_id: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    metric_key: str | None = None,
+    max_results: int = MAX_BULK_HISTORY,
+) -> Response:
+    """Every point of a metric of several runs (MLflow's ``metrics/get-history-bulk``)."""
+    if not run_id:
+        raise InvalidParameterError(
+            "GetMetricHistoryBulk request must specify at least one run_id."
+        )
+    if len(run_id) > MAX_BULK_RUNS:
+        raise InvalidParameterError(
+            f"GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. "
+            f"Received {len(run_id)} run_ids."
+        )
+    if metric_key is None:
+        raise InvalidParameterError("GetMetricHistoryBulk request must specify a metric_key.")
+    limit = min(max(max_results, 1), MAX_BULK_HISTORY)
+    points = await state.run(_bulk, state, run_id, metric_key, limit)
+    return MlflowJSONResponse({"metrics": points})
+
+
+def _evenly_spaced(total: int, max_results: int) -> list[int]:
+    """At most ``max_results`` indices into ``total`` items, first and last kept (MLflow's)."""
+    if total <= max_results:
+        return list(range(total))
+    if max_results == 1:
+        return [total - 1]
+    step = (total - 1) / (max_results - 1)
+    return sorted({round(i * step) for i in range(max_results)})
+
+
+def _interval(
+    state: ServerState,
+    run_ids: list[str],
+    key: str,
+    max_results: int,
+    steps: tuple[int, int] | None,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for run_id in run_ids:
+        points = [
+            m
+            for m in _run_history(state, run_id, key)
+            if steps is None or steps[0] <= m.step <= steps[1]
+        ]
+        points.sort(key=lambda m: (m.step, m.timestamp, m.value))
+        chosen = [points[i] for i in _evenly_spaced(len(points), max_results)]
+        out.extend({**m, "run_id": run_id} for m in metrics_json(chosen))
+    return out
+
+
+@metrics_router.get("/get-history-bulk-interval", response_model=dict[str, Any])
+async def get_metric_history_bulk_interval(
+    state: StateDep,
+    run_ids: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    metric_key: str | None = None,
+    start_step: int | None = None,
+    end_step: int | None = None,
+    max_results: int = MAX_INTERVAL_RESULTS,
+) -> Response:
+    """Up to ``max_results`` evenly spaced points per run, first and last kept (MLflow's
+    ``metrics/get-history-bulk-interval``)."""
+    if not run_ids:
+        raise InvalidParameterError("Missing value for required parameter 'run_ids'.")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise InvalidParameterError(
+            f"GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUNS} "
+            f"run_ids. Received {len(run_ids)} run_ids."
+        )
+    if not metric_key:
+        raise InvalidParameterError("Missing value for required parameter 'metric_key'.")
+    if not 1 <= max_results <= MAX_INTERVAL_RESULTS:
+        raise InvalidParameterError(f"max_results must be between 1 and {MAX_INTERVAL_RESULTS}.")
+    if (start_step is None) != (end_step is None):
+        raise InvalidParameterError(
+            "If either start step or end step are specified, both must be specified."
+        )
+    steps = None
+    if start_step is not None and end_step is not None:
+        if start_step > end_step:
+            raise InvalidParameterError(
+                "end_step must be greater than start_step. "
+                f"Found start_step={start_step} and end_step={end_step}."
+            )
+        steps = (start_step, end_step)
+    points = await state.run(_interval, state, run_ids, metric_key, max_results, steps)
+    return MlflowJSONResponse({"metrics": points})
