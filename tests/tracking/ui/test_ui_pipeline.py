@@ -13,6 +13,7 @@ from conftest import SCREENSHOTS
 from playwright.sync_api import expect
 
 from tracking import TrackingClient
+from tracking.pipelines import PipelineRun, PipelineTracker
 
 
 def _open(page: Any, server: ServerProcess, run_id: str) -> None:
@@ -110,6 +111,17 @@ class TestFlowRun:
         assert sorted(edges) == ["featurize>fit", "load>featurize"]
         page.locator("#timeline .tl-row[data-step='fit'] a.tl-label").click()
         expect(page.locator("#orchestrator")).to_contain_text("Prefect task run")
+
+    def test_a_pipeline_run_before_its_first_step(
+        self, page: Any, ui_server: ServerProcess, pipelines: Pipelines
+    ) -> None:
+        client = TrackingClient(ui_server.db_uri, str(ui_server.artifacts))
+        tracker = PipelineTracker(client, "ui-idle")
+        pipeline = PipelineRun("airflow", "idle", "manual__waiting")
+        run = tracker.pipeline_started(pipeline, tags={"airflow.dag_id": "idle"})
+        _open(page, ui_server, run.info.run_id)
+        expect(page.locator("#no-steps")).to_have_text("No step has started yet.")
+        expect(page.locator("#history-link")).to_be_visible()
 
     def test_a_sweep_parent_has_no_pipeline_view(
         self, page: Any, ui_server: ServerProcess, pipelines: Pipelines
