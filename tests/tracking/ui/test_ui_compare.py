@@ -129,6 +129,13 @@ class TestCharts:
         expect(plot).to_have_attribute("data-drawn", "parallel")
         axes = plot.get_attribute("data-axes")
         assert "optimizer" not in axes and '"lr"' in axes and '"epochs"' in axes
+        by_run = json.loads(plot.get_attribute("data-colours"))
+        assert len(set(by_run)) == RUNS
+        page.select_option("#relation-metric", "val_metric")  # lower is better
+        page.select_option("#relation-colour", "metric")
+        scale = json.loads(plot.get_attribute("data-colours"))
+        # The last run has the lowest val_metric: the best, green; the first the worst, red.
+        assert scale[-1] == "#1fad1f" and scale[0] == "#ad1f1f", scale
         page.select_option("#relation-kind", "scatter")
         page.select_option("#relation-param", "epochs")
         expect(plot).to_have_attribute("data-drawn", "scatter")

@@ -424,6 +424,7 @@
     const names = JSON.parse(section.dataset.names);
     const plot = document.getElementById("relation-plot");
     const kind = document.getElementById("relation-kind");
+    const colourSelect = document.getElementById("relation-colour");
     const paramSelect = document.getElementById("relation-param");
     const metricSelect = document.getElementById("relation-metric");
     let scatter = null;
@@ -477,9 +478,23 @@
         ctx.fillText(fit(c.labels ? c.labels[c.labels.length - 1] ?? "" : tick(hiValue)), x(i), top - 1);
         ctx.fillText(fit(c.labels ? c.labels[0] ?? "" : tick(ranges[i][0])), x(i), bottom + 14);
       });
+      // By run: the run's colour, as on every chart of the page. By the metric: a scale
+      // from red (the worst) to green (the best), the metric's direction as the table's.
+      const higher = document.querySelector(`#compare-params tr.metric[data-key="${CSS.escape(metric)}"]`)
+        ?.dataset.higher !== "false";
+      const colourOf = (run) => {
+        if (colourSelect?.value !== "metric") return COLORS[run % COLORS.length];
+        const m = columns[keys.length - 1].values[run];
+        if (!Number.isFinite(m)) return "#999";
+        let t = (m - metricRange[0]) / (metricRange[1] - metricRange[0]);
+        if (!higher) t = 1 - t;
+        return `hsl(${Math.round(120 * t)}, 70%, 40%)`;
+      };
+      const used = [];
       names.forEach((name, run) => {
-        // The run's colour, as on every chart of the page; its name at the metric's end.
-        ctx.strokeStyle = COLORS[run % COLORS.length];
+        // Its name at the metric's end.
+        ctx.strokeStyle = colourOf(run);
+        used.push(ctx.strokeStyle);
         ctx.lineWidth = 1.75;
         ctx.beginPath();
         let started = false;
@@ -491,12 +506,13 @@
         ctx.stroke();
         const m = columns[keys.length - 1].values[run];
         if (Number.isFinite(m)) {
-          ctx.fillStyle = COLORS[run % COLORS.length];
+          ctx.fillStyle = colourOf(run);
           ctx.textAlign = "left";
           ctx.fillText(name.length > 24 ? name.slice(0, 23) + "…" : name, x(keys.length - 1) + 6, y(keys.length - 1, m) + 4);
         }
       });
       plot.dataset.axes = JSON.stringify(keys);
+      plot.dataset.colours = JSON.stringify(used);
       plot.dataset.drawn = "parallel";
     }
 
@@ -540,7 +556,7 @@
         scatterPlot(paramSelect.value, metric);
       } else parallel(metric);
     };
-    [kind, paramSelect, metricSelect].forEach((el) => el.addEventListener("change", render));
+    [kind, paramSelect, metricSelect, colourSelect].forEach((el) => el?.addEventListener("change", render));
     render();
   }
 
