@@ -93,6 +93,17 @@ class TestWireGaps:
         )
         assert _message(step["bad_range"]).startswith("end_step must be greater than start_step")
 
+    def test_search_datasets(self, gaps: ScenarioResult) -> None:
+        step = gaps["search_datasets"]
+        exp = step["experiment_id"]
+        assert step["summaries"] == [
+            {"experiment_id": exp, "name": "holdout", "digest": "d2"},
+            {"experiment_id": exp, "name": "train", "digest": "d1", "context": "training"},
+        ]
+        assert _message(step["none"]).startswith(
+            "SearchDatasets request must specify at least one experiment_id"
+        )
+
     @pytest.mark.parametrize(
         ("case", "prefix"),
         [

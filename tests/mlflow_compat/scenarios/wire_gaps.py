@@ -149,6 +149,30 @@ def history_bulk() -> dict[str, Any]:
     }
 
 
+@scenario.step("search_datasets")
+def search_datasets() -> dict[str, Any]:
+    """MLflow's web UI lists an experiment's data sets with ``experiments/search-datasets``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    ds_exp = client.create_experiment(scenario.name("datasets"))
+    run = client.create_run(ds_exp).info.run_id
+    dataset = Dataset("train", "d1", "local", '{"uri": "/data/train.csv"}')
+    client.log_inputs(
+        run,
+        [
+            DatasetInput(dataset, [InputTag("mlflow.data.context", "training")]),
+            DatasetInput(Dataset("holdout", "d2", "local", "{}"), []),
+        ],
+    )
+    url = f"{URL}/ajax-api/2.0/mlflow/experiments/search-datasets"
+    found = requests.post(url, json={"experiment_ids": [ds_exp]}).json()
+    return {
+        "experiment_id": ds_exp,
+        "summaries": sorted(found["dataset_summaries"], key=lambda s: s["name"]),
+        "none": _error(requests.post(url, json={"experiment_ids": []})),
+    }
+
+
 @scenario.step("messages")
 def messages() -> dict[str, Any]:
     client.log_param(run_id, "lr", "0.1")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from tracking.artifacts import normalize_artifact_path, uri_scheme
 from tracking.entities import Experiment, PagedList
-from tracking.errors import ExperimentNotFoundError
+from tracking.errors import ExperimentNotFoundError, InvalidParameterError
 from tracking.server import params
 from tracking.server.render import experiment_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
@@ -21,6 +21,7 @@ from tracking.server.schemas.mlflow import (
     DeleteExperimentTag,
     ExperimentRef,
     ExperimentResponse,
+    SearchDatasets,
     SearchExperiments,
     SearchExperimentsResponse,
     SetExperimentTag,
@@ -134,6 +135,34 @@ async def restore_experiment(body: ExperimentRef, state: StateDep) -> Response:
     """Bring a deleted experiment back, with the runs deleted along with it."""
     await state.run(state.client.restore_experiment, params.experiment_id(body.experiment_id))
     return empty_response()
+
+
+#: MLflow's limit of experiments per ``search-datasets`` request.
+MAX_DATASET_EXPERIMENTS = 20
+
+
+@router.post("/search-datasets", response_model=dict[str, Any])
+async def search_datasets(body: SearchDatasets, state: StateDep) -> Response:
+    """The data sets the runs of some experiments used, once per context."""
+    if not body.experiment_ids:
+        raise InvalidParameterError(
+            "SearchDatasets request must specify at least one experiment_id."
+        )
+    if len(body.experiment_ids) > MAX_DATASET_EXPERIMENTS:
+        raise InvalidParameterError(
+            f"SearchDatasets request cannot specify more than {MAX_DATASET_EXPERIMENTS} "
+            f"experiment_ids. Received {len(body.experiment_ids)} experiment_ids."
+        )
+    found = await state.run(
+        state.store.search_dataset_summaries, params.experiment_ids(body.experiment_ids)
+    )
+    summaries = []
+    for experiment_id, name, digest, context in found:
+        summary = {"experiment_id": experiment_id, "name": name, "digest": digest}
+        if context is not None:
+            summary["context"] = context
+        summaries.append(summary)
+    return MlflowJSONResponse({"dataset_summaries": summaries})
 
 
 @router.post("/delete-experiment-tag", response_model=dict[str, str])

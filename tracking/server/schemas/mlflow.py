@@ -51,6 +51,7 @@ __all__ = [
     "RunInfoResponse",
     "RunRef",
     "RunResponse",
+    "SearchDatasets",
     "SearchExperiments",
     "SearchExperimentsResponse",
     "SearchRuns",
@@ -109,6 +110,12 @@ class DeleteExperimentTag(RequestModel):
 
     experiment_id: str
     key: str
+
+
+class SearchDatasets(RequestModel):
+    """``POST experiments/search-datasets`` (what MLflow's web UI sends)."""
+
+    experiment_ids: list[str] = Field(default_factory=list)
 
 
 class SearchExperiments(RequestModel):

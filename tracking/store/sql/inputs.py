@@ -19,7 +19,14 @@ from tracking.entities import Dataset, DatasetInput, InputTag, RunInputs
 from tracking.store.sql.engine import insert_ignoring
 from tracking.store.sql.models import DatasetModel, RunInputModel, table_of
 
-__all__ = ["LOAD_INPUTS", "dataset_uuid", "inputs_of", "log_inputs"]
+__all__ = [
+    "LOAD_INPUTS",
+    "MAX_DATASET_SUMMARIES",
+    "dataset_summaries",
+    "dataset_uuid",
+    "inputs_of",
+    "log_inputs",
+]
 
 _datasets = table_of(DatasetModel)
 _inputs = table_of(RunInputModel)
@@ -97,3 +104,28 @@ def inputs_of(rows: Iterable[Sequence[Any]]) -> Mapping[str, RunInputs]:
         pairs = tuple(InputTag(k, v) for k, v in json.loads(tags).items())
         found.setdefault(run_uuid, []).append(DatasetInput(dataset, pairs))
     return {run_id: RunInputs(tuple(items)) for run_id, items in found.items()}
+
+
+#: The most summaries :func:`dataset_summaries` returns (MLflow's limit).
+MAX_DATASET_SUMMARIES = 1000
+_CONTEXT_TAG = "mlflow.data.context"
+
+
+def dataset_summaries(
+    conn: Connection, experiment_ids: Sequence[int]
+) -> list[tuple[str, str, str, str | None]]:
+    """``(experiment_id, name, digest, context)`` of each data set the runs of these
+    experiments used, once per context (``mlflow.data.context``, None without one)."""
+    rows = conn.execute(
+        select(_datasets.c.experiment_id, _datasets.c.name, _datasets.c.digest, _inputs.c.tags)
+        .join(_inputs, _inputs.c.dataset_uuid == _datasets.c.dataset_uuid)
+        .where(_datasets.c.experiment_id.in_(list(experiment_ids)))
+        .order_by(_datasets.c.experiment_id, _datasets.c.name, _datasets.c.digest)
+    )
+    seen: dict[tuple[str, str, str, str | None], None] = {}
+    for experiment_id, name, digest, tags in rows:
+        context = json.loads(tags).get(_CONTEXT_TAG)
+        seen.setdefault((str(experiment_id), name, digest, context), None)
+        if len(seen) >= MAX_DATASET_SUMMARIES:
+            break
+    return list(seen)

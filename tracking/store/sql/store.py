@@ -50,7 +50,7 @@ from tracking.store.sql.hotpath import (
     decode_value,
     run_info,
 )
-from tracking.store.sql.inputs import inputs_of, log_inputs
+from tracking.store.sql.inputs import dataset_summaries, inputs_of, log_inputs
 from tracking.store.sql.migrate import ensure_schema
 from tracking.store.sql.model_store import ModelStoreMixin
 from tracking.store.sql.models import (
@@ -629,6 +629,14 @@ class SqlTrackingStore(ModelStoreMixin, TrackingStore):
             log_inputs(conn, run_id, int(row.experiment_id), inputs)
 
         self._write(work)
+
+    def search_dataset_summaries(
+        self, experiment_ids: Sequence[str]
+    ) -> list[tuple[str, str, str, str | None]]:
+        """``(experiment_id, name, digest, context)`` of the data sets the runs of these
+        experiments used (MLflow's ``experiments/search-datasets``, for its web UI)."""
+        ids = [_experiment_id(e) for e in experiment_ids]
+        return self.read(lambda conn: dataset_summaries(conn, ids))
 
     def get_run(self, run_id: str) -> Run:
         runs = self.read(lambda conn: self.load_runs(conn, [run_id]))
