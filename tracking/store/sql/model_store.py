@@ -69,6 +69,13 @@ _mv = table_of(ModelVersionModel)
 _mv_tags = table_of(ModelVersionTagModel)
 _aliases = table_of(RegisteredModelAliasModel)
 
+#: Filter attributes that are columns of ``logged_models`` (by the same name).
+_COLUMNS = {
+    "name": "name",
+    "model_id": "model_id",
+    "model_type": "model_type",
+    "source_run_id": "source_run_id",
+}
 _STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
 
 
@@ -445,11 +452,21 @@ class ModelStoreMixin:
                     f"Invalid value {e!r} for parameter 'experiment_ids' supplied"
                 ) from None
 
+        # Equalities on columns narrow the rows read; every clause is checked again below.
+        narrowing = [
+            _lm.c[_COLUMNS[c.key]] == c.value
+            for c in clauses
+            if c.kind == "attribute"
+            and c.op == "="
+            and c.key in _COLUMNS
+            and isinstance(c.value, str)
+        ]
+
         def work(conn: Connection) -> list[LoggedModel]:
             ids = list(
                 conn.execute(
                     select(_lm.c.model_id).where(
-                        _lm.c.experiment_id.in_(eids), _lm.c.lifecycle_stage == "active"
+                        _lm.c.experiment_id.in_(eids), _lm.c.lifecycle_stage == "active", *narrowing
                     )
                 ).scalars()
             )
