@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -12,6 +13,12 @@ from pathlib import Path
 from tracking import TrackingClient
 from tracking.entities import Metric, Param, RunTag
 
+#: Where the browser tests save what the pages showed.
+SCREENSHOTS = Path(
+    os.environ.get(
+        "TRACKFLOW_UI_SCREENSHOTS", Path(__file__).resolve().parents[3] / ".ui-screenshots"
+    )
+)
 AIRFLOW_URL = "http://airflow.example:8080/dags/retrain/runs/scheduled__2026-11-05/tasks/train"
 PREFECT_URL = "http://prefect.example:4200/runs/flow-run/0b9a7e1c"
 #: The spike in trial-a0's ``loss``: a sampled chart must still show it.

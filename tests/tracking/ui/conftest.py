@@ -11,7 +11,6 @@ saved as a screenshot in ``.ui-screenshots/`` (or ``TRACKFLOW_UI_SCREENSHOTS``).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -24,13 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from _pipeline_support import Pipelines, airflow_dag_runs, big_dag_run, prefect_flow_run
 from _server_support import TOKEN, ServerProcess, start_server
-from _ui_support import UiStore, fill
-
-SCREENSHOTS = Path(
-    os.environ.get(
-        "TRACKFLOW_UI_SCREENSHOTS", Path(__file__).resolve().parents[3] / ".ui-screenshots"
-    )
-)
+from _ui_support import SCREENSHOTS, UiStore, fill
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

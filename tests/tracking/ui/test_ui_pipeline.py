@@ -9,7 +9,7 @@ from typing import Any
 
 from _pipeline_support import Pipelines
 from _server_support import ServerProcess
-from conftest import SCREENSHOTS
+from _ui_support import SCREENSHOTS
 from playwright.sync_api import expect
 
 from tracking import TrackingClient
