@@ -535,6 +535,10 @@ class TestLocalExecutor:
         run = reaped()
         assert run.info.status is RunStatus.FAILED
         assert "no longer exists in Airflow (deleted)" in run.data.tags[FAILURE_REASON_TAG]
+        # The scheduler's log says what the reaper did, once per sweep that ended a run.
+        heard = deployment.tracking_warnings()
+        assert heard and all("of DAG runs whose end was lost" in line for line in heard), heard
+        deployment.begin_case()  # those warnings were this case's point
 
     def test_untracked_dag_run_has_no_page(self, deployment: Deployment) -> None:
         answer = deployment.view("/trackflow/dag_run/tf_deploy_basics/never__triggered")
