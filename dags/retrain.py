@@ -3,6 +3,10 @@
 extract -> validate -> train (the challenger) -> evaluate on a hold-out set ->
 decide (champion/challenger branch) -> promote | keep -> report
 
+The challenger's model is also a logged model; promoting it registers it as the
+next version of the registered model ``retrain`` and moves the ``champion``
+alias to it, so serving code loads ``models:/retrain@champion``.
+
 The DAG run is a parent run in the experiment ``retrain``; every task is a
 child run. Data are made from the logical date, so a rerun of a day trains on
 the same rows; they travel between tasks as artifacts, by reference
@@ -63,6 +67,8 @@ def retrain() -> None:
                 step=epoch,
             )
         path = toy_model.save_model(weights, bias, Path(tempfile.mkdtemp()) / "model.json")
+        # A logged model too, which promotion registers (models:/retrain@champion).
+        tracking.log_model(path.parent, "toy-logistic", params={"epochs": epochs, "lr": lr})
         return tracking.log_artifact(path, "model")
 
     @task.trackflow
@@ -87,7 +93,7 @@ def retrain() -> None:
         promote_task_ids="promote",
         keep_task_ids="keep",
     )
-    promote = PromoteRunOperator(task_id="promote", run_task_id="train")
+    promote = PromoteRunOperator(task_id="promote", run_task_id="train", registered_model="retrain")
 
     @task.trackflow
     def keep() -> None:

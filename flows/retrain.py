@@ -3,6 +3,10 @@
 extract -> validate -> train (the challenger) -> evaluate on a hold-out set ->
 compare with the champion -> promote or keep
 
+Promoting registers the challenger's logged model as the next version of the
+registered model (the experiment's name by default) and moves its ``champion``
+alias there: serving code loads ``models:/retrain@champion``.
+
 ``retrain_flow(experiment=..., metric=...)`` makes one for an experiment and
 metric (``holdout_accuracy``, higher is better, or ``holdout_log_loss``,
 lower); ``retrain`` is the default one::
@@ -21,7 +25,14 @@ from typing import Any
 import tracking
 from flows.decorators import tracked_flow, tracked_task
 from tracking import ArtifactRef
-from tracking.champions import champion_of, improvement, metric_of, promote_run
+from tracking.champions import (
+    CHAMPION_ALIAS,
+    champion_of,
+    improvement,
+    metric_of,
+    promote_model,
+    promote_run,
+)
 from tracking.examples import toy_model
 
 __all__ = ["METRICS", "retrain", "retrain_flow"]
@@ -62,6 +73,8 @@ def train(data: ArtifactRef, epochs: int = 25, lr: float = 0.5) -> ArtifactRef:
             {"loss": loss, "train_accuracy": toy_model.accuracy(weights, bias, rows)}, step=epoch
         )
     path = toy_model.save_model(weights, bias, Path(tempfile.mkdtemp()) / "model.json")
+    # A logged model too, which promotion registers (models:/<experiment>@champion).
+    tracking.log_model(path.parent, "toy-logistic", params={"epochs": epochs, "lr": lr})
     return tracking.log_artifact(path, "model")
 
 
@@ -87,8 +100,16 @@ def evaluate(model: ArtifactRef, data: ArtifactRef) -> dict[str, float]:
 
 
 @tracked_task
-def decide(model: ArtifactRef, metric: str, min_improvement: float) -> str:
-    """Promote the challenger if it beats the champion by ``min_improvement``, else keep."""
+def decide(
+    model: ArtifactRef,
+    metric: str,
+    min_improvement: float,
+    registered_model: str | None = None,
+    alias: str = CHAMPION_ALIAS,
+) -> str:
+    """Promote the challenger if it beats the champion by ``min_improvement``, else keep;
+    promoted, its logged model becomes the next version of ``registered_model`` (if
+    given) and ``alias`` moves to it."""
     active = tracking.active_run()
     assert active is not None
     client = active.client
@@ -108,13 +129,24 @@ def decide(model: ArtifactRef, metric: str, min_improvement: float) -> str:
     tracking.set_tag("decision", decision)
     if decision == "promote":
         promote_run(client, challenger)
+        if registered_model:
+            version = promote_model(client, challenger, registered_model, alias)
+            tracking.set_tag("trackflow.modelVersion", f"{version.name}/{version.version}")
     return decision
 
 
 def retrain_flow(
-    *, experiment: str = "retrain", metric: str = "holdout_accuracy", **flow_kwargs: Any
+    *,
+    experiment: str = "retrain",
+    metric: str = "holdout_accuracy",
+    registered_model: str | None = None,
+    alias: str = CHAMPION_ALIAS,
+    **flow_kwargs: Any,
 ) -> Any:
-    """A retraining flow logging to ``experiment`` and comparing on ``metric``."""
+    """A retraining flow logging to ``experiment`` and comparing on ``metric``; a
+    promoted challenger's model is registered as ``registered_model`` (default: the
+    experiment's name) with ``alias`` moved to it (``models:/retrain@champion``)."""
+    registered = registered_model or experiment
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
 
@@ -130,7 +162,7 @@ def retrain_flow(
         data: Any = validate(extract(day))
         model: Any = train(data, epochs=epochs, lr=lr)
         scores: Any = evaluate(model, data)
-        decision: Any = decide(model, metric, min_improvement)
+        decision: Any = decide(model, metric, min_improvement, registered, alias)
         return {"challenger": model.run_id, "decision": decision, **scores}
 
     return retrain

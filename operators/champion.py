@@ -13,8 +13,14 @@ The champion of an experiment is the run tagged ``trackflow.champion=true``;
         promote_task_ids="promote",
         keep_task_ids="keep",
     )
-    promote = PromoteRunOperator(task_id="promote", run_task_id="evaluate")
+    promote = PromoteRunOperator(
+        task_id="promote", run_task_id="evaluate", registered_model="churn"
+    )
     decide >> [promote, keep]
+
+With ``registered_model`` the promoted run's logged model (``tracking.log_model``)
+also becomes the next version of that registered model and the ``champion`` alias
+(``alias=``) moves to it: serving code loads ``models:/churn@champion``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from operators._tracking import pipeline_for
 from operators.hooks import TrackflowHook
 from operators.links import TrackflowRunLink
-from tracking.champions import CHAMPION_TAG, champion_of, metric_of, promote_run
+from tracking.champions import (
+    CHAMPION_ALIAS,
+    CHAMPION_TAG,
+    champion_of,
+    metric_of,
+    promote_model,
+    promote_run,
+)
 from tracking.entities import Run
 from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.pipelines import Step
@@ -164,10 +177,11 @@ class ChampionChallengerOperator(BaseBranchOperator):
 
 class PromoteRunOperator(BaseOperator):
     """Moves the ``trackflow.champion`` tag of the run's experiment to the run (by id,
-    or the run of ``run_task_id`` in this DAG run), so exactly one run holds it.
-    Returns the promoted run's id."""
+    or the run of ``run_task_id`` in this DAG run), so exactly one run holds it; with
+    ``registered_model``, registers the run's logged model as that model's next version
+    and moves ``alias`` (``champion``) to it. Returns the promoted run's id."""
 
-    template_fields: Sequence[str] = ("run_id",)
+    template_fields: Sequence[str] = ("run_id", "registered_model", "alias")
     _trackflow_tracked: ClassVar[bool] = True
     operator_extra_links = (TrackflowRunLink(),)
 
@@ -176,12 +190,16 @@ class PromoteRunOperator(BaseOperator):
         *,
         run_id: str | None = None,
         run_task_id: str | None = None,
+        registered_model: str | None = None,
+        alias: str = CHAMPION_ALIAS,
         trackflow_conn_id: str = TrackflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_id = run_id
         self.run_task_id = run_task_id
+        self.registered_model = registered_model
+        self.alias = alias
         self.trackflow_conn_id = trackflow_conn_id
 
     def execute(self, context: Any) -> str:
@@ -200,4 +218,16 @@ class PromoteRunOperator(BaseOperator):
             run.info.experiment_id,
             ", ".join(dethroned) or "none",
         )
+        if self.registered_model:
+            try:
+                version = promote_model(client, run, self.registered_model, self.alias)
+            except InvalidParameterError as exc:
+                raise AirflowFailException(str(exc)) from None
+            self.log.info(
+                "trackflow: models:/%s@%s is version %s (logged model %s)",
+                version.name,
+                self.alias,
+                version.version,
+                version.model_id,
+            )
         return run.info.run_id

@@ -6,20 +6,39 @@ and PromoteRunOperator, the Prefect ``retrain`` flow)::
     best = champion_of(client, experiment_id)        # None before the first
     if best is None or challenger_beats(...):
         promote_run(client, challenger)               # exactly one champion
+        promote_model(client, challenger, "churn")    # its logged model: churn@champion
+
+The run tag serves search; the registered model's alias (``champion`` by
+default) is what serving code loads, as ``models:/churn@champion``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
-from tracking.entities import Run
-from tracking.errors import InvalidParameterError
+from tracking.entities import ModelVersion, Run
+from tracking.errors import AlreadyExistsError, InvalidParameterError
 
-__all__ = ["CHAMPION_TAG", "champion_of", "improvement", "metric_of", "promote_run"]
+__all__ = [
+    "CHAMPION_ALIAS",
+    "CHAMPION_TAG",
+    "MODEL_VERSION_TAG",
+    "champion_of",
+    "improvement",
+    "metric_of",
+    "model_of",
+    "promote_model",
+    "promote_run",
+]
 
 #: The tag that marks an experiment's champion run.
 CHAMPION_TAG = "trackflow.champion"
+#: The registered model's alias that follows the champion (``models:/<name>@champion``).
+CHAMPION_ALIAS = "champion"
+#: On a promoted run: the registered model version made from its model (``name/3``).
+MODEL_VERSION_TAG = "trackflow.modelVersion"
 _DIRECTIONS = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
 
 
@@ -70,3 +89,33 @@ def improvement(challenger: float, champion: float, direction: str) -> float:
     if way is None:
         raise InvalidParameterError(f"direction must be 'max' or 'min', got {direction!r}")
     return challenger - champion if way == "max" else champion - challenger
+
+
+def model_of(client: Any, run: Run) -> str | None:
+    """The id of the logged model ``run`` produced last (``tracking.log_model``), or None."""
+    _, outputs = client.get_run_models(run.info.run_id)
+    if not outputs:
+        return None
+    return str(max(enumerate(outputs), key=lambda item: (item[1][1], item[0]))[1][0])
+
+
+def promote_model(
+    client: Any, run: Run, registered_model: str, alias: str = CHAMPION_ALIAS
+) -> ModelVersion:
+    """Register ``run``'s logged model as the next version of ``registered_model``
+    (created if missing) and move ``alias`` to it; the run is tagged with the version.
+    A clear error when the run logged no model."""
+    model_id = model_of(client, run)
+    if model_id is None:
+        raise InvalidParameterError(
+            f"run {run.info.run_id} logged no model (tracking.log_model) to register as "
+            f"{registered_model!r}"
+        )
+    with contextlib.suppress(AlreadyExistsError):  # the first promotion creates it
+        client.create_registered_model(registered_model)
+    version = client.create_model_version(
+        registered_model, f"models:/{model_id}", run_id=run.info.run_id, model_id=model_id
+    )
+    client.set_registered_model_alias(registered_model, alias, version.version)
+    client.set_tag(run.info.run_id, MODEL_VERSION_TAG, f"{registered_model}/{version.version}")
+    return version  # type: ignore[no-any-return]

@@ -11,7 +11,7 @@ from _prefect_support import by_name, flow_tree
 from flows.retrain import retrain_flow
 from flows.sweep import sweep
 from tracking import RunStatus, TrackingClient
-from tracking.champions import CHAMPION_TAG
+from tracking.champions import CHAMPION_ALIAS, CHAMPION_TAG, MODEL_VERSION_TAG
 
 pytestmark = pytest.mark.prefect
 
@@ -48,6 +48,12 @@ class TestRetrain:
             (tasks["extract"].info.run_id, "data/rows.jsonl"),
         }
         assert _champions(store, experiment) == [first["challenger"]]
+        # Its logged model is the registered model's version under the champion alias.
+        version = store.get_model_version_by_alias(experiment, CHAMPION_ALIAS)
+        assert version.run_id == first["challenger"]
+        model = store.resolve_model_uri(f"models:/{experiment}@champion")
+        assert (model.model_id, model.source_run_id) == (version.model_id, first["challenger"])
+        assert tasks["decide"].data.tags[MODEL_VERSION_TAG] == f"{experiment}/{version.version}"
 
         # The next day, a gate that cannot be passed: the champion stays.
         second = flow(day="2026-11-04", min_improvement=10.0)
@@ -55,6 +61,7 @@ class TestRetrain:
         tags = store.get_run(second["challenger"]).data.tags
         assert tags["trackflow.championRunId"] == first["challenger"]
         assert _champions(store, experiment) == [first["challenger"]]
+        assert store.get_model_version_by_alias(experiment, CHAMPION_ALIAS) == version
 
     def test_an_unknown_metric(self) -> None:
         with pytest.raises(ValueError, match="metric must be one of"):

@@ -3,6 +3,7 @@ the champion, the report."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -11,6 +12,7 @@ from _airflow_support import run_tree
 
 from operators.champion import CHAMPION_TAG
 from tracking import RunStatus, TrackingClient
+from tracking.champions import CHAMPION_ALIAS, MODEL_VERSION_TAG, model_of
 
 pytestmark = pytest.mark.airflow
 
@@ -55,6 +57,16 @@ class TestRetrain:
             [exp.experiment_id], filter_string=f"tags.`{CHAMPION_TAG}` = 'true'"
         )
         assert len(champions) == 1
+        # The champion's logged model is the registered model's version under the alias.
+        (champion,) = champions
+        version = store.get_model_version_by_alias("retrain", CHAMPION_ALIAS)
+        assert version.run_id == champion.info.run_id
+        assert version.model_id == model_of(store, champion)
+        assert champion.data.tags[MODEL_VERSION_TAG] == f"retrain/{version.version}"
+        model = store.resolve_model_uri("models:/retrain@champion")
+        assert (model.model_id, model.source_run_id) == (version.model_id, champion.info.run_id)
+        files = store.download_model_artifacts(model.model_id, "")
+        assert (Path(files) / "model.json").is_file()
         decision = store.get_run(train.info.run_id).data.tags["trackflow.decision"]
         assert (decision == "promote") == ("promote" in children)
         assert (decision == "keep") == ("keep" in children)
@@ -76,6 +88,8 @@ class TestRetrain:
             [exp.experiment_id], filter_string=f"tags.`{CHAMPION_TAG}` = 'true'"
         )
         assert [r.info.run_id for r in after] == [r.info.run_id for r in champions]
+        # Kept: the alias did not move.
+        assert store.get_model_version_by_alias("retrain", CHAMPION_ALIAS) == version
 
 
 class TestSweep:
