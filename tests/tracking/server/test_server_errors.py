@@ -246,7 +246,7 @@ class TestValidationMessage:
                         "msg": "Input should be a valid integer",
                     }
                 ],
-                "Invalid value \"a\" for parameter 'max_points': Input should be a valid integer.",
+                "Invalid value \"a\" for parameter 'max_points' supplied: Input should be a valid integer.",
                 id="query",
             ),
         ],
@@ -302,18 +302,18 @@ class TestLoggedModels:
     @pytest.mark.parametrize(
         ("method", "path"),
         [
-            pytest.param("POST", f"{MLFLOW}/logged-models", id="create"),
             pytest.param("GET", f"{MLFLOW}/logged-models/m-123", id="get"),
             pytest.param("PATCH", f"{MLFLOW}/logged-models/m-123", id="finalize"),
-            pytest.param("DELETE", f"{MLFLOW}/logged-models/m-123/tags", id="delete-tag"),
+            pytest.param("DELETE", f"{MLFLOW}/logged-models/m-123/tags/k", id="delete-tag"),
         ],
     )
-    def test_logged_model_calls_say_not_supported(
-        self, client: Any, method: str, path: str
-    ) -> None:
-        response = client.request(method, path, json={"experiment_id": "0"})
-        body = assert_error(response, 400, "NOT_IMPLEMENTED", "not supported", "log_artifacts")
-        assert body["error_class"] == "NotSupportedError"
+    def test_malformed_model_id_is_named(self, client: Any, method: str, path: str) -> None:
+        response = client.request(method, path, json={"status": "LOGGED_MODEL_READY"})
+        assert_error(response, 400, "INVALID_PARAMETER_VALUE", "model_id")
+
+    def test_missing_model_is_not_found(self, client: Any) -> None:
+        response = client.get(f"{MLFLOW}/logged-models/m-{'0' * 32}")
+        assert_error(response, 404, "RESOURCE_DOES_NOT_EXIST", "not found")
 
     def test_search_still_answers_none(self, client: Any) -> None:
         response = client.post(f"{MLFLOW}/logged-models/search", json={"experiment_ids": ["0"]})
@@ -331,7 +331,7 @@ class TestLoggedModels:
                 "models": [{"model_id": "m-1"}],
             },
         )
-        assert_error(response, 400, "NOT_IMPLEMENTED", "logged models")
+        assert_error(response, 400, "INVALID_PARAMETER_VALUE", "model_id")
         run = client.get(f"{MLFLOW}/runs/get", params={"run_id": run_id}).json()["run"]
         assert run["inputs"] == {}
         ok = client.post(

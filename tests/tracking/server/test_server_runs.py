@@ -444,7 +444,9 @@ class TestMetricHistory:
 
 class TestLoggedModels:
     def test_search_finds_none(self, client: TestClient) -> None:
-        body = post(client, "logged-models/search", {"experiment_ids": ["0"], "filter": "x"})
+        body = post(
+            client, "logged-models/search", {"experiment_ids": ["0"], "filter": "name = 'x'"}
+        )
         assert body == {"models": []}
 
     def test_search_checks_experiment_ids(self, client: TestClient) -> None:

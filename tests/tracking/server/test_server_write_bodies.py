@@ -104,7 +104,7 @@ class TestStillAccepted:
         run_id = _run(client)
         body = {
             "run_id": run_id,
-            "metrics": [{**POINT, "model_id": "m-1", "dataset_digest": "abc"}],
+            "metrics": [{**POINT, "dataset_name": "d", "dataset_digest": "abc"}],
             "params": [{"key": "p", "value": "1"}],
             "some_future_field": {"x": 1},
         }
