@@ -246,7 +246,8 @@ class TestValidationMessage:
                         "msg": "Input should be a valid integer",
                     }
                 ],
-                "Invalid value \"a\" for parameter 'max_points' supplied: Input should be a valid integer.",
+                "Invalid value \"a\" for parameter 'max_points' supplied: "
+                "Input should be a valid integer.",
                 id="query",
             ),
         ],
