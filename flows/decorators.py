@@ -279,15 +279,24 @@ class _FlowCall:
     def _link(self) -> None:
         ui_base = self.tracking.config.ui_base
         run = self.opened.run
-        if not ui_base or run is None:
+        if run is None:
             return
         with _linked_lock:
             if self.flow_run_id in _linked:
                 return  # a retry of this flow run
             _linked.add(self.flow_run_id)
+        if ui_base:
+            where = run_url(ui_base, run.info.experiment_id, run.info.run_id)
+        else:
+            shown = _without_password(self.tracking.config.tracking_uri)
+            where = f"{shown} (trackflow runs tree {run.info.run_id} --tracking-uri '{shown}')"
+        # One line per flow run, in the flow run's log (the console and Prefect's UI).
+        _run_logger().info("trackflow: run %s at %s", run.info.run_id, where)
+        if not ui_base:
+            return
         from prefect.artifacts import create_link_artifact
 
-        url = run_url(ui_base, run.info.experiment_id, run.info.run_id)
+        url = where
 
         def link() -> None:
             if int(self.flow_run.run_count or 1) > 1 and _has_link(self.flow_run_id):
@@ -333,6 +342,27 @@ class _FlowCall:
                 )
 
         self.tracking.guard.call(self.opened.label, table)
+
+
+def _without_password(uri: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except ArgumentError:
+        return uri
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The flow run's logger (its lines reach the console and Prefect's UI), else ours."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _log
 
 
 def _has_link(flow_run_id: str) -> bool:

@@ -144,3 +144,54 @@ class TestTree:
         assert [(e.producer_run_id, e.artifact_path) for e in consumed] == [
             (top["produce"].info.run_id, "data/data.txt")
         ]
+
+
+class TestWhereTheRunsWent:
+    """One ``trackflow: run ... at ...`` line per flow run, in the flow run's log."""
+
+    @pytest.fixture
+    def heard(self) -> Any:
+        import logging
+
+        lines: list[str] = []
+        handler = logging.Handler(logging.INFO)
+        handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+        logger = logging.getLogger("prefect.flow_runs")
+        level = logger.level
+        logger.setLevel(logging.INFO)  # Prefect's default; this suite runs it at WARNING
+        logger.addHandler(handler)
+        yield lines
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    def test_the_ui_page_of_a_served_run(self, served: TrackingClient, heard: list[str]) -> None:
+        @tracked_flow(name="announced")
+        def announced() -> str:
+            active = tracking.active_run()
+            assert active is not None
+            return active.info.run_id
+
+        run_id = announced()
+        run = served.get_run(run_id)
+        ours = [line for line in heard if line.startswith("trackflow: run ")]
+        url = f"/experiments/{run.info.experiment_id}/runs/{run_id}"
+        assert len(ours) == 1 and url in ours[0], heard
+
+    def test_the_store_of_an_embedded_run(
+        self, embedded: TrackingClient, heard: list[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from tracking.settings import reset_settings
+
+        monkeypatch.delenv("TRACKFLOW_UI_BASE_URL")  # no web UI to link to
+        reset_settings()
+
+        @tracked_flow(name="announced")
+        def announced() -> str:
+            active = tracking.active_run()
+            assert active is not None
+            return active.info.run_id
+
+        run_id = announced()
+        (line,) = [line for line in heard if line.startswith("trackflow: run ")]
+        assert line.startswith(f"trackflow: run {run_id} at sqlite:///")
+        assert f"trackflow runs tree {run_id}" in line
