@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from _airflow_deployment_support import (
     REDIS_DB,
@@ -40,6 +41,7 @@ from _airflow_support import TRACKFLOW_UI, run_tree
 from operators._tracking import pipeline_for, step_for
 from operators.champion import CHAMPION_TAG
 from tracking import Run, RunStatus
+from tracking.champions import CHAMPION_ALIAS
 from tracking.errors import RunNotFoundError
 from tracking.pipelines import ATTEMPT_TAG, FAILURE_REASON_TAG, Step, attempts
 
@@ -302,7 +304,31 @@ def _check_retrain(deployment: Deployment, run_id: str, day: int) -> dict[str, R
     assert train.data.tags[CHAMPION_TAG] == "true"
     report = client.download_artifacts(children["report"].info.run_id, "report.md")
     assert f"{score:.4f}: promote" in Path(report).read_text()
+    # Promoted: the challenger's logged model is models:/retrain@champion.
+    version = client.get_model_version_by_alias("retrain", CHAMPION_ALIAS)
+    assert version.run_id == train.info.run_id
+    assert client.resolve_model_uri("models:/retrain@champion").source_run_id == version.run_id
+    _assert_pipeline_view(deployment, parent, children)
     return children
+
+
+def _assert_pipeline_view(deployment: Deployment, parent: Run, children: dict[str, Run]) -> None:
+    """The DAG run's page in trackflow's UI: a timeline bar and a graph node per task,
+    each linking to its run, and the lineage edges between them."""
+    page = httpx.get(
+        f"{deployment.tracking.url}/experiments/{parent.info.experiment_id}/runs/"
+        f"{parent.info.run_id}",
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text[:500]
+    html = page.text
+    assert f"<h2>Pipeline: {len(children)} steps</h2>" in html
+    nodes = set(re.findall(r'<g class="node [a-z]+" data-step="([^"]+)"', html))
+    assert nodes == set(children)
+    for run in children.values():
+        assert f"/experiments/{parent.info.experiment_id}/runs/{run.info.run_id}" in html
+    edges = set(re.findall(r'<g class="edge" data-from="([^"]+)" data-to="([^"]+)"', html))
+    assert {("train", "evaluate"), ("extract", "evaluate")} <= edges, edges
 
 
 # -- the LocalExecutor ----------------------------------------------------------------
