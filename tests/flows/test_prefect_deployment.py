@@ -133,6 +133,15 @@ def _follow(link: str, run_id: str) -> None:
     assert httpx.get(link, timeout=10).status_code == 200
 
 
+def _pipeline_view(link: str) -> tuple[set[str], set[tuple[str, str]], str]:
+    """The pipeline view on the run page a link opens: its steps, its lineage edges."""
+    base, _, route = link.partition("/#/")
+    html = httpx.get(f"{base}/{route}", timeout=10, follow_redirects=True).text
+    nodes = set(re.findall(r'<g class="node [a-z]+" data-step="([^"]+)"', html))
+    edges = set(re.findall(r'<g class="edge" data-from="([^"]+)" data-to="([^"]+)"', html))
+    return nodes, edges, html
+
+
 def _no_local_store(dep: Deployment) -> None:
     found = [
         p
@@ -166,6 +175,16 @@ class TestReusableFlows:
         assert train.data.tags.get(CHAMPION_TAG) == "true"
         (link,) = _links(deployment, retrain)
         _follow(link, parent.info.run_id)
+        # The page the link opens shows the flow run as a pipeline: a node per task
+        # run, each linking to its run, and the lineage between them.
+        nodes, edges, html = _pipeline_view(link)
+        assert nodes == {"extract", "validate", "train", "evaluate", "decide"}
+        assert {("train", "evaluate"), ("extract", "evaluate")} <= edges, edges
+        for run in by_name(runs, parent).values():
+            assert f"/runs/{run.info.run_id}" in html
+        # Promoted: the challenger's logged model is models:/deploy-retrain@champion.
+        version = client.get_model_version_by_alias("deploy-retrain", "champion")
+        assert version.run_id == train.info.run_id
         top, swept = _tree(client, sweep)
         families = [r for r in swept if r.info.parent_run_id == top.info.run_id]
         families = [r for r in families if r.info.run_name == "family"]
