@@ -80,29 +80,31 @@ def run_response(run: Run) -> Response:
 async def create_run(body: CreateRun, state: StateDep) -> Response:
     """Create a RUNNING run; the tag ``mlflow.parentRunId`` makes it a child run."""
     tags = {tag.key: tag.value for tag in body.tags}
-    parent = tags.get(PARENT_RUN_TAG) or None
-    if parent is not None and not await state.quick(_run_exists, state.client, parent):
-        # MLflow keeps the tag of a parent it does not know; so does trackflow, and the
-        # run is not linked (a parent that exists makes it a child run).
-        parent = None
     run = await state.quick(
-        state.client.create_run,
+        _create_run,
+        state.client,
         params.experiment_id(body.experiment_id),
         run_name=body.run_name,
         tags=tags,
         start_time=body.start_time,
-        parent_run_id=parent,
+        parent_run_id=tags.get(PARENT_RUN_TAG) or None,
         user_id=body.user_id,
     )
     return run_response(run)
 
 
-def _run_exists(client: TrackingClient, run_id: str) -> bool:
+def _create_run(
+    client: TrackingClient, experiment_id: str, *, parent_run_id: str | None, **kwargs: Any
+) -> Run:
     try:
-        client.get_run(run_id)
-    except (RunNotFoundError, InvalidParameterError):
-        return False
-    return True
+        return client.create_run(experiment_id, parent_run_id=parent_run_id, **kwargs)
+    except RunNotFoundError:
+        if parent_run_id is None:
+            raise
+    # MLflow keeps the tag of a parent it does not know; so does trackflow, and the run
+    # is not linked (a parent that exists makes it a child run). The failed try wrote
+    # nothing; the common case (no parent, or one that exists) costs no extra read.
+    return client.create_run(experiment_id, parent_run_id=None, **kwargs)
 
 
 @router.get("/get", response_model=RunResponse)
