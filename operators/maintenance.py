@@ -41,8 +41,8 @@ from operators._tracking import (
     airflow_tracking,
     pipeline_for,
 )
-from tracking.entities import Run, RunStatus
-from tracking.pipelines import PipelineTracker
+from tracking.entities import RunStatus
+from tracking.pipelines import PipelineTracker, running_runs_tagged
 
 __all__ = ["DagRunReaper", "ReaperSettings", "reap_ended_dag_runs"]
 
@@ -71,20 +71,6 @@ class ReaperSettings(BaseSettings):
     )
 
 
-def _running_dag_runs(client: Any) -> list[Run]:
-    experiment_ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
-    found: list[Run] = []
-    for start in range(0, len(experiment_ids), 100):
-        runs = client.search_runs(
-            experiment_ids[start : start + 100],
-            filter_string="attributes.status = 'RUNNING' and tags.`airflow.run_id` LIKE '%'",
-            max_results=1000,
-        )
-        # A DAG run's run: the task runs carry airflow.task_id as well.
-        found += [r for r in runs if "airflow.task_id" not in r.data.tags]
-    return found
-
-
 def reap_ended_dag_runs(grace: float | None = None, *, now: dt.datetime | None = None) -> list[str]:
     """End the runs of DAG runs still RUNNING in the store that Airflow ended more than
     ``grace`` seconds ago (default ``TRACKFLOW_AIRFLOW_REAP_GRACE``) or no longer has;
@@ -98,7 +84,9 @@ def reap_ended_dag_runs(grace: float | None = None, *, now: dt.datetime | None =
     tracking = airflow_tracking()
     client = tracking.client()
     ended: list[str] = []
-    for run in _running_dag_runs(client):
+    for run in running_runs_tagged(client, "airflow.run_id"):
+        if "airflow.task_id" in run.data.tags:
+            continue  # a task run: the DAG run's run carries no task id
         dag_id = run.data.tags.get("airflow.dag_id")
         run_id = run.data.tags["airflow.run_id"]
         if not dag_id or pipeline_for(dag_id, run_id).run_id != run.info.run_id:

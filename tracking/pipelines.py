@@ -55,6 +55,7 @@ __all__ = [
     "artifact_refs",
     "attempts",
     "reap_lost_pipeline_runs",
+    "running_runs_tagged",
 ]
 
 #: The attempt (Airflow's try_number, Prefect's run_count) a step's run is at.
@@ -605,37 +606,45 @@ def reap_lost_pipeline_runs(
     """
     now = now_ms or _now_ms()
     cutoff = now - int(older_than * 1000)
+    ended: list[str] = []
+    for run in running_runs_tagged(client, PIPELINE_HEARTBEAT_TAG, experiment_ids):
+        try:
+            last = int(run.data.tags.get(PIPELINE_HEARTBEAT_TAG, "0"))
+        except ValueError:
+            last = 0
+        if last >= cutoff:
+            continue
+        silent = (now - last) / 1000
+        owner = run.data.tags.get(OWNER_TAG, "its process")
+        verdict: Verdict = None
+        if ask is not None:
+            try:
+                verdict = ask(run)
+            except Exception as exc:
+                _log.warning("trackflow: asking about run %s failed: %s", run.info.run_id, exc)
+        status, why = verdict or (
+            RunStatus.FAILED,
+            f"lost: no heartbeat from the process that ran it ({owner}) for "
+            f"{silent:.0f} s; it was killed, or its machine was lost",
+        )
+        tracker = PipelineTracker(client, "Default")
+        tracker.pipeline_run_ended(run.info.run_id, status, reason=why, open_steps=status)
+        ended.append(run.info.run_id)
+    return ended
+
+
+def running_runs_tagged(
+    client: TrackingClient, tag: str, experiment_ids: list[str] | None = None
+) -> list[Run]:
+    """The RUNNING runs that carry ``tag``, in ``experiment_ids`` (default: every
+    active experiment), as the reapers look for theirs."""
     if experiment_ids is None:
         experiment_ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
-    ended: list[str] = []
+    found: list[Run] = []
     for start in range(0, len(experiment_ids), 100):
-        found = client.search_runs(
+        found += client.search_runs(
             experiment_ids[start : start + 100],
-            filter_string=f"attributes.status = 'RUNNING' and "
-            f"tags.`{PIPELINE_HEARTBEAT_TAG}` LIKE '%'",
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{tag}` LIKE '%'",
             max_results=1000,
         )
-        for run in found:
-            try:
-                last = int(run.data.tags.get(PIPELINE_HEARTBEAT_TAG, "0"))
-            except ValueError:
-                last = 0
-            if last >= cutoff:
-                continue
-            silent = (now - last) / 1000
-            owner = run.data.tags.get(OWNER_TAG, "its process")
-            verdict: Verdict = None
-            if ask is not None:
-                try:
-                    verdict = ask(run)
-                except Exception as exc:
-                    _log.warning("trackflow: asking about run %s failed: %s", run.info.run_id, exc)
-            status, why = verdict or (
-                RunStatus.FAILED,
-                f"lost: no heartbeat from the process that ran it ({owner}) for "
-                f"{silent:.0f} s; it was killed, or its machine was lost",
-            )
-            tracker = PipelineTracker(client, "Default")
-            tracker.pipeline_run_ended(run.info.run_id, status, reason=why, open_steps=status)
-            ended.append(run.info.run_id)
-    return ended
+    return found
