@@ -49,6 +49,7 @@ from tracking.entities import (
 from tracking.errors import NotFoundError, StoreError
 from tracking.settings import TrackingSettings, get_settings
 from tracking.store.base import TrackingStore
+from tracking.store.rest_batch import BatchCall, Coalescer
 from tracking.store.rest_http import EndpointNotFoundError, RestSession
 from tracking.store.rest_json import (
     compact_run_from_json,
@@ -146,6 +147,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         self._trackflow = {
             name: url(f"{TRACKFLOW_API}/{name}")
             for name in (
+                "batch",
                 "runs/create",
                 "runs/log-batch",
                 "runs/search",
@@ -161,6 +163,9 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         #: answers 404, and MLflow's endpoints serve from then on).
         self._lean = True
         self._health_url = url("health")
+        #: Idempotent writes of concurrent threads, sent together (see rest_batch).
+        self._writes = Coalescer(self._send_one, self._send_many)
+        self._batches = True
 
     def __repr__(self) -> str:
         return f"RestTrackingStore({self.http.base_url!r})"
@@ -181,6 +186,53 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
                 self.http.base_url,
             )
             self._lean = False
+
+    # -- coalesced writes -----------------------------------------------------
+
+    #: The endpoint of each coalesced write when it goes alone.
+    _WRITES = {"runs/create": "trackflow", "runs/update": "mlflow", "runs/log-batch": "mlflow"}
+
+    def _write(self, name: str, body: dict[str, Any]) -> Any:
+        """An idempotent write, sent with those other threads send meanwhile."""
+        return self._writes.call(name, body)
+
+    def _send_one(self, call: BatchCall) -> Any:
+        return self.http.call("POST", self._send_url(call), body=call.body)
+
+    def _send_many(self, calls: Sequence[BatchCall]) -> None:
+        if not self._batches:
+            for call in calls:
+                try:
+                    call.answer = self._send_one(call)
+                except Exception as exc:
+                    call.error = exc
+            return
+        url = self._trackflow["batch"]
+        body = {"calls": [{"call": call.name, "body": call.body} for call in calls]}
+        try:
+            answer = self.http.call("POST", url, body=body)
+        except EndpointNotFoundError:
+            _log.warning(
+                "%s has no batch endpoint (an older trackflow server?); writes go one by one",
+                self.http.base_url,
+            )
+            self._batches = False
+            self._send_many(calls)
+            return
+        answers = answer.get("answers") if isinstance(answer, dict) else None
+        if not isinstance(answers, list) or len(answers) != len(calls):
+            raise StoreError(f"POST {url} answered {len(calls)} calls with {answer!r:.200}")
+        for call, one in zip(calls, answers, strict=True):
+            status, payload = one.get("status", 500), one.get("body", {})
+            if status < 400:
+                call.answer = payload
+            else:
+                response = httpx.Response(status, json=payload)
+                call.error = self.http.error_for(response, "POST", self._send_url(call))
+
+    def _send_url(self, call: BatchCall) -> httpx.URL:
+        urls = self._trackflow if self._WRITES[call.name] == "trackflow" else self._mlflow
+        return urls[call.name]
 
     def _post(self, name: str, body: dict[str, Any], parse: bool = True) -> Any:
         return self.http.call("POST", self._mlflow[name], body=body, parse=parse)
@@ -289,8 +341,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
             body["run_name"] = run_name
         if parent_run_id is not None:
             body["parent_run_id"] = parent_run_id
-        answer = self.http.call("POST", self._trackflow["runs/create"], body=body)
-        return _parsed(run_from_json, answer, "run")
+        return _parsed(run_from_json, self._write("runs/create", body), "run")
 
     def get_run(self, run_id: str) -> Run:
         return _parsed(run_from_json, self._get("runs/get", run_id=run_id), "run")
@@ -309,7 +360,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
             body["end_time"] = end_time
         if run_name is not None:
             body["run_name"] = run_name
-        return _parsed(run_info_from_json, self._post("runs/update", body), "run_info")
+        return _parsed(run_info_from_json, self._write("runs/update", body), "run_info")
 
     def delete_run(self, run_id: str) -> None:
         self._post("runs/delete", {"run_id": run_id}, parse=False)
@@ -329,6 +380,9 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
             body["params"] = pairs_json(params)
         if tags:
             body["tags"] = pairs_json(tags)
+        if not metrics:  # params and tags: idempotent, so coalesced
+            self._write("runs/log-batch", body)
+            return
         if self._lean:
             # trackflow's log-batch: the points as four columns, under half MLflow's JSON.
             if metrics:
@@ -346,16 +400,11 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         self._post("runs/log-metric", body, parse=False)
 
     def log_param(self, run_id: str, param: Param) -> None:
-        self._post(
-            "runs/log-parameter",
-            {"run_id": run_id, "key": param.key, "value": param.value},
-            parse=False,
-        )
+        # A batch of one (coalesced with other threads' writes): the same validation.
+        self._write("runs/log-batch", {"run_id": run_id, "params": pairs_json([param])})
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
-        self._post(
-            "runs/set-tag", {"run_id": run_id, "key": tag.key, "value": tag.value}, parse=False
-        )
+        self._write("runs/log-batch", {"run_id": run_id, "tags": pairs_json([tag])})
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         body = {"run_id": run_id, "datasets": [dataset_input_json(item) for item in inputs]}

@@ -14,19 +14,28 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from tracking import validation
 from tracking.client import TrackingClient
 from tracking.entities import Param, RunTag
-from tracking.errors import InvalidParameterError
+from tracking.errors import InvalidParameterError, StoreUnavailableError, TrackingError
 from tracking.server import params
-from tracking.server.render import compact_run_json, metrics_json, series_columns_json
+from tracking.server.errors import validation_message
+from tracking.server.render import (
+    compact_run_json,
+    metrics_json,
+    run_info_json,
+    series_columns_json,
+)
 from tracking.server.responses import MlflowJSONResponse, empty_response
 from tracking.server.routes.common import ERRORS, add_fast_lane_route, render_runs
-from tracking.server.routes.runs import run_response, search_page
-from tracking.server.schemas.mlflow import SearchRuns
+from tracking.server.routes.runs import check_param_keys, run_response, search_page
+from tracking.server.schemas.mlflow import LogBatch, SearchRuns, UpdateRun
 from tracking.server.schemas.trackflow import (
+    BatchRequest,
+    BatchResponse,
     ChildrenResponse,
     CompactSearchResponse,
     CreateRunRequest,
@@ -67,6 +76,88 @@ async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
         user_id=body.user_id,
     )
     return run_response(run)
+
+
+_BATCH_BODIES: dict[str, type[BaseModel]] = {
+    "runs/create": CreateRunRequest,
+    "runs/update": UpdateRun,
+    "runs/log-batch": LogBatch,
+}
+#: Up to this many calls a batch runs inline on SQLite (as a single write would).
+_INLINE_BATCH = 4
+
+
+def _error_answer(exc: TrackingError) -> dict[str, Any]:
+    body = {"error_code": exc.error_code, "message": str(exc), "error_class": type(exc).__name__}
+    return {"status": exc.http_status, "body": body}
+
+
+def _batch_call(state: ServerState, name: str, body: Any) -> dict[str, Any]:
+    client = state.client
+    if name == "runs/create":
+        run = client.create_run(
+            params.experiment_id(body.experiment_id),
+            run_name=body.run_name,
+            tags={tag.key: tag.value for tag in body.tags},
+            start_time=body.start_time,
+            parent_run_id=body.parent_run_id,
+            run_id=body.run_id,
+            status=body.status,
+            user_id=body.user_id,
+        )
+        (rendered,) = render_runs([run])
+        return {"run": rendered}
+    if name == "runs/update":
+        info = client.update_run(
+            body.resolved_run_id(), status=body.status, name=body.run_name, end_time=body.end_time
+        )
+        return {"run_info": run_info_json(info)}
+    if body.metrics:
+        raise InvalidParameterError(
+            "Invalid value for parameter 'metrics': a batch's runs/log-batch carries params "
+            "and tags only (metric points go to runs/log-batch itself)"
+        )
+    params_ = [Param(p.key, p.value) for p in body.params]
+    check_param_keys(params_)
+    client.log_batch(
+        body.resolved_run_id(), [], params_, [RunTag(t.key, t.value) for t in body.tags]
+    )
+    return {}
+
+
+def _run_batch(state: ServerState, calls: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Each call in its own transaction, as if sent alone; a database that cannot be
+    reached fails the whole batch (503: the client sends it again, every call being
+    idempotent)."""
+    answers = []
+    for name, body in calls:
+        if isinstance(body, TrackingError):
+            answers.append(_error_answer(body))
+            continue
+        try:
+            answers.append({"status": 200, "body": _batch_call(state, name, body)})
+        except StoreUnavailableError:
+            raise
+        except TrackingError as exc:
+            answers.append(_error_answer(exc))
+    return answers
+
+
+@router.post("/batch", response_model=BatchResponse)
+async def batch(body: BatchRequest, state: StateDep) -> Response:
+    """Idempotent writes from many threads of one client in one request (trackflow's
+    client coalesces what its threads send while a request is on the wire). Each call
+    is answered as its own endpoint would answer it, status and body."""
+    calls: list[tuple[str, Any]] = []
+    for item in body.calls:
+        try:
+            parsed: Any = _BATCH_BODIES[item.call].model_validate(item.body)
+        except ValidationError as exc:
+            parsed = InvalidParameterError(validation_message(exc.errors()))
+        calls.append((item.call, parsed))
+    run = state.quick if len(calls) <= _INLINE_BATCH else state.run
+    answers = await run(_run_batch, state, calls)
+    return MlflowJSONResponse({"answers": answers})
 
 
 @router.post("/runs/search", response_model=CompactSearchResponse)

@@ -24,6 +24,10 @@ from tracking.server.schemas.common import (
 from tracking.validation import MAX_BATCH_METRICS
 
 __all__ = [
+    "BATCH_CALLS",
+    "BatchAnswer",
+    "BatchRequest",
+    "BatchResponse",
     "ChildrenResponse",
     "CompactRunOut",
     "CompactSearchResponse",
@@ -40,6 +44,39 @@ __all__ = [
     "SampledHistoryResponse",
     "plain_column_batch",
 ]
+
+
+#: The writes ``POST batch`` carries: each is idempotent, so a batch may be sent again.
+BATCH_CALLS = ("runs/create", "runs/update", "runs/log-batch")
+
+
+class BatchCallIn(BaseModel):
+    """One write of a batch: the endpoint it stands for and that endpoint's body."""
+
+    call: Literal["runs/create", "runs/update", "runs/log-batch"] = Field(
+        description="trackflow's runs/create, or MLflow's runs/update or runs/log-batch "
+        "(params and tags only)."
+    )
+    body: dict[str, Any] = Field(description="The body the endpoint takes.")
+
+
+class BatchRequest(RequestModel):
+    """Writes from many threads of one client, sent together (see tracking.store.rest_batch)."""
+
+    calls: list[BatchCallIn] = Field(min_length=1, max_length=100)
+
+
+class BatchAnswer(BaseModel):
+    """What the write's own endpoint would have answered: its status and body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class BatchResponse(BaseModel):
+    """One answer per call, in order."""
+
+    answers: list[BatchAnswer]
 
 
 class CreateRunRequest(RequestModel):
