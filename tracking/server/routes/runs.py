@@ -59,7 +59,7 @@ from tracking.server.schemas.mlflow import (
 )
 from tracking.server.state import ServerState, StateDep
 
-__all__ = ["metrics_router", "router", "search_page"]
+__all__ = ["check_param_keys", "metrics_router", "router", "search_page"]
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
 metrics_router = APIRouter(prefix="/metrics", tags=["runs"], responses=ERRORS)
@@ -193,7 +193,7 @@ async def log_batch(body: LogBatch, state: StateDep) -> Response:
     """Up to 1000 metrics, 100 params and 100 tags in one transaction: all or nothing."""
     metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in body.metrics]
     params_ = [Param(p.key, p.value) for p in body.params]
-    _check_param_keys(params_)
+    check_param_keys(params_)
     tags = [RunTag(t.key, t.value) for t in body.tags]
     run_id = body.resolved_run_id()
     linked = [
@@ -221,7 +221,7 @@ async def log_batch(body: LogBatch, state: StateDep) -> Response:
     return empty_response()
 
 
-def _check_param_keys(params_: list[Param]) -> None:
+def check_param_keys(params_: list[Param]) -> None:
     """MLflow's refusal of a batch naming a param twice, with its wording; trackflow
     accepts a key sent twice with the same value (a retried chunk), not two values."""
     seen: dict[str, str] = {}
