@@ -15,6 +15,9 @@ Stores
     ``trackflow_default`` connection (``AIRFLOW_CONN_TRACKFLOW_DEFAULT``).
 ``store``
     Both, with ids ``embedded`` and ``served``.
+``class_embedded``, ``class_store``
+    The same for a whole test class: a class whose tests all read what one DAG run
+    left runs that DAG once, not once per test.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def dagbag(airflow_db: Path) -> Any:
     return bag
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_dag(dagbag: Any) -> Any:
     """``run_dag(dag_id, **dag_test_kwargs)``: the DagRun ``dag.test()`` left, once the
     listener's queued DAG-run events are handled (they run off the caller's thread)."""
@@ -181,3 +184,40 @@ def store(request: pytest.FixtureRequest) -> TrackingClient:
     """``embedded`` and ``served``, in turn."""
     client: TrackingClient = request.getfixturevalue(request.param)
     return client
+
+
+def _tracking_for_class(
+    kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrackingClient]:
+    from tracking.settings import reset_settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        if kind == "embedded":
+            path = tmp_path_factory.mktemp("class-embedded")
+            patch.setenv("TRACKFLOW_TRACKING_URI", f"sqlite:///{path}/runs.db")
+            patch.setenv("TRACKFLOW_UI_BASE_URL", TRACKFLOW_UI)
+            patch.delenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", raising=False)
+            reset_settings()
+            client = TrackingClient()
+        else:
+            server: ServerProcess = request.getfixturevalue("tracking_server")
+            patch.setenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", connection_env(server.url))
+            client = TrackingClient(server.url)
+        yield client
+    reset_settings()
+
+
+@pytest.fixture(scope="class")
+def class_embedded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrackingClient]:
+    """``embedded``, for the whole test class."""
+    yield from _tracking_for_class("embedded", request, tmp_path_factory)
+
+
+@pytest.fixture(scope="class", params=["embedded", "served"])
+def class_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrackingClient]:
+    """``store``, for the whole test class."""
+    yield from _tracking_for_class(request.param, request, tmp_path_factory)

@@ -13,11 +13,11 @@ from tracking import TrackingClient
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture
-def ran(run_dag: Any, embedded: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
+@pytest.fixture(scope="class")
+def ran(run_dag: Any, class_embedded: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
     dag_run = run_dag("tf_operators")
     assert dag_run.state == "success"
-    parent, children = run_tree(embedded, "tf_operators", dag_run.run_id)
+    parent, children = run_tree(class_embedded, "tf_operators", dag_run.run_id)
     return dag_run, parent, children
 
 

@@ -17,20 +17,22 @@ pytestmark = pytest.mark.airflow
 
 
 class TestSuccessRetryMapping:
-    @pytest.fixture
-    def result(self, run_dag: Any, store: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
+    @pytest.fixture(scope="class")
+    def result(
+        self, run_dag: Any, class_store: TrackingClient
+    ) -> tuple[Any, Any, dict[str, Any]]:
         dag_run = run_dag("tf_basics", run_conf={"alpha": 0.7, "source": "nightly"})
         assert dag_run.state == "success"
-        parent, children = run_tree(store, "tf_basics", dag_run.run_id)
+        parent, children = run_tree(class_store, "tf_basics", dag_run.run_id)
         return dag_run, parent, children
 
-    def test_the_dag_run_is_the_parent(self, result: Any, store: TrackingClient) -> None:
+    def test_the_dag_run_is_the_parent(self, result: Any, class_store: TrackingClient) -> None:
         dag_run, parent, _ = result
         assert parent.info.status is RunStatus.FINISHED
         # Named for a person: the DAG and when it ran (the run id stays in a tag).
         when = dag_run.logical_date or dag_run.run_after
         assert parent.info.run_name == f"tf_basics {when:%Y-%m-%d %H:%M:%S}"
-        experiment = store.get_experiment(parent.info.experiment_id)
+        experiment = class_store.get_experiment(parent.info.experiment_id)
         assert experiment.name == "tf_basics"
         tags = parent.data.tags
         assert tags["airflow.dag_id"] == "tf_basics"
@@ -86,14 +88,14 @@ class TestSuccessRetryMapping:
         # start_run() inside the task gave the task's own run.
         assert children["total"].data.tags["run_seen"] == children["total"].info.run_id
 
-    def test_a_retry_is_the_same_run(self, result: Any, store: TrackingClient) -> None:
+    def test_a_retry_is_the_same_run(self, result: Any, class_store: TrackingClient) -> None:
         _, _, children = result
         flaky = children["flaky"]
         assert flaky.info.status is RunStatus.FINISHED
         assert flaky.data.tags[ATTEMPT_TAG] == "2"
         assert flaky.data.tags["airflow.try_number"] == "2"
         assert FAILURE_REASON_TAG not in flaky.data.tags
-        history = store.get_metric_history(flaky.info.run_id, "try")
+        history = class_store.get_metric_history(flaky.info.run_id, "try")
         assert [m.value for m in history] == [1.0, 2.0]
         # Each try is on record: when it started and ended, and how.
         first, second = attempts(flaky)
@@ -109,11 +111,13 @@ class TestSuccessRetryMapping:
 
 
 class TestFailures:
-    @pytest.fixture
-    def result(self, run_dag: Any, embedded: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
+    @pytest.fixture(scope="class")
+    def result(
+        self, run_dag: Any, class_embedded: TrackingClient
+    ) -> tuple[Any, Any, dict[str, Any]]:
         dag_run = run_dag("tf_failures")
         assert dag_run.state == "failed"
-        parent, children = run_tree(embedded, "tf_failures", dag_run.run_id)
+        parent, children = run_tree(class_embedded, "tf_failures", dag_run.run_id)
         return dag_run, parent, children
 
     def test_the_parent_fails(self, result: Any) -> None:

@@ -23,11 +23,13 @@ def _champions(client: TrackingClient, experiment: str) -> list[str]:
 
 
 class TestDecoratorAndOperators:
-    @pytest.fixture
-    def result(self, run_dag: Any, store: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
+    @pytest.fixture(scope="class")
+    def result(
+        self, run_dag: Any, class_store: TrackingClient
+    ) -> tuple[Any, Any, dict[str, Any]]:
         dag_run = run_dag("tf_operators")
         assert dag_run.state == "success"
-        parent, children = run_tree(store, "tf_operators", dag_run.run_id)
+        parent, children = run_tree(class_store, "tf_operators", dag_run.run_id)
         return dag_run, parent, children
 
     def test_a_dag_using_them_is_tracked(self, result: Any) -> None:
@@ -48,27 +50,27 @@ class TestDecoratorAndOperators:
         assert children["consume"].data.params == {}
 
     def test_artifact_refs_hand_off_and_record_lineage(
-        self, result: Any, store: TrackingClient
+        self, result: Any, class_store: TrackingClient
     ) -> None:
         _, _, children = result
         produce, consume = children["produce"], children["consume"]
-        lineage = store.get_lineage(consume.info.run_id)
+        lineage = class_store.get_lineage(consume.info.run_id)
         assert [(e.producer_run_id, e.artifact_path) for e in lineage.consumed] == [
             (produce.info.run_id, "data/data.txt")
         ]
-        produced = store.get_lineage(produce.info.run_id).produced
+        produced = class_store.get_lineage(produce.info.run_id).produced
         assert {e.consumer_run_id for e in produced} == {consume.info.run_id}
 
-    def test_experiment_and_run_name(self, result: Any, store: TrackingClient) -> None:
+    def test_experiment_and_run_name(self, result: Any, class_store: TrackingClient) -> None:
         _, parent, children = result
         side = children["side-run"]
-        assert store.get_experiment(side.info.experiment_id).name == "tf_operators_side"
+        assert class_store.get_experiment(side.info.experiment_id).name == "tf_operators_side"
         assert side.info.parent_run_id == parent.info.run_id
         assert side.data.metrics == {"side": 1.0}
 
-    def test_tracked_python_operator(self, result: Any, store: TrackingClient) -> None:
+    def test_tracked_python_operator(self, result: Any, class_store: TrackingClient) -> None:
         _, _, children = result
-        history = store.get_metric_history(children["fit"].info.run_id, "loss")
+        history = class_store.get_metric_history(children["fit"].info.run_id, "loss")
         assert [(m.step, m.value) for m in history] == [(0, 0.1), (1, 0.05)]
         assert [children[f"mapped[{i}]"].data.metrics["k"] for i in range(3)] == [1, 2, 3]
 
@@ -112,11 +114,11 @@ class TestChampionChallenger:
 
 
 class TestBadInput:
-    @pytest.fixture
-    def children(self, run_dag: Any, embedded: TrackingClient) -> dict[str, Any]:
+    @pytest.fixture(scope="class")
+    def children(self, run_dag: Any, class_embedded: TrackingClient) -> dict[str, Any]:
         dag_run = run_dag("tf_bad_input")
         assert dag_run.state == "failed"
-        _, children = run_tree(embedded, "tf_bad_input", dag_run.run_id)
+        _, children = run_tree(class_embedded, "tf_bad_input", dag_run.run_id)
         return children
 
     @pytest.mark.parametrize(

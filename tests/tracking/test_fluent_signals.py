@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -92,9 +92,15 @@ Spawn = Callable[[str], Child]
 
 
 def _wait_ready(proc: subprocess.Popen[str], timeout: float = 60) -> list[str]:
-    """The run ids of the child's ``ready [...]`` line (one line, so one select is enough)."""
+    """The run ids of the child's ``ready [...]`` line (one line, so one wait is enough).
+
+    A selector, not ``select.select``: a long suite's process may hold descriptors
+    numbered past select's limit of 1024.
+    """
     assert proc.stdout is not None
-    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        readable = selector.select(timeout)
     line = proc.stdout.readline() if readable else ""
     if not line.startswith("ready "):
         proc.kill()
