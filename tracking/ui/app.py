@@ -79,7 +79,7 @@ def install_ui(
     reading the store and rendering a large page never hold up the event loop
     (``/health``, the API) meanwhile.
     """
-    from tracking.ui import experiments, login, pipeline, run_page, runs
+    from tracking.ui import experiments, login, models, pipeline, run_page, runs
 
     app.state.ui_sessions = sessions
     app.state.ui_throttle = throttle
@@ -98,6 +98,9 @@ def install_ui(
         @fallback.get("/experiments/{rest:path}")
         @fallback.get("/runs/{rest:path}")
         @fallback.get("/compare")
+        @fallback.get("/models")
+        @fallback.get("/models/{rest:path}")
+        @fallback.get("/logged-models/{rest:path}")
         @fallback.get("/ui/{rest:path}")
         def missing(rest: str = "") -> Response:
             return _missing_page(absent)
@@ -106,5 +109,6 @@ def install_ui(
         return
     app.mount("/ui/vendor", StaticFiles(directory=vendoring.VENDOR_DIR), name="ui-vendor")
     app.include_router(_docs_router(app))
-    for module in (login, experiments, runs, run_page, pipeline):
+    # models before run_page: its /ui/artifact/models/... must not be taken for a run's file.
+    for module in (login, experiments, runs, models, run_page, pipeline):
         app.include_router(module.router)

@@ -42,11 +42,20 @@ from tracking.store.sql.browse import (
     run_tags,
     run_values,
 )
+from tracking.ui.model_reads import model_path, registry_path, run_models
 from tracking.ui.pipeline import pipeline_of, pipeline_view
 from tracking.ui.render import page, safe_url
 from tracking.ui.runs import table_view
 
-__all__ = ["KV_PAGE", "NOTE_TAG", "PREVIEW_LIMITS", "orchestrator_panel", "router"]
+__all__ = [
+    "KV_PAGE",
+    "NOTE_TAG",
+    "PREVIEW_LIMITS",
+    "artifact_preview",
+    "orchestrator_panel",
+    "preview_kind",
+    "router",
+]
 
 router = APIRouter(include_in_schema=False)
 
@@ -264,6 +273,9 @@ def run_page(
         history_name=history_name,
         values=values,
         metric_keys=[item[0] for item in values["metrics"].items],
+        models=run_models(store, run_id),
+        model_path=model_path,
+        registry_path=registry_path,
     )
 
 
@@ -329,7 +341,7 @@ def artifacts_page(
         error = f"No artifact {path!r} in run {run_id}"
     preview = None
     if selected is not None and not selected.is_dir:
-        preview = _preview(state, run, selected)
+        preview = artifact_preview(state, run, selected)
     parts = path.split("/") if path else []
     crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
     # The directory whose entries are listed: the file's own when a file is shown.
@@ -357,7 +369,8 @@ def _read_limited(stream: IO[bytes], limit: int) -> bytes:
         stream.close()
 
 
-def _preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
+def artifact_preview(state: ServerState, run: Run, info: FileInfo) -> dict[str, Any]:
+    """What the artifacts page shows of a file: its preview kind and content, or why not."""
     kind = preview_kind(info.path)
     result: dict[str, Any] = {"kind": kind, "limit": None, "too_large": False}
     if kind is None:

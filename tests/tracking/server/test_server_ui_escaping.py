@@ -108,6 +108,13 @@ def _fill(url: str) -> dict[str, str]:
     tracker.step_running(step, tags={"airflow.task_id": "train"})
     client.log_metric(step.run_id, "acc", 0.9)
     tracker.step_ended(step, RunStatus.FINISHED)
+    # A logged model with a file, registered: the model and registry pages.
+    model = client.create_logged_model(eid, "swept-model", source_run_id=rid)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "table.csv").write_text("a,b\n1,2\n")
+        client.log_model_artifacts(model.model_id, tmp)
+    client.create_registered_model("swept-model")
+    client.create_model_version("swept-model", model.model_uri)
     return {
         "ids": eid,
         "experiment_id": eid,
@@ -132,6 +139,8 @@ def _fill(url: str) -> dict[str, str]:
         "metric": "acc",
         "sort": "metrics.`acc` DESC",
         "dir": "acc:max",
+        "model_id": model.model_id,
+        "name": "swept-model",
     }
 
 

@@ -884,3 +884,129 @@ class ModelStoreMixin:
             return self._one_version(conn, name, int(version))
 
         return self.read(work)
+
+    # -- reads for the web UI's model pages (tracking.ui.models) ---------------------
+
+    def ui_run_models(self, run_id: str) -> tuple[list[LoggedModel], list[LoggedModel]]:
+        """The active logged models a run produced (its source, or recorded as an output)
+        and those it used (recorded as inputs), oldest first: one read, five queries."""
+
+        def work(conn: Connection) -> tuple[list[LoggedModel], list[LoggedModel]]:
+            io = conn.execute(
+                select(_run_io.c.model_id, _run_io.c.direction).where(_run_io.c.run_uuid == run_id)
+            ).all()
+            own = conn.execute(
+                select(_lm.c.model_id).where(
+                    _lm.c.source_run_id == run_id, _lm.c.lifecycle_stage == "active"
+                )
+            ).scalars()
+            produced = {*own, *(r.model_id for r in io if r.direction == "output")}
+            used = {r.model_id for r in io if r.direction == "input"} - produced
+            found = [
+                m
+                for m in self._load_logged_models(conn, sorted(produced | used))
+                if m.lifecycle_stage is LifecycleStage.ACTIVE
+            ]
+            found.sort(key=lambda m: (m.creation_timestamp, m.model_id))
+            return (
+                [m for m in found if m.model_id in produced],
+                [m for m in found if m.model_id in used],
+            )
+
+        return self.read(work)
+
+    def ui_model_versions(
+        self,
+        name: str | None = None,
+        run_ids: Sequence[str] = (),
+        model_ids: Sequence[str] = (),
+    ) -> list[ModelVersion]:
+        """The versions of registered model ``name``, or those registered from the runs
+        ``run_ids`` or the logged models ``model_ids`` (by name, then version), with
+        their tags and aliases: one read of four queries."""
+        from sqlalchemy import or_
+
+        wanted = []
+        if name is not None:
+            wanted.append(_mv.c.name == name)
+        if run_ids:
+            wanted.append(_mv.c.run_id.in_(list(run_ids)))
+        if model_ids:
+            wanted.append(_mv.c.model_id.in_(list(model_ids)))
+        if not wanted:
+            return []
+        return self.read(lambda conn: self._load_versions(conn, or_(*wanted)))
+
+    def ui_run_origins(
+        self, run_ids: Sequence[str], depth: int = 5
+    ) -> dict[str, tuple[str, str, str | None]]:
+        """``run_id -> (experiment_id, name, pipeline_run_id)`` for the runs among
+        ``run_ids`` that exist, and for the pipeline runs they came from.
+
+        A run's pipeline run is the nearest of itself and its ancestors (up to
+        ``depth`` levels up) that carries a pipeline's tag (``trackflow.orchestrator``,
+        ``airflow.dag_id``, ``prefect.flow_name``) and no step's tag
+        (``airflow.task_id``, ``prefect.task_run_id``, ``trackflow.attempts``): a task
+        instance's is its DAG run. Each level is one batched query, whatever the
+        number of runs.
+        """
+        from tracking.store.sql.models import TagModel
+
+        tags = table_of(TagModel)
+        pipeline_tags = ("trackflow.orchestrator", "airflow.dag_id", "prefect.flow_name")
+        step_tags = ("airflow.task_id", "prefect.task_run_id", "trackflow.attempts")
+
+        def work(conn: Connection) -> dict[str, tuple[str, str, str | None]]:
+            rows: dict[str, tuple[str, str, str | None]] = {}
+            todo = sorted(set(run_ids))
+            for _level in range(depth + 1):
+                for start in range(0, len(todo), 500):
+                    for r in conn.execute(
+                        select(
+                            _runs.c.run_uuid,
+                            _runs.c.experiment_id,
+                            _runs.c.name,
+                            _runs.c.parent_run_uuid,
+                        ).where(_runs.c.run_uuid.in_(todo[start : start + 500]))
+                    ):
+                        rows[r.run_uuid] = (str(r.experiment_id), r.name or "", r.parent_run_uuid)
+                todo = sorted({p for _e, _n, p in rows.values() if p and p not in rows})
+                if not todo:
+                    break
+            marked: dict[str, set[str]] = {}
+            ids = sorted(rows)
+            for start in range(0, len(ids), 500):
+                for rid, key in conn.execute(
+                    select(tags.c.run_uuid, tags.c.key).where(
+                        tags.c.run_uuid.in_(ids[start : start + 500]),
+                        tags.c.key.in_([*pipeline_tags, *step_tags]),
+                    )
+                ):
+                    marked.setdefault(rid, set()).add(key)
+            pipelines = {
+                rid
+                for rid, keys in marked.items()
+                if keys & set(pipeline_tags) and not keys & set(step_tags)
+            }
+
+            def pipeline_of(rid: str) -> str | None:
+                seen = set()
+                current: str | None = rid
+                while current is not None and current in rows and current not in seen:
+                    if current in pipelines:
+                        return current
+                    seen.add(current)
+                    current = rows[current][2]
+                return None
+
+            found: dict[str, tuple[str, str, str | None]] = {}
+            for rid in run_ids:
+                if rid not in rows:
+                    continue
+                pipeline = pipeline_of(rid)
+                found[rid] = (rows[rid][0], rows[rid][1], pipeline)
+                if pipeline is not None and pipeline not in found:
+                    found[pipeline] = (rows[pipeline][0], rows[pipeline][1], None)
+            return found
+
+        return self.read(work) if run_ids else {}
