@@ -591,11 +591,18 @@ class TrackingClient:
         name: str,
         tags: Mapping[str, Any] | None = None,
         description: str | None = None,
+        *,
+        request_id: str | None = None,
     ) -> RegisteredModel:
-        """Create a registered model; AlreadyExistsError if the name is taken."""
+        """Create a registered model; AlreadyExistsError if the name is taken.
+
+        ``request_id`` makes a retried call (its first answer lost) return the model
+        the first attempt made; the REST store sends one per call by itself."""
         _check_name(name, "name", 256)
+        if request_id is not None:
+            _check_name(request_id, "request_id", 64)
         pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
-        return self._store.create_registered_model(name, pairs, description)
+        return self._store.create_registered_model(name, pairs, description, request_id)
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         """A registered model with its tags, aliases and latest version per stage."""
@@ -674,7 +681,16 @@ class TrackingClient:
             storage = _join_uri(run.info.artifact_uri, path) if path else run.info.artifact_uri
         pairs = [(t.key, t.value) for t in _tag_pairs(tags)]
         return self._store.create_model_version(
-            name, source, run_id, pairs, run_link, description, model_id, _user(), storage
+            name,
+            source,
+            run_id,
+            pairs,
+            run_link,
+            description,
+            model_id,
+            _user(),
+            storage,
+            request_id,
         )
 
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:

@@ -8,6 +8,7 @@ what it observed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,19 @@ class TestLoggedModels:
         assert {"MLmodel", "requirements.txt"} <= files
         assert any(name.startswith("model.") for name in files), files  # the pickled model
 
+    def test_run_json_names_the_models_a_run_used_and_produced(
+        self, models: ScenarioResult
+    ) -> None:
+        step = models["run_models"]
+        producer, consumer = models["log_model"]["run_id"], step["consumer_id"]
+        model_id = models["log_model"]["model_id"]
+        assert step["producer_outputs"] == [[model_id, 0]]
+        assert step["producer_inputs"] == []
+        assert step["consumer_inputs"] == [model_id]
+        assert step["consumer_outputs"] == []
+        # runs/search gives the outputs (MLflow's search leaves model_inputs out).
+        assert step["searched_outputs"] == {producer: [[model_id, 0]], consumer: []}
+
     def test_get_logged_model(self, models: ScenarioResult) -> None:
         got = models["logged_model"]
         assert got["status"] == "READY"
@@ -192,6 +206,18 @@ class TestModelRegistry:
         assert step["v1_run_id"] == models["log_model"]["run_id"]
         name = step["name"] + "-renamed"  # as registry_writes left it, then deleted
         assert models["registry_writes"]["renamed"] == name
+
+    def test_registering_a_logged_model_tags_it_with_its_versions(
+        self, models: ScenarioResult
+    ) -> None:
+        step = models["model_versions_tag"]
+        entries = json.loads(step["tag"])
+        # The version is a number in the tag, as MLflow's server writes it.
+        assert {"name": step["name"], "version": int(step["version"])} in entries
+        # mlflow.register_model's two versions were recorded too (the fluent call
+        # appends its own entry on the client as well, as against MLflow's server).
+        name = models["register"]["name"]
+        assert {"name": name, "version": 1} in entries
 
     @pytest.mark.parametrize("uri", ["version_1", "version_2", "champion", "latest"])
     def test_load_registered_model(self, models: ScenarioResult, uri: str) -> None:

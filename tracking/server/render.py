@@ -9,7 +9,7 @@ bare ``NaN`` token ("Couldn't parse NaN, use quoted "NaN" instead"), while
 Example::
 
     run_json(run)
-    # {"info": {"run_id": ..., "run_uuid": ..., ...}, "data": {...}, "inputs": {}}
+    # {"info": {"run_id": ..., "run_uuid": ..., ...}, "data": {...}, "inputs": {}, "outputs": {}}
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunInp
 from tracking.store.rest_json import dataset_input_json
 
 __all__ = [
+    "RunModels",
     "compact_run_json",
     "double_json",
     "experiment_json",
@@ -29,6 +30,7 @@ __all__ = [
     "inputs_json",
     "metric_json",
     "metrics_json",
+    "outputs_json",
     "run_info_json",
     "run_json",
     "series_columns_json",
@@ -68,11 +70,21 @@ def _pairs(mapping: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in mapping.items()]
 
 
-def run_json(run: Run) -> dict[str, Any]:
+#: A run's logged models: the ids it used, and ``(model_id, step)`` of those it produced.
+RunModels = tuple[Sequence[str], Sequence[tuple[str, int]]]
+_NO_MODELS: RunModels = ((), ())
+
+
+def run_json(
+    run: Run, models: RunModels | None = None, *, model_inputs: bool = True
+) -> dict[str, Any]:
     """A run with its data; each metric with the step and timestamp of its latest point.
 
     Those come from ``run.data.latest``; a metric the store gave no point for
-    (a run read without them) gets step and timestamp 0.
+    (a run read without them) gets step and timestamp 0. ``models`` (what
+    ``get_run_models`` answers) fills MLflow 3's ``inputs.model_inputs`` and
+    ``outputs.model_outputs``; ``model_inputs=False`` leaves the former out, as
+    MLflow's ``runs/search`` does.
     """
     points = run.data.latest
     metrics = []
@@ -86,6 +98,7 @@ def run_json(run: Run) -> dict[str, Any]:
                 "step": 0 if point is None else point.step,
             }
         )
+    used, produced = models or _NO_MODELS
     return {
         "info": run_info_json(run.info),
         "data": {
@@ -93,15 +106,27 @@ def run_json(run: Run) -> dict[str, Any]:
             "params": _pairs(run.data.params),
             "tags": _pairs(run.data.tags),
         },
-        "inputs": inputs_json(run.inputs),
+        "inputs": inputs_json(run.inputs, used if model_inputs else ()),
+        "outputs": outputs_json(produced),
     }
 
 
-def inputs_json(inputs: RunInputs) -> dict[str, Any]:
-    """MLflow's RunInputs: ``{"dataset_inputs": [{"tags", "dataset"}]}``, ``{}`` if none."""
-    if not inputs.dataset_inputs:
+def inputs_json(inputs: RunInputs, model_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """MLflow's RunInputs: ``{"dataset_inputs": [{"tags", "dataset"}], "model_inputs":
+    [{"model_id"}]}``, each list left out when empty (``{}`` if both are)."""
+    out: dict[str, Any] = {}
+    if inputs.dataset_inputs:
+        out["dataset_inputs"] = [dataset_input_json(item) for item in inputs.dataset_inputs]
+    if model_ids:
+        out["model_inputs"] = [{"model_id": m} for m in model_ids]
+    return out
+
+
+def outputs_json(produced: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """MLflow 3's RunOutputs: ``{"model_outputs": [{"model_id", "step"}]}``, ``{}`` if none."""
+    if not produced:
         return {}
-    return {"dataset_inputs": [dataset_input_json(item) for item in inputs.dataset_inputs]}
+    return {"model_outputs": [{"model_id": m, "step": s} for m, s in produced]}
 
 
 def compact_run_json(run: Run) -> dict[str, Any]:

@@ -283,9 +283,14 @@ class TrackingStore(abc.ABC):
 
     @abc.abstractmethod
     def create_registered_model(
-        self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
+        self,
+        name: str,
+        tags: Sequence[tuple[str, str]] = (),
+        description: str | None = None,
+        request_id: str | None = None,
     ) -> RegisteredModel:
-        """Create a registered model; AlreadyExistsError if the name is taken."""
+        """Create a registered model; AlreadyExistsError if the name is taken, unless by
+        an earlier attempt of the same ``request_id`` (a retry): then that model."""
 
     @abc.abstractmethod
     def get_registered_model(self, name: str) -> RegisteredModel:
@@ -333,8 +338,10 @@ class TrackingStore(abc.ABC):
         model_id: str | None = None,
         user_id: str | None = None,
         storage_location: str | None = None,
+        request_id: str | None = None,
     ) -> ModelVersion:
-        """Add the next version (1, 2, ...) of a registered model, READY at once."""
+        """Add the next version (1, 2, ...) of a registered model, READY at once; a retry
+        with the ``request_id`` of an earlier attempt gets the version that one made."""
 
     @abc.abstractmethod
     def get_model_version(self, name: str, version: str) -> ModelVersion:

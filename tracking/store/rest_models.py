@@ -8,6 +8,7 @@ Each call is the one the stock MLflow client makes (``logged-models``,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -283,9 +284,19 @@ class RestModelsMixin:
     # -- registry -----------------------------------------------------------------
 
     def create_registered_model(
-        self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
+        self,
+        name: str,
+        tags: Sequence[tuple[str, str]] = (),
+        description: str | None = None,
+        request_id: str | None = None,
     ) -> RegisteredModel:
-        body: dict[str, Any] = {"name": name, "tags": _pairs(tags)}
+        # One id for every attempt: a retry after a lost answer gets the model, not
+        # "already exists" (the id is chosen here, as runs/create's run id is).
+        body: dict[str, Any] = {
+            "name": name,
+            "tags": _pairs(tags),
+            "request_id": request_id or os.urandom(16).hex(),
+        }
         if description is not None:
             body["description"] = description
         answer = self._call("POST", "registered-models/create", body)
@@ -353,8 +364,16 @@ class RestModelsMixin:
         model_id: str | None = None,
         user_id: str | None = None,
         storage_location: str | None = None,
+        request_id: str | None = None,
     ) -> ModelVersion:
-        body: dict[str, Any] = {"name": name, "source": source, "tags": _pairs(tags)}
+        # One id for every attempt: a retry after a lost answer gets the version the
+        # first attempt made instead of registering another.
+        body: dict[str, Any] = {
+            "name": name,
+            "source": source,
+            "tags": _pairs(tags),
+            "request_id": request_id or os.urandom(16).hex(),
+        }
         for key, value in (
             ("run_id", run_id),
             ("run_link", run_link),

@@ -66,6 +66,36 @@ def logged_model() -> dict[str, Any]:
     }
 
 
+@scenario.step("run_models")
+def run_models() -> dict[str, Any]:
+    """MLflow 3's ``inputs.model_inputs`` and ``outputs.model_outputs`` of a run."""
+    from mlflow.entities import LoggedModelInput
+
+    with mlflow.start_run() as serve:
+        # MLflow's fluent log_inputs keeps models for Databricks; the client sends them.
+        client.log_inputs(serve.info.run_id, models=[LoggedModelInput(model_id)])
+    producer, consumer = client.get_run(run_id), client.get_run(serve.info.run_id)
+    found = {
+        r.info.run_id: r
+        for r in client.search_runs(
+            [log_model["experiment_id"]],
+            f"attributes.run_id IN ('{run_id}', '{serve.info.run_id}')",
+        )
+    }
+
+    def outputs(run: Any) -> list[list[Any]]:
+        return [[o.model_id, o.step] for o in (run.outputs.model_outputs if run.outputs else [])]
+
+    return {
+        "consumer_id": serve.info.run_id,
+        "producer_outputs": outputs(producer),
+        "producer_inputs": [m.model_id for m in producer.inputs.model_inputs],
+        "consumer_inputs": [m.model_id for m in consumer.inputs.model_inputs],
+        "consumer_outputs": outputs(consumer),
+        "searched_outputs": {k: outputs(r) for k, r in found.items()},
+    }
+
+
 @scenario.step("load_by_model_id")
 def load_by_model_id() -> bool:
     return _same(mlflow.sklearn.load_model(f"models:/{model_id}"), fitted)
@@ -141,6 +171,16 @@ def register() -> dict[str, Any]:
 
 scenario.require(register)
 name = register["name"]
+
+
+@scenario.step("model_versions_tag")
+def model_versions_tag() -> dict[str, Any]:
+    """The ``mlflow.modelVersions`` tag MLflow's server puts on a registered logged model."""
+    other = scenario.name("versions-tag")
+    client.create_registered_model(other)
+    version = client.create_model_version(other, f"models:/{model_id}", model_id=model_id)
+    tag = mlflow.get_logged_model(model_id).tags.get("mlflow.modelVersions")
+    return {"name": other, "version": version.version, "tag": tag}
 
 
 @scenario.step("load_registered")

@@ -57,7 +57,7 @@ class TestCreateAndGet:
             user_id="alice",
             tags=[{"key": "team", "value": "ml"}],
         )
-        assert set(run) == {"info", "data", "inputs"}
+        assert set(run) == {"info", "data", "inputs", "outputs"}
         info = run["info"]
         assert set(info) == RUN_INFO_KEYS  # no end_time while the run has none
         assert info["run_id"] == info["run_uuid"]
@@ -74,6 +74,7 @@ class TestCreateAndGet:
         assert {"key": "team", "value": "ml"} in run["data"]["tags"]
         assert {"key": "mlflow.runName", "value": "baseline"} in run["data"]["tags"]
         assert run["inputs"] == {}
+        assert run["outputs"] == {}
 
     def test_get_accepts_run_uuid(self, client: TestClient) -> None:
         run_id = new_run(client)["info"]["run_id"]

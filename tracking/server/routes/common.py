@@ -3,7 +3,7 @@ the fast-lane route of the log calls."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -15,7 +15,7 @@ from tracking import validation
 from tracking.entities import Run
 from tracking.errors import InvalidParameterError
 from tracking.server.errors import ErrorBody
-from tracking.server.render import run_json
+from tracking.server.render import RunModels, run_json
 from tracking.server.responses import empty_response
 from tracking.server.state import ServerState
 
@@ -40,9 +40,17 @@ def check_max_results(max_results: int) -> int:
     return max_results
 
 
-def render_runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """Runs as MLflow JSON, their metrics with the step and timestamp of the latest point."""
-    return [run_json(run) for run in runs]
+def render_runs(
+    runs: Sequence[Run],
+    models: Mapping[str, RunModels] | None = None,
+    *,
+    model_inputs: bool = True,
+) -> list[dict[str, Any]]:
+    """Runs as MLflow JSON, their metrics with the step and timestamp of the latest point;
+    ``models`` (by run id, what ``get_runs_models`` answers) are their logged models."""
+    if not models:
+        return [run_json(run) for run in runs]
+    return [run_json(run, models.get(run.info.run_id), model_inputs=model_inputs) for run in runs]
 
 
 def add_fast_lane_route(

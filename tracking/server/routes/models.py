@@ -289,6 +289,7 @@ async def create_registered_model(body: CreateRegisteredModel, state: StateDep) 
         body.name,
         {t.key: t.value for t in body.tags},
         body.description,
+        request_id=body.request_id or None,
     )
     return _registered(model)
 
@@ -422,6 +423,7 @@ async def create_model_version(body: CreateModelVersion, state: StateDep) -> Res
         body.run_link or None,
         body.description,
         body.model_id or None,
+        request_id=body.request_id or None,
     )
     return _version(version)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -31,7 +32,7 @@ from tracking.entities import (
 )
 from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.server import params
-from tracking.server.render import metrics_json, run_info_json
+from tracking.server.render import RunModels, metrics_json, run_info_json
 from tracking.server.responses import MlflowJSONResponse, empty_response
 from tracking.server.routes.common import (
     ERRORS,
@@ -70,9 +71,9 @@ LOGGED_MODELS_TAG = "mlflow.log-model.history"
 QUICK_SEARCH_RESULTS = 1000
 
 
-def run_response(run: Run) -> Response:
+def run_response(run: Run, models: Mapping[str, RunModels] | None = None) -> Response:
     """``{"run": <run json>}``."""
-    (rendered,) = render_runs([run])
+    (rendered,) = render_runs([run], models)
     return MlflowJSONResponse({"run": rendered})
 
 
@@ -111,7 +112,9 @@ def _create_run(
 async def get_run(query: Annotated[RunRef, Query()], state: StateDep) -> Response:
     """A run with its params, tags and latest metrics."""
     run = await state.quick(state.client.get_run, query.resolved_run_id())
-    return run_response(run)
+    # MLflow 3's model_inputs and model_outputs: the logged models the run used and made.
+    models = await state.quick(state.store.get_runs_models, [run.info.run_id])
+    return run_response(run, models)
 
 
 @router.post("/update", response_model=RunInfoResponse)
@@ -324,7 +327,9 @@ async def search_page(state: ServerState, body: SearchRuns) -> PagedList[Run]:
 async def search_runs(body: SearchRuns, state: StateDep) -> Response:
     """Runs of some experiments matching an MLflow filter (``OR`` and parentheses too)."""
     page = await search_page(state, body)
-    out: dict[str, Any] = {"runs": render_runs(page)}
+    # MLflow's runs/search gives each run's model_outputs, not its model_inputs.
+    models = await state.quick(state.store.get_runs_models, [run.info.run_id for run in page])
+    out: dict[str, Any] = {"runs": render_runs(page, models, model_inputs=False)}
     if page.token:
         out["next_page_token"] = page.token
     return MlflowJSONResponse(out)

@@ -115,12 +115,19 @@ class LogOutputs(RequestModel):
 # -- the registry ------------------------------------------------------------------
 
 
+_REQUEST_ID = (
+    "trackflow: an id the client chose for this call; a retry with it (the first answer "
+    "lost) returns what the first attempt made."
+)
+
+
 class CreateRegisteredModel(RequestModel):
     """``POST registered-models/create``."""
 
     name: str
     tags: list[KeyValue] = Field(default_factory=list)
     description: str | None = None
+    request_id: str | None = Field(None, max_length=64, description=_REQUEST_ID)
 
 
 class RegisteredModelRef(RequestModel):
@@ -184,6 +191,7 @@ class CreateModelVersion(RegisteredModelRef):
     run_link: str | None = None
     description: str | None = None
     model_id: str | None = None
+    request_id: str | None = Field(None, max_length=64, description=_REQUEST_ID)
 
 
 class ModelVersionRef(RegisteredModelRef):

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: The newest migration; a test checks that it is Alembic's head.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 #: The name of the lock that serialises schema creation on a server database.

@@ -9,6 +9,7 @@ filter with :mod:`tracking.store.model_search` on the rows of the experiments
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from tracking.store.sql.models import (
     RegisteredModelAliasModel,
     RegisteredModelModel,
     RegisteredModelTagModel,
+    RegistryRequestModel,
     RunModel,
     RunModelIOModel,
     table_of,
@@ -68,6 +70,7 @@ _rm_tags = table_of(RegisteredModelTagModel)
 _mv = table_of(ModelVersionModel)
 _mv_tags = table_of(ModelVersionTagModel)
 _aliases = table_of(RegisteredModelAliasModel)
+_requests = table_of(RegistryRequestModel)
 
 #: Filter attributes that are columns of ``logged_models`` (by the same name).
 _COLUMNS = {
@@ -76,6 +79,12 @@ _COLUMNS = {
     "model_type": "model_type",
     "source_run_id": "source_run_id",
 }
+#: How long a registry create's request id is remembered: far beyond a client's retries.
+_REQUEST_TTL_MS = 24 * 3600 * 1000
+#: The tag MLflow's server keeps on a logged model: the versions registered from it.
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+#: Run ids per ``IN (...)`` of a bulk read (well under every backend's bound-parameter limit).
+_IN_CHUNK = 500
 _STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
 
 
@@ -433,6 +442,33 @@ class ModelStoreMixin:
 
         return self.read(work)
 
+    def get_runs_models(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, tuple[list[str], list[tuple[str, int]]]]:
+        """:meth:`get_run_models` of many runs in one read (a search page's); runs that
+        used and produced no logged model are left out."""
+
+        def work(conn: Connection) -> dict[str, tuple[list[str], list[tuple[str, int]]]]:
+            found: dict[str, tuple[list[str], list[tuple[str, int]]]] = {}
+            ids = list(dict.fromkeys(run_ids))
+            for start in range(0, len(ids), _IN_CHUNK):
+                rows = conn.execute(
+                    select(
+                        _run_io.c.run_uuid, _run_io.c.model_id, _run_io.c.direction, _run_io.c.step
+                    )
+                    .where(_run_io.c.run_uuid.in_(ids[start : start + _IN_CHUNK]))
+                    .order_by(_run_io.c.run_uuid, _run_io.c.model_id)
+                ).all()
+                for r in rows:
+                    used, produced = found.setdefault(r.run_uuid, ([], []))
+                    if r.direction == "input":
+                        used.append(r.model_id)
+                    else:
+                        produced.append((r.model_id, r.step))
+            return found
+
+        return self.read(work) if run_ids else {}
+
     def search_logged_models(
         self,
         experiment_ids: Sequence[str],
@@ -562,13 +598,40 @@ class ModelStoreMixin:
             for r in (rows[n] for n in names if n in rows)
         ]
 
+    def _request_made(self, conn: Connection, request_id: str | None, name: str) -> Any:
+        """The row of an earlier attempt of the create ``request_id`` for ``name``, if any."""
+        if request_id is None:
+            return None
+        return conn.execute(
+            select(_requests).where(_requests.c.request_id == request_id, _requests.c.name == name)
+        ).first()
+
+    def _remember_request(
+        self, conn: Connection, request_id: str | None, name: str, version: int | None, now: int
+    ) -> None:
+        if request_id is None:
+            return
+        conn.execute(delete(_requests).where(_requests.c.creation_time < now - _REQUEST_TTL_MS))
+        conn.execute(
+            _requests.insert().values(
+                request_id=request_id, name=name, version=version, creation_time=now
+            )
+        )
+
     def create_registered_model(
         self,
         name: str,
         tags: Sequence[tuple[str, str]] = (),
         description: str | None = None,
+        request_id: str | None = None,
     ) -> RegisteredModel:
+        """Create a registered model; AlreadyExistsError if the name is taken, unless
+        ``request_id`` (a client's retry of one create) names the call that took it."""
+
         def work(conn: Connection) -> RegisteredModel:
+            if self._request_made(conn, request_id, name) is not None:
+                self._rm_row(conn, name)
+                return self._load_registered(conn, [name])[0]
             if conn.execute(select(_rm.c.name).where(_rm.c.name == name)).first() is not None:
                 raise AlreadyExistsError(f"Registered Model (name={name}) already exists.")
             now = _now()
@@ -577,6 +640,7 @@ class ModelStoreMixin:
                     name=name, creation_time=now, last_updated_time=now, description=description
                 )
             )
+            self._remember_request(conn, request_id, name, None, now)
             if tags:
                 conn.execute(
                     _rm_tags.insert(),
@@ -588,6 +652,8 @@ class ModelStoreMixin:
             return self.write(work)
         except InvalidParameterError as exc:
             if isinstance(exc.__cause__, IntegrityError):
+                if self.read(lambda conn: self._request_made(conn, request_id, name)):
+                    return self.get_registered_model(name)  # an attempt racing its retry
                 raise AlreadyExistsError(f"Registered Model (name={name}) already exists.") from exc
             raise
 
@@ -699,8 +765,16 @@ class ModelStoreMixin:
         model_id: str | None = None,
         user_id: str | None = None,
         storage_location: str | None = None,
+        request_id: str | None = None,
     ) -> ModelVersion:
+        """The next version of ``name``; a retry of the same ``request_id`` returns the
+        version its first attempt made. A logged model's ``mlflow.modelVersions`` tag
+        gains the version, as MLflow's server records it."""
+
         def work(conn: Connection) -> ModelVersion:
+            made = self._request_made(conn, request_id, name)
+            if made is not None and made.version is not None:
+                return self._one_version(conn, name, made.version)
             self._rm_row(conn, name)
             if model_id is not None:
                 self._model_row(conn, model_id)
@@ -739,9 +813,44 @@ class ModelStoreMixin:
                     ],
                 )
             conn.execute(update(_rm).where(_rm.c.name == name).values(last_updated_time=now))
+            if model_id is not None:
+                self._add_version_to_model_tag(conn, model_id, name, version)
+            self._remember_request(conn, request_id, name, version, now)
             return self._one_version(conn, name, version)
 
         return self.write(work)
+
+    def _add_version_to_model_tag(
+        self, conn: Connection, model_id: str, name: str, version: int
+    ) -> None:
+        """Append ``{"name", "version"}`` to the model's ``mlflow.modelVersions`` tag (a JSON
+        list; the version a number, as MLflow's server writes it), once."""
+        current = conn.execute(
+            select(_lm_tags.c.value).where(
+                _lm_tags.c.model_id == model_id, _lm_tags.c.key == MODEL_VERSIONS_TAG
+            )
+        ).scalar()
+        entries: list[Any] = []
+        if current:
+            try:
+                loaded = json.loads(current)
+            except ValueError:
+                loaded = []
+            entries = loaded if isinstance(loaded, list) else []
+        entry = {"name": name, "version": version}
+        if entry in entries:
+            return
+        entries.append(entry)
+        conn.execute(
+            delete(_lm_tags).where(
+                _lm_tags.c.model_id == model_id, _lm_tags.c.key == MODEL_VERSIONS_TAG
+            )
+        )
+        conn.execute(
+            _lm_tags.insert().values(
+                model_id=model_id, key=MODEL_VERSIONS_TAG, value=json.dumps(entries)
+            )
+        )
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
         number = _version_number(version)

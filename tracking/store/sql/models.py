@@ -462,6 +462,21 @@ class RegisteredModelAliasModel(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+class RegistryRequestModel(Base):
+    """A registry create a client made, by the id it chose: a retried
+    ``registered-models/create`` or ``model-versions/create`` (its first answer
+    lost) finds what the first attempt made instead of failing or adding a version."""
+
+    __tablename__ = "registry_requests"
+    __table_args__ = (_MYSQL,)
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    #: The version made; NULL for a registered model's creation.
+    version: Mapped[int | None] = mapped_column(Integer)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+
+
 def table_of(model: type[Base]) -> Table:
     """The ``Table`` of a model, typed as such (``__table__`` is typed as a FromClause)."""
     table = model.__table__

@@ -6,6 +6,8 @@ Mixed into a backend's test class next to the store suite (it needs the same
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tracking.client import TrackingClient
@@ -224,6 +226,41 @@ class ModelRegistrySuite:
             client.create_model_version("missing", f"models:/{mid}")
         with pytest.raises(InvalidParameterError, match="version"):
             client.get_model_version("churn", "one")
+
+    def test_a_retried_create_returns_what_the_first_attempt_made(
+        self, client: TrackingClient
+    ) -> None:
+        run, mid = self._logged(client)
+        first = client.create_registered_model("retried", request_id="req-rm-1")
+        again = client.create_registered_model("retried", request_id="req-rm-1")
+        assert again.name == first.name == "retried"
+        with pytest.raises(AlreadyExistsError):  # another call, another request id
+            client.create_registered_model("retried", request_id="req-rm-2")
+        with pytest.raises(AlreadyExistsError):
+            client.create_registered_model("retried")
+        v1 = client.create_model_version("retried", f"models:/{mid}", request_id="req-mv-1")
+        v1_again = client.create_model_version("retried", f"models:/{mid}", request_id="req-mv-1")
+        assert (v1.version, v1_again.version) == ("1", "1")
+        v2 = client.create_model_version("retried", f"runs:/{run}/model", request_id="req-mv-2")
+        assert v2.version == "2"
+        versions = client.search_model_versions("name = 'retried'")
+        assert sorted(v.version for v in versions) == ["1", "2"]
+
+    def test_registering_a_logged_model_tags_it_with_its_versions(
+        self, client: TrackingClient
+    ) -> None:
+        _, mid = self._logged(client)
+        for name in ("tagged-a", "tagged-b"):
+            client.create_registered_model(name)
+        client.create_model_version("tagged-a", f"models:/{mid}")
+        client.create_model_version("tagged-b", f"models:/{mid}", model_id=mid)
+        client.create_model_version("tagged-a", f"models:/{mid}")
+        tag = client.get_logged_model(mid).tags["mlflow.modelVersions"]
+        assert json.loads(tag) == [
+            {"name": "tagged-a", "version": 1},
+            {"name": "tagged-b", "version": 1},
+            {"name": "tagged-a", "version": 2},
+        ]
 
     def test_stages_and_latest_versions(self, client: TrackingClient) -> None:
         _, mid = self._logged(client)
