@@ -3,8 +3,9 @@ downloads.
 
 The page shows the run's info, params, latest metrics, tags, note, parent
 breadcrumb and children, an orchestrator panel for pipeline runs (links back
-into Airflow or Prefect from the run's tags), lineage both ways, and charts of
-each metric drawn from the sampled-history endpoint by ``static/app.js``.
+into Airflow or Prefect from the run's tags), lineage both ways, the logged models
+it produced and used (with their registered versions), and charts of each metric
+drawn from the sampled-history endpoint by ``static/app.js``.
 
 A run may hold tens of thousands of params and tags of thousands of characters:
 the page reads and shows the first :data:`KV_PAGE` of each kind (and the tags

@@ -191,6 +191,22 @@ class TestRegistry:
         expect(page.locator("#pipeline")).to_be_visible()
 
 
+class TestMlflowLinks:
+    def test_mlflow_s_model_links_open_the_pages(
+        self, page: Any, ui_server: ServerProcess, models: Models
+    ) -> None:
+        model_id = models.model_ids[0]
+        page.goto(f"{ui_server.url}/#/experiments/{models.experiment_id}/models/{model_id}")
+        page.wait_for_url(re.compile(f"/experiments/{models.experiment_id}/models/{model_id}$"))
+        expect(page.locator("#info")).to_contain_text(model_id)
+        page.goto(f"{ui_server.url}/#/models/churn/versions/1")
+        page.wait_for_url(re.compile("/models/churn#v1$"))
+        expect(page.locator("#v1 td.run")).to_have_text("train 2026-11-05")
+        page.goto(f"{ui_server.url}/#/models")
+        page.wait_for_url(re.compile("/models$"))
+        expect(page.locator("h1")).to_have_text("Registered models")
+
+
 class TestHostileNames:
     def test_a_hostile_model_name_and_tag_are_text(
         self, page: Any, ui_server: ServerProcess, models: Models

@@ -7,7 +7,8 @@
   const ROOT = meta("root-path");
   const CSRF = meta("csrf-token");
 
-  // -- MLflow's URL scheme: /#/experiments/{id}[/runs/{run_id}], /#/compare-runs?runs=[...]
+  // -- MLflow's URL scheme: /#/experiments/{id}[/runs/{run_id}], /#/compare-runs?runs=[...],
+  // /#/experiments/{id}/models/{model_id}, /#/models[/{name}[/versions/{n}]]
   function forwardHash() {
     const hash = window.location.hash;
     if (!hash.startsWith("#/")) return false;
@@ -20,7 +21,11 @@
     };
     let m;
     let target = null;
-    if ((m = path.match(/^\/experiments\/([^/]+)\/runs\/([^/]+)(\/artifacts(\/.*)?)?/))) {
+    if ((m = path.match(/^\/experiments\/([^/]+)\/models\/([^/]+)/))) {  // MLflow 3 logged model
+      target = `/experiments/${m[1]}/models/${m[2]}`;
+    } else if ((m = path.match(/^\/models(?:\/([^/]+)(?:\/versions\/(\d+))?)?\/?$/))) {
+      target = "/models" + (m[1] ? `/${m[1]}` + (m[2] ? `#v${m[2]}` : "") : "");
+    } else if ((m = path.match(/^\/experiments\/([^/]+)\/runs\/([^/]+)(\/artifacts(\/.*)?)?/))) {
       target = `/experiments/${m[1]}/runs/${m[2]}`;
       if (m[3]) target += "/artifacts" + (m[4] ? "?path=" + encodeURIComponent(m[4].slice(1)) : "");
     } else if ((m = path.match(/^\/experiments\/([^/]+)/))) {
