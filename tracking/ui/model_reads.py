@@ -32,11 +32,18 @@ def model_path(model: LoggedModel) -> str:
 @dataclass(frozen=True, slots=True)
 class RunModels:
     """What a run page's Models section shows: the models the run produced and used,
-    and the registry's versions made from them (by model id)."""
+    the registry's versions made from them (by model id), and the versions registered
+    from the run's own files (``runs:/<run_id>/...``, no logged model)."""
 
     produced: list[LoggedModel]
     used: list[LoggedModel]
     versions: dict[str, list[ModelVersion]]
+    from_files: list[ModelVersion]
+
+    @property
+    def shown(self) -> bool:
+        """Whether the run has anything for the section to show."""
+        return bool(self.produced or self.used or self.from_files)
 
 
 def _by_model(versions: Iterable[ModelVersion], ids: set[str]) -> dict[str, list[ModelVersion]]:
@@ -48,11 +55,13 @@ def _by_model(versions: Iterable[ModelVersion], ids: set[str]) -> dict[str, list
 
 
 def run_models(store: SqlTrackingStore, run_id: str) -> RunModels:
-    """The run's logged models and their registered versions: two reads."""
+    """The run's logged models and the versions registered from them or from the run's
+    files: two reads."""
     produced, used = store.ui_run_models(run_id)
     ids = {m.model_id for m in (*produced, *used)}
-    versions = store.ui_model_versions(model_ids=sorted(ids)) if ids else []
-    return RunModels(produced, used, _by_model(versions, ids))
+    versions = store.ui_model_versions(run_ids=[run_id], model_ids=sorted(ids))
+    from_files = [v for v in versions if v.run_id == run_id and v.model_id is None]
+    return RunModels(produced, used, _by_model(versions, ids), from_files)
 
 
 @dataclass(frozen=True, slots=True)

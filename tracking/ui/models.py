@@ -157,6 +157,7 @@ def model_page(
         if v.model_id == model.model_id
     ]
     files = _files(state, model, path)
+    tags = sorted(model.tags.items())
     return page(
         request,
         "model.html",
@@ -168,6 +169,8 @@ def model_page(
         registry_path=registry_path,
         files=files,
         metrics=sorted(model.metrics, key=lambda m: (m.key, m.step, m.timestamp)),
+        user_tags=[t for t in tags if not t[0].startswith("mlflow.")],
+        system_tags=[t for t in tags if t[0].startswith("mlflow.")],
     )
 
 

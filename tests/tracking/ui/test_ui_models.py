@@ -82,6 +82,10 @@ def models(ui_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
         model_ids.append(_logged_model(client, eid, train.info.run_id, "churn-model", workdir, auc))
         client.create_model_version("churn", f"models:/{model_ids[-1]}")
     client.set_registered_model_alias("churn", "champion", 2)
+    client.create_registered_model("churn-files")
+    client.create_model_version(
+        "churn-files", f"runs:/{trains[0]}/model", tags={"validated": "yes"}
+    )
     hostile_run = client.create_run(eid, run_name="hostile")
     hostile = _logged_model(client, eid, hostile_run.info.run_id, HOSTILE, workdir, 0.5)
     client.set_logged_model_tags(hostile, {"note": HOSTILE})
@@ -111,6 +115,20 @@ class TestRunPage:
         rows.first.locator("a", has_text="churn-model").click()
         page.wait_for_url(re.compile(f"/models/{models.model_ids[1]}$"))
         expect(page.locator("h1")).to_contain_text("churn-model")
+
+    def test_a_version_of_the_run_s_files_is_listed(
+        self, page: Any, ui_server: ServerProcess, models: Models
+    ) -> None:
+        page.goto(f"{ui_server.url}/runs/{models.train_runs[0]}")
+        expect(page.locator("#models-table tbody tr")).to_have_count(1)
+        expect(page.locator("#models-table td.registered")).to_have_text("churn v1")
+        files = page.locator("#registered-files")
+        expect(files).to_contain_text(f"churn-files v1 runs:/{models.train_runs[0]}/model")
+        files.locator("a").click()
+        page.wait_for_url(re.compile("/models/churn-files#v1$"))
+        expect(page.locator("#v1 td.model")).to_have_text(f"runs:/{models.train_runs[0]}/model")
+        expect(page.locator("#v1 td.run")).to_have_text("train 2026-11-05")
+        expect(page.locator("#v1 td.tags")).to_have_text("validated: yes")
 
     def test_a_run_without_models_has_no_section(
         self, page: Any, ui_server: ServerProcess, models: Models
