@@ -186,6 +186,11 @@ def store(request: pytest.FixtureRequest) -> TrackingClient:
     return client
 
 
+#: The environment each class-wide store set, by client: every test of the class gets it
+#: again (the suite's autouse fixture clears ``TRACKFLOW_*`` before each test).
+_CLASS_ENVIRONMENTS: dict[int, dict[str, str | None]] = {}
+
+
 def _tracking_for_class(
     kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TrackingClient]:
@@ -203,8 +208,31 @@ def _tracking_for_class(
             server: ServerProcess = request.getfixturevalue("tracking_server")
             patch.setenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", connection_env(server.url))
             client = TrackingClient(server.url)
+        names = (
+            "TRACKFLOW_TRACKING_URI",
+            "TRACKFLOW_UI_BASE_URL",
+            "AIRFLOW_CONN_TRACKFLOW_DEFAULT",
+        )
+        _CLASS_ENVIRONMENTS[id(client)] = {name: os.environ.get(name) for name in names}
         yield client
+        del _CLASS_ENVIRONMENTS[id(client)]
     reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def _class_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test of a class with a class-wide store runs in that store's environment."""
+    from tracking.settings import reset_settings
+
+    for name in ("class_embedded", "class_store"):
+        if name in request.fixturenames:
+            client = request.getfixturevalue(name)
+            for key, value in _CLASS_ENVIRONMENTS[id(client)].items():
+                if value is None:
+                    monkeypatch.delenv(key, raising=False)
+                else:
+                    monkeypatch.setenv(key, value)
+            reset_settings()
 
 
 @pytest.fixture(scope="class")
