@@ -75,7 +75,7 @@ def models(ui_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
             eid,
             run_name=f"train {day}",
             parent_run_id=dag.info.run_id,
-            tags={**pipeline, "airflow.task_id": "train", "trackflow.orchestrator": "airflow"},
+            tags={**pipeline, "airflow.task_id": "train"},
         )
         dag_runs.append(dag.info.run_id)
         trains.append(train.info.run_id)
