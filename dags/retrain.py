@@ -10,7 +10,10 @@ alias to it, so serving code loads ``models:/retrain@champion``.
 The DAG run is a parent run in the experiment ``retrain``; every task is a
 child run. Data are made from the logical date, so a rerun of a day trains on
 the same rows; they travel between tasks as artifacts, by reference
-(``ArtifactRef`` through XCom), and each use is recorded as lineage.
+(``ArtifactRef`` through XCom), and each use is recorded as lineage. The
+trained model travels as a logged model: train returns it, evaluate receives
+its ``ModelRef`` (the model id is the reference) and ``tracking.use_model``
+records the edge train -> evaluate naming ``models:/<model_id>``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from airflow.sdk import dag, task
 
 import tracking
 from operators import ChampionChallengerOperator, PromoteRunOperator
-from tracking import ArtifactRef
+from tracking import ArtifactRef, LoggedModel, ModelRef
 from tracking.examples import toy_model
 
 
@@ -57,8 +60,9 @@ def retrain() -> None:
         return data
 
     @task.trackflow(log_params=True)
-    def train(data: ArtifactRef, epochs: int, lr: float) -> ArtifactRef:
-        """Train the challenger: per-epoch loss and accuracy, the model as an artifact."""
+    def train(data: ArtifactRef, epochs: int, lr: float) -> LoggedModel:
+        """Train the challenger: per-epoch loss and accuracy, the model as a logged model
+        (handed on by its id; promotion registers it: models:/retrain@champion)."""
         rows, _ = toy_model.split(toy_model.load_rows(tracking.use_artifact(data)))
         weights, bias = [], 0.0
         for epoch, loss, weights, bias in toy_model.train(rows, epochs=int(epochs), lr=float(lr)):
@@ -67,21 +71,20 @@ def retrain() -> None:
                 step=epoch,
             )
         path = toy_model.save_model(weights, bias, Path(tempfile.mkdtemp()) / "model.json")
-        # A logged model too, which promotion registers (models:/retrain@champion).
-        tracking.log_model(path.parent, "toy-logistic", params={"epochs": epochs, "lr": lr})
-        return tracking.log_artifact(path, "model")
+        return tracking.log_model(path.parent, "toy-logistic", params={"epochs": epochs, "lr": lr})
 
     @task.trackflow
-    def evaluate(model: ArtifactRef, data: ArtifactRef) -> float:
+    def evaluate(model: ModelRef, data: ArtifactRef) -> float:
         """Score the model on the hold-out rows; the score goes on the challenger too."""
-        weights, bias = toy_model.load_model(tracking.use_artifact(model))
+        model_dir = Path(tracking.use_model(model))  # lineage: train -> evaluate
+        weights, bias = toy_model.load_model(model_dir / "model.json")
         _, holdout = toy_model.split(toy_model.load_rows(tracking.use_artifact(data)))
         score = toy_model.accuracy(weights, bias, holdout)
         tracking.log_metric("holdout_accuracy", score)
-        # The challenger is the run that holds the model.
+        # The challenger is the run that produced the model.
         active = tracking.active_run()
-        assert active is not None
-        active.client.log_metric(model.run_id, "holdout_accuracy", score)
+        assert active is not None and model.source_run_id is not None
+        active.client.log_metric(model.source_run_id, "holdout_accuracy", score)
         return score
 
     decide = ChampionChallengerOperator(

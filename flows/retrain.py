@@ -3,9 +3,12 @@
 extract -> validate -> train (the challenger) -> evaluate on a hold-out set ->
 compare with the champion -> promote or keep
 
-Promoting registers the challenger's logged model as the next version of the
-registered model (the experiment's name by default) and moves its ``champion``
-alias there: serving code loads ``models:/retrain@champion``.
+The trained model is handed from train to evaluate and decide as a logged
+model (its id is the reference); evaluate's ``tracking.use_model`` records the
+lineage edge train -> evaluate naming ``models:/<model_id>``. Promoting
+registers it as the next version of the registered model (the experiment's
+name by default) and moves its ``champion`` alias there: serving code loads
+``models:/retrain@champion``.
 
 ``retrain_flow(experiment=..., metric=...)`` makes one for an experiment and
 metric (``holdout_accuracy``, higher is better, or ``holdout_log_loss``,
@@ -24,7 +27,7 @@ from typing import Any
 
 import tracking
 from flows.decorators import tracked_flow, tracked_task
-from tracking import ArtifactRef
+from tracking import ArtifactRef, LoggedModel
 from tracking.champions import (
     CHAMPION_ALIAS,
     champion_of,
@@ -63,8 +66,8 @@ def validate(data: ArtifactRef) -> ArtifactRef:
 
 
 @tracked_task(log_params=True)
-def train(data: ArtifactRef, epochs: int = 25, lr: float = 0.5) -> ArtifactRef:
-    """The challenger: per-epoch loss and accuracy, the model as an artifact."""
+def train(data: ArtifactRef, epochs: int = 25, lr: float = 0.5) -> LoggedModel:
+    """The challenger: per-epoch loss and accuracy, the model as a logged model."""
     rows, _ = toy_model.split(toy_model.load_rows(tracking.use_artifact(data)))
     weights: list[float] = []
     bias = 0.0
@@ -73,15 +76,15 @@ def train(data: ArtifactRef, epochs: int = 25, lr: float = 0.5) -> ArtifactRef:
             {"loss": loss, "train_accuracy": toy_model.accuracy(weights, bias, rows)}, step=epoch
         )
     path = toy_model.save_model(weights, bias, Path(tempfile.mkdtemp()) / "model.json")
-    # A logged model too, which promotion registers (models:/<experiment>@champion).
-    tracking.log_model(path.parent, "toy-logistic", params={"epochs": epochs, "lr": lr})
-    return tracking.log_artifact(path, "model")
+    # Promotion registers it (models:/<experiment>@champion).
+    return tracking.log_model(path.parent, "toy-logistic", params={"epochs": epochs, "lr": lr})
 
 
 @tracked_task
-def evaluate(model: ArtifactRef, data: ArtifactRef) -> dict[str, float]:
-    """Hold-out scores, on this run and on the challenger (the run holding the model)."""
-    weights, bias = toy_model.load_model(tracking.use_artifact(model))
+def evaluate(model: LoggedModel, data: ArtifactRef) -> dict[str, float]:
+    """Hold-out scores, on this run and on the challenger (the run that produced the model)."""
+    model_dir = Path(tracking.use_model(model))  # lineage: train -> evaluate
+    weights, bias = toy_model.load_model(model_dir / "model.json")
     _, holdout = toy_model.split(toy_model.load_rows(tracking.use_artifact(data)))
     loss = 0.0
     for x, y in holdout:
@@ -93,15 +96,15 @@ def evaluate(model: ArtifactRef, data: ArtifactRef) -> dict[str, float]:
     }
     tracking.log_metrics(scores)
     active = tracking.active_run()
-    assert active is not None
+    assert active is not None and model.source_run_id is not None
     for key, value in scores.items():
-        active.client.log_metric(model.run_id, key, value)
+        active.client.log_metric(model.source_run_id, key, value)
     return scores
 
 
 @tracked_task
 def decide(
-    model: ArtifactRef,
+    model: LoggedModel,
     metric: str,
     min_improvement: float,
     registered_model: str | None = None,
@@ -113,7 +116,8 @@ def decide(
     active = tracking.active_run()
     assert active is not None
     client = active.client
-    challenger = client.get_run(model.run_id)
+    assert model.source_run_id is not None
+    challenger = client.get_run(model.source_run_id)
     value = metric_of(challenger, metric, "challenger")
     champion = champion_of(client, challenger.info.experiment_id)
     if champion is None:
@@ -163,7 +167,7 @@ def retrain_flow(
         model: Any = train(data, epochs=epochs, lr=lr)
         scores: Any = evaluate(model, data)
         decision: Any = decide(model, metric, min_improvement, registered, alias)
-        return {"challenger": model.run_id, "decision": decision, **scores}
+        return {"challenger": model.source_run_id, "decision": decision, **scores}
 
     return retrain
 

@@ -413,12 +413,18 @@ class TrackingClient:
     ) -> None:
         """Record that run ``consumer_run_id`` used the artifact ``artifact_path`` of run
         ``producer_run_id`` (content ``sha256``); recording it again is a no-op.
-        :func:`tracking.use_artifact` does this for the active run."""
+        :func:`tracking.use_artifact` does this for the active run. ``artifact_path``
+        may be ``models:/<model_id>``: the run used that logged model
+        (:func:`tracking.use_model`, ``sha256`` the digest of its files)."""
         from tracking.artifacts.paths import normalize_artifact_path
 
         consumer = validation.validate_run_id(consumer_run_id, "consumer_run_id")
         producer = validation.validate_run_id(producer_run_id, "producer_run_id")
-        path = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
+        if isinstance(artifact_path, str) and artifact_path.startswith("models:/"):
+            # A logged model handed on (tracking.use_model): the edge names the model.
+            path = f"models:/{_model_id(artifact_path.removeprefix('models:/'))}"
+        else:
+            path = normalize_artifact_path(artifact_path, field="artifact_path", allow_root=False)
         if len(path) > 500:
             raise InvalidParameterError(
                 f"artifact_path is {len(path)} characters long; the limit is 500"
@@ -653,11 +659,18 @@ class TrackingClient:
         run_link: str | None = None,
         description: str | None = None,
         model_id: str | None = None,
+        *,
+        request_id: str | None = None,
     ) -> ModelVersion:
         """Register the next version of ``name`` from a model's files: ``source`` is a
         logged model's ``models:/<model_id>``, a ``runs:/<run_id>/<path>`` URI or an
-        artifact URI. The version's download URI is where the files really are."""
+        artifact URI. The version's download URI is where the files really are.
+
+        A retried call with the same ``request_id`` returns the version its first
+        attempt made (the REST store sends one per call by itself)."""
         _check_name(name, "name", 256)
+        if request_id is not None:
+            _check_name(request_id, "request_id", 64)
         if not isinstance(source, str) or not source or len(source) > 1000:
             raise InvalidParameterError(
                 f"source must be a model URI of at most 1000 characters, got {source!r:.80}"

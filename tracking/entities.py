@@ -31,6 +31,7 @@ __all__ = [
     "LoggedModelStatus",
     "Metric",
     "ModelMetric",
+    "ModelRef",
     "ModelVersion",
     "PagedList",
     "Param",
@@ -423,6 +424,88 @@ class LoggedModel:
     def model_uri(self) -> str:
         """``models:/<model_id>``, the URI MLflow's ``load_model`` takes."""
         return f"models:/{self.model_id}"
+
+    @property
+    def ref(self) -> ModelRef:
+        """The reference to hand on to another pipeline step (:class:`ModelRef`)."""
+        return ModelRef(self.model_id, self.source_run_id, self.name)
+
+    #: The serialised form's version (Airflow's serde records it).
+    __version__: ClassVar[int] = 1
+
+    def serialize(self) -> dict[str, object]:
+        """Airflow serde's hook: a task returning a logged model hands on its
+        :class:`ModelRef` (the id is the reference, never the files)."""
+        return self.ref.to_dict()
+
+    @staticmethod
+    def deserialize(data: Mapping[str, object], version: int) -> ModelRef:
+        """Airflow serde's hook: the :class:`ModelRef` a returned logged model became."""
+        return ModelRef.deserialize(data, version)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A logged model handed between pipeline steps: its id (the reference), the run
+    that produced it and its name. ``tracking.use_model(ref)`` in the next step
+    downloads its files and records the lineage edge producer run -> consumer run,
+    naming ``models:/<model_id>``.
+
+    Example::
+
+        @task.trackflow
+        def train() -> ModelRef:
+            return tracking.log_model("out/model", "churn").ref
+
+        @task.trackflow
+        def evaluate(model: ModelRef) -> None:
+            local_dir = tracking.use_model(model)
+    """
+
+    #: The serialised form's version (Airflow's serde records it).
+    __version__: ClassVar[int] = 1
+
+    model_id: str
+    source_run_id: str | None = None
+    name: str = ""
+
+    @property
+    def model_uri(self) -> str:
+        """``models:/<model_id>``."""
+        return f"models:/{self.model_id}"
+
+    @property
+    def run_id(self) -> str | None:
+        """The producing run (``source_run_id``), as an :class:`ArtifactRef` names it."""
+        return self.source_run_id
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, for handing the reference between pipeline steps."""
+        return {"model_id": self.model_id, "source_run_id": self.source_run_id, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ModelRef:
+        """The inverse of :meth:`to_dict`; a missing ``model_id`` raises KeyError."""
+        source = data.get("source_run_id")
+        return cls(
+            str(data["model_id"]),
+            None if source is None else str(source),
+            str(data.get("name", "")),
+        )
+
+    def serialize(self) -> dict[str, object]:
+        """Airflow serde's hook: the same dict as :meth:`to_dict`."""
+        return self.to_dict()
+
+    @staticmethod
+    def deserialize(data: Mapping[str, object], version: int) -> ModelRef:
+        """Airflow serde's hook: the inverse of :meth:`serialize`."""
+        if int(version) > ModelRef.__version__:
+            raise TypeError(
+                f"ModelRef serialised with version {version}, newer than this "
+                f"trackflow's {ModelRef.__version__}: upgrade trackflow where it is read"
+            )
+        return ModelRef.from_dict(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,7 @@ from tracking.entities import (
     LoggedModel,
     LoggedModelStatus,
     Metric,
+    ModelRef,
     ModelVersion,
     Param,
     Run,
@@ -960,20 +961,72 @@ def log_model(
     return ready
 
 
-def use_model(model_uri: str, dst_path: str | os.PathLike[str] | None = None) -> str:
-    """Download the files of the logged model a ``models:/`` URI names
-    (``models:/<model_id>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``)
-    and return the local directory; with an active run, the run records the model as
-    an input."""
-    client = _client()
-    model = client.resolve_model_uri(model_uri)
-    local = client.download_model_artifacts(
-        model.model_id, "", os.fspath(dst_path) if dst_path is not None else None
-    )
+def use_model(
+    model: str | LoggedModel | ModelRef, dst_path: str | os.PathLike[str] | None = None
+) -> str:
+    """Download the files of a logged model and return the local directory. ``model`` is
+    a ``models:/`` URI (``models:/<model_id>``, ``models:/<name>/<version>``,
+    ``models:/<name>@<alias>``), or the :class:`LoggedModel` or :class:`ModelRef` an
+    earlier pipeline step handed on.
+
+    With an active run, the run records the model as an input, and a lineage edge
+    from the model's source run to this run naming ``models:/<model_id>`` (with the
+    sha256 of its files as downloaded)::
+
+        local_dir = tracking.use_model(model_ref)   # in the consuming step
+    """
     stack = _stack.get()
+    # The active run's store (an Airflow connection's, say), else the default one.
+    client = stack[-1].client if stack else _client()
+    if isinstance(model, LoggedModel | ModelRef):
+        found = client.get_logged_model(model.model_id)
+    elif isinstance(model, str):
+        found = client.resolve_model_uri(model)
+    else:
+        raise InvalidParameterError(
+            f"use_model takes a models:/ URI, a LoggedModel or a ModelRef, got "
+            f"{type(model).__name__}"
+        )
+    local = client.download_model_artifacts(
+        found.model_id, "", os.fspath(dst_path) if dst_path is not None else None
+    )
     if stack:
-        stack[-1].client.log_run_models(stack[-1].info.run_id, inputs=[model.model_id])
+        consumer = stack[-1]
+        consumer.client.log_run_models(consumer.info.run_id, inputs=[found.model_id])
+        producer = found.source_run_id
+        if producer and producer != consumer.info.run_id:
+            consumer.client.record_lineage(
+                consumer.info.run_id, producer, found.model_uri, _tree_sha256(local)
+            )
     return local
+
+
+def _tree_sha256(root: str) -> str:
+    """The sha256 of a directory's files: each relative path and its content's digest,
+    in path order (a single file: its content's digest)."""
+    import hashlib
+
+    if os.path.isfile(root):
+        return _file_sha256(root)
+    digest = hashlib.sha256()
+    entries = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            entries.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
+    for relative, path in sorted(entries):
+        digest.update(f"{relative}\0{_file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def register_model(

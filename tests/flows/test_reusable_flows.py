@@ -11,7 +11,7 @@ from _prefect_support import by_name, flow_tree
 from flows.retrain import retrain_flow
 from flows.sweep import sweep
 from tracking import RunStatus, TrackingClient
-from tracking.champions import CHAMPION_ALIAS, CHAMPION_TAG, MODEL_VERSION_TAG
+from tracking.champions import CHAMPION_ALIAS, CHAMPION_TAG, MODEL_VERSION_TAG, model_of
 
 pytestmark = pytest.mark.prefect
 
@@ -42,11 +42,16 @@ class TestRetrain:
         assert tasks["train"].data.params == {"epochs": "25", "lr": "0.5"}
         losses = store.get_metric_history(first["challenger"], "loss")
         assert [m.step for m in losses] == list(range(1, 26))
+        # The model went from train to evaluate as a logged model: evaluate's use of it
+        # is a lineage edge naming models:/<model_id>, as its use of the data artifact.
+        model_id = model_of(store, tasks["train"])
+        assert model_id is not None
         consumed = store.get_lineage(tasks["evaluate"].info.run_id).consumed
         assert {(e.producer_run_id, e.artifact_path) for e in consumed} == {
-            (first["challenger"], "model/model.json"),
+            (first["challenger"], f"models:/{model_id}"),
             (tasks["extract"].info.run_id, "data/rows.jsonl"),
         }
+        assert store.get_run_models(tasks["evaluate"].info.run_id) == ([model_id], [])
         assert _champions(store, experiment) == [first["challenger"]]
         # Its logged model is the registered model's version under the champion alias.
         version = store.get_model_version_by_alias(experiment, CHAMPION_ALIAS)

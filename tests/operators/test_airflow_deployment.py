@@ -41,7 +41,7 @@ from _airflow_support import TRACKFLOW_UI, run_tree
 from operators._tracking import pipeline_for, step_for
 from operators.champion import CHAMPION_TAG
 from tracking import Run, RunStatus
-from tracking.champions import CHAMPION_ALIAS
+from tracking.champions import CHAMPION_ALIAS, model_of
 from tracking.errors import RunNotFoundError
 from tracking.pipelines import ATTEMPT_TAG, FAILURE_REASON_TAG, Step, attempts
 
@@ -289,12 +289,10 @@ def _check_retrain(deployment: Deployment, run_id: str, day: int) -> dict[str, R
     losses = client.get_metric_history(train.info.run_id, "loss")
     assert [m.step for m in losses] == list(range(1, 26))
     assert losses[-1].value < losses[0].value
-    assert [f.path for f in client.list_artifacts(train.info.run_id, "model")] == [
-        "model/model.json"
-    ]
+    model_id = model_of(client, train)  # handed to evaluate as a logged model
     consumed = client.get_lineage(evaluate.info.run_id).consumed
     assert {(e.producer_run_id, e.artifact_path) for e in consumed} == {
-        (train.info.run_id, "model/model.json"),
+        (train.info.run_id, f"models:/{model_id}"),
         (extract.info.run_id, "data/rows.jsonl"),
     }
     score = evaluate.data.metrics["holdout_accuracy"]

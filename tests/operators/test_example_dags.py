@@ -38,15 +38,21 @@ class TestRetrain:
         losses = store.get_metric_history(train.info.run_id, "loss")
         assert [m.step for m in losses] == list(range(1, 26))
         assert losses[-1].value < losses[0].value  # it learns
-        assert [f.path for f in store.list_artifacts(train.info.run_id, "model")] == [
-            "model/model.json"
-        ]
-        # Evaluate used the model and the data by reference: lineage edges.
+        # The model went from train to evaluate as a logged model (its id through XCom);
+        # evaluate's use of it and of the data (an artifact) are lineage edges.
+        model_id = model_of(store, train)
+        assert model_id is not None
+        assert store.get_logged_model(model_id).source_run_id == train.info.run_id
         consumed = store.get_lineage(evaluate.info.run_id).consumed
         assert {(e.producer_run_id, e.artifact_path) for e in consumed} == {
-            (train.info.run_id, "model/model.json"),
+            (train.info.run_id, f"models:/{model_id}"),
             (extract.info.run_id, "data/rows.jsonl"),
         }
+        produced = store.get_lineage(train.info.run_id).produced
+        assert [(e.consumer_run_id, e.artifact_path) for e in produced] == [
+            (evaluate.info.run_id, f"models:/{model_id}")
+        ]
+        assert store.get_run_models(evaluate.info.run_id) == ([model_id], [])
         score = evaluate.data.metrics["holdout_accuracy"]
         assert 0.7 < score <= 1.0
         assert store.get_run(train.info.run_id).data.metrics["holdout_accuracy"] == score

@@ -4,6 +4,7 @@ go through the artifact proxy)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +50,33 @@ def _exercise(tmp_path: Path) -> None:
     assert (local / "sub" / "weights.bin").read_bytes() == b"\x00\x01" * 100
     assert (local / "MLmodel").read_text() == "flavors: {}\n"
     assert client.get_run_models(serve.info.run_id) == ([model.model_id], [])
+    # The use is a lineage edge from the producing run, naming the model and the
+    # digest of its files (each relative path with its content's sha256, in order).
+    files = sorted(("MLmodel", "sub/weights.bin"))
+    tree = hashlib.sha256(
+        "".join(
+            f"{name}\0{hashlib.sha256((local / name).read_bytes()).hexdigest()}\n" for name in files
+        ).encode()
+    ).hexdigest()
+    (edge,) = client.get_lineage(serve.info.run_id).consumed
+    assert (edge.producer_run_id, edge.artifact_path, edge.sha256) == (
+        run.info.run_id,
+        model.model_uri,
+        tree,
+    )
+    # Handed on as a LoggedModel or its ModelRef (what a pipeline step returns).
+    for handed in (model, model.ref):
+        with tracking.start_run(run_name="consume") as consume:
+            tracking.use_model(handed, tmp_path / f"dst-{type(handed).__name__}")
+        (edge,) = client.get_lineage(consume.info.run_id).consumed
+        assert (edge.producer_run_id, edge.artifact_path) == (run.info.run_id, model.model_uri)
+    own_source = tmp_path / "own-src"
+    own_source.mkdir()
+    (own_source / "MLmodel").write_text("flavors: {}\n")
+    with tracking.start_run(run_name="own") as own:
+        mine = tracking.log_model(own_source, "mine")
+        tracking.use_model(mine.ref, tmp_path / "dst-own")
+    assert client.get_lineage(own.info.run_id).consumed == ()  # no edge to itself
     for uri in ("models:/churn/2", "models:/churn/latest", model.model_uri):
         assert client.resolve_model_uri(uri).model_id == model.model_id
     with pytest.raises(NotFoundError):
