@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     from operators.hooks import TrackflowHook
     from operators.links import TrackflowRunLink
     from operators.python import TrackedPythonOperator
-    from operators.sensors import TrackflowRunSensor
+    from operators.sensors import ModelAliasSensor, TrackflowRunSensor
 
 __all__ = [
     "ChampionChallengerOperator",
+    "ModelAliasSensor",
     "PromoteRunOperator",
     "TrackedPythonOperator",
     "TrackflowHook",
@@ -33,6 +34,7 @@ __all__ = [
 
 _WHERE = {
     "ChampionChallengerOperator": "operators.champion",
+    "ModelAliasSensor": "operators.sensors",
     "PromoteRunOperator": "operators.champion",
     "TrackedPythonOperator": "operators.python",
     "TrackflowHook": "operators.hooks",

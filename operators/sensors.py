@@ -1,4 +1,6 @@
-"""``TrackflowRunSensor``: wait for a run to end, by id or by search filter."""
+"""``TrackflowRunSensor``: wait for a run to end, by id or by search filter;
+``ModelAliasSensor``: wait for a registered model's alias (``champion``) to move
+to another version."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator
 
 from operators.hooks import TrackflowHook
+from tracking.champions import CHAMPION_ALIAS
 from tracking.entities import Run, RunStatus
-from tracking.errors import RunNotFoundError
+from tracking.errors import NotFoundError, RunNotFoundError
 
-__all__ = ["TrackflowRunSensor"]
+__all__ = ["ModelAliasSensor", "TrackflowRunSensor"]
 
 
 class TrackflowRunSensor(BaseSensorOperator):
@@ -94,3 +97,101 @@ class TrackflowRunSensor(BaseSensorOperator):
                 f"trackflow run {run.info.run_id} ended {status.value}: {reason}"
             )
         return PokeReturnValue(is_done=True, xcom_value=run.info.run_id)
+
+
+class ModelAliasSensor(BaseSensorOperator):
+    """Waits until the alias ``alias`` of the registered model ``registered_model``
+    points at another version than ``from_version``, or, without ``from_version``,
+    than at the sensor's first poke (the alias missing then counts as no version).
+
+    Returns ``{"name", "alias", "version", "model_id", "previous"}`` (the version it
+    moved to, its logged model, the version it left): a deployment DAG picks up a
+    newly promoted champion this way::
+
+        ModelAliasSensor(task_id="new_champion", registered_model="retrain",
+                         poke_interval=60, timeout=24 * 3600)
+
+    With ``mode="reschedule"`` the sensor keeps no state between pokes: give
+    ``from_version`` (templated, ``"{{ params.deployed_version }}"`` say).
+    """
+
+    template_fields: Sequence[str] = ("registered_model", "alias", "from_version")
+
+    def __init__(
+        self,
+        *,
+        registered_model: str,
+        alias: str = CHAMPION_ALIAS,
+        from_version: str | int | None = None,
+        trackflow_conn_id: str = TrackflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.registered_model = registered_model
+        self.alias = alias
+        self.from_version = from_version
+        self.trackflow_conn_id = trackflow_conn_id
+        self._baseline: tuple[str | None] | None = None  # the version at the first poke
+
+    def execute(self, context: Any) -> Any:
+        """Refuse ``mode="reschedule"`` without ``from_version`` (nothing remembers the
+        first poke), then poke."""
+        if self.reschedule and self.from_version in (None, ""):
+            raise AirflowFailException(
+                "ModelAliasSensor in mode='reschedule' keeps nothing between pokes: give "
+                "from_version, the version the alias must move away from"
+            )
+        return super().execute(context)
+
+    def _current(self, client: Any) -> tuple[str | None, str | None]:
+        """The version the alias points at and its logged model (None, None if unset)."""
+        try:
+            version = client.get_model_version_by_alias(self.registered_model, self.alias)
+        except NotFoundError:  # no alias, or no model yet: the first promotion makes both
+            return None, None
+        return str(version.version), version.model_id
+
+    def poke(self, context: Any) -> Any:
+        """True (with the new version as the return value) once the alias has moved."""
+        from airflow.sdk.bases.sensor import PokeReturnValue
+
+        client = TrackflowHook(self.trackflow_conn_id).get_client()
+        current, model_id = self._current(client)
+        if self.from_version not in (None, ""):
+            previous: str | None = str(self.from_version)
+        else:
+            if self._baseline is None:
+                self._baseline = (current,)
+                self.log.info(
+                    "trackflow: %s@%s is at version %s; waiting for it to move",
+                    self.registered_model,
+                    self.alias,
+                    current or "(none)",
+                )
+                return False
+            previous = self._baseline[0]
+        if current is None or current == previous:
+            self.log.info(
+                "trackflow: %s@%s is still at version %s",
+                self.registered_model,
+                self.alias,
+                current or "(none)",
+            )
+            return False
+        self.log.info(
+            "trackflow: %s@%s moved from version %s to %s",
+            self.registered_model,
+            self.alias,
+            previous or "(none)",
+            current,
+        )
+        return PokeReturnValue(
+            is_done=True,
+            xcom_value={
+                "name": self.registered_model,
+                "alias": self.alias,
+                "version": current,
+                "model_id": model_id,
+                "previous": previous,
+            },
+        )
