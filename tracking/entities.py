@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from types import MappingProxyType
 from typing import ClassVar, Generic, NamedTuple, TypeVar
@@ -442,6 +442,19 @@ class LoggedModel:
     def deserialize(data: Mapping[str, object], version: int) -> ModelRef:
         """Airflow serde's hook: the :class:`ModelRef` a returned logged model became."""
         return ModelRef.deserialize(data, version)
+
+    def __reduce__(self) -> tuple[object, tuple[dict[str, object]]]:
+        # Read-only mapping views do not pickle: plain dicts travel, views come back
+        # (a Prefect task may return a logged model as its result).
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["tags"], values["params"] = dict(self.tags), dict(self.params)
+        return (_unpickle_logged_model, (values,))
+
+
+def _unpickle_logged_model(values: dict[str, object]) -> LoggedModel:
+    for key in ("tags", "params"):
+        values[key] = MappingProxyType(dict(values[key]))  # type: ignore[call-overload]
+    return LoggedModel(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ go through the artifact proxy)."""
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def _exercise(tmp_path: Path) -> None:
         model.model_uri,
         tree,
     )
-    # Handed on as a LoggedModel or its ModelRef (what a pipeline step returns).
+    # Handed on as a LoggedModel or its ModelRef (what a pipeline step returns); a
+    # LoggedModel pickles (a Prefect task's persisted result).
+    assert pickle.loads(pickle.dumps(model)) == model
     for handed in (model, model.ref):
         with tracking.start_run(run_name="consume") as consume:
             tracking.use_model(handed, tmp_path / f"dst-{type(handed).__name__}")
