@@ -9,7 +9,7 @@ bare ``NaN`` token ("Couldn't parse NaN, use quoted "NaN" instead"), while
 Example::
 
     run_json(run)
-    # {"info": {"run_id": ..., "run_uuid": ..., ...}, "data": {...}, "inputs": {}, "outputs": {}}
+    # {"info": {"run_id": ..., "run_uuid": ..., ...}, "data": {...}, "inputs": {}}
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunInp
 from tracking.store.rest_json import dataset_input_json
 
 __all__ = [
+    "NO_MODELS",
     "RunModels",
     "compact_run_json",
     "double_json",
@@ -72,7 +73,8 @@ def _pairs(mapping: Mapping[str, str]) -> list[dict[str, str]]:
 
 #: A run's logged models: the ids it used, and ``(model_id, step)`` of those it produced.
 RunModels = tuple[Sequence[str], Sequence[tuple[str, int]]]
-_NO_MODELS: RunModels = ((), ())
+#: A run that used and produced no logged model.
+NO_MODELS: RunModels = ((), ())
 
 
 def run_json(
@@ -84,7 +86,8 @@ def run_json(
     (a run read without them) gets step and timestamp 0. ``models`` (what
     ``get_run_models`` answers) fills MLflow 3's ``inputs.model_inputs`` and
     ``outputs.model_outputs``; ``model_inputs=False`` leaves the former out, as
-    MLflow's ``runs/search`` does.
+    MLflow's ``runs/search`` does. Without ``models`` (not looked up) there is no
+    ``outputs``.
     """
     points = run.data.latest
     metrics = []
@@ -98,17 +101,21 @@ def run_json(
                 "step": 0 if point is None else point.step,
             }
         )
-    used, produced = models or _NO_MODELS
-    return {
+    out: dict[str, Any] = {
         "info": run_info_json(run.info),
         "data": {
             "metrics": metrics,
             "params": _pairs(run.data.params),
             "tags": _pairs(run.data.tags),
         },
-        "inputs": inputs_json(run.inputs, used if model_inputs else ()),
-        "outputs": outputs_json(produced),
     }
+    if models is None:
+        out["inputs"] = inputs_json(run.inputs)
+        return out
+    used, produced = models
+    out["inputs"] = inputs_json(run.inputs, used if model_inputs else ())
+    out["outputs"] = outputs_json(produced)
+    return out
 
 
 def inputs_json(inputs: RunInputs, model_ids: Sequence[str] = ()) -> dict[str, Any]:

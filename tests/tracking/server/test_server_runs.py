@@ -57,7 +57,7 @@ class TestCreateAndGet:
             user_id="alice",
             tags=[{"key": "team", "value": "ml"}],
         )
-        assert set(run) == {"info", "data", "inputs", "outputs"}
+        assert set(run) == {"info", "data", "inputs"}
         info = run["info"]
         assert set(info) == RUN_INFO_KEYS  # no end_time while the run has none
         assert info["run_id"] == info["run_uuid"]
@@ -74,7 +74,43 @@ class TestCreateAndGet:
         assert {"key": "team", "value": "ml"} in run["data"]["tags"]
         assert {"key": "mlflow.runName", "value": "baseline"} in run["data"]["tags"]
         assert run["inputs"] == {}
-        assert run["outputs"] == {}
+
+    def test_get_and_search_name_the_logged_models_a_run_used_and_produced(
+        self, client: TestClient
+    ) -> None:
+        producer = new_run(client)["info"]["run_id"]
+        consumer = new_run(client)["info"]["run_id"]
+        assert get_run(client, producer)["outputs"] == {}  # MLflow 3's RunOutputs, empty
+        created = client.post(
+            f"{MLFLOW}/logged-models",
+            json={"experiment_id": "0", "name": "m", "source_run_id": producer},
+        )
+        assert created.status_code == 200, created.text
+        model_id = created.json()["model"]["info"]["model_id"]
+        post(
+            client,
+            "runs/outputs",
+            {"run_id": producer, "models": [{"model_id": model_id, "step": 3}]},
+        )
+        post(client, "runs/log-inputs", {"run_id": consumer, "models": [{"model_id": model_id}]})
+        made, used = get_run(client, producer), get_run(client, consumer)
+        assert (made["inputs"], made["outputs"]) == (
+            {},
+            {"model_outputs": [{"model_id": model_id, "step": 3}]},
+        )
+        assert (used["inputs"], used["outputs"]) == ({"model_inputs": [{"model_id": model_id}]}, {})
+        found = post(
+            client,
+            "runs/search",
+            {
+                "experiment_ids": ["0"],
+                "filter": f"attributes.run_id IN ('{producer}', '{consumer}')",
+            },
+        )["runs"]
+        by_id = {r["info"]["run_id"]: r for r in found}
+        # As MLflow's runs/search: the outputs, not the model inputs.
+        assert by_id[producer]["outputs"] == made["outputs"]
+        assert (by_id[consumer]["inputs"], by_id[consumer]["outputs"]) == ({}, {})
 
     def test_get_accepts_run_uuid(self, client: TestClient) -> None:
         run_id = new_run(client)["info"]["run_id"]

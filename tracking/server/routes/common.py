@@ -15,7 +15,7 @@ from tracking import validation
 from tracking.entities import Run
 from tracking.errors import InvalidParameterError
 from tracking.server.errors import ErrorBody
-from tracking.server.render import RunModels, run_json
+from tracking.server.render import NO_MODELS, RunModels, run_json
 from tracking.server.responses import empty_response
 from tracking.server.state import ServerState
 
@@ -47,10 +47,14 @@ def render_runs(
     model_inputs: bool = True,
 ) -> list[dict[str, Any]]:
     """Runs as MLflow JSON, their metrics with the step and timestamp of the latest point;
-    ``models`` (by run id, what ``get_runs_models`` answers) are their logged models."""
-    if not models:
+    ``models`` (by run id, what ``get_runs_models`` answers) are their logged models
+    (MLflow 3's ``outputs``; left out when not given)."""
+    if models is None:
         return [run_json(run) for run in runs]
-    return [run_json(run, models.get(run.info.run_id), model_inputs=model_inputs) for run in runs]
+    return [
+        run_json(run, models.get(run.info.run_id, NO_MODELS), model_inputs=model_inputs)
+        for run in runs
+    ]
 
 
 def add_fast_lane_route(
