@@ -37,6 +37,7 @@ from tracking.entities import (
 from tracking.errors import TrackingError
 from tracking.server.routes.artifacts import attachment_header, stream_chunks
 from tracking.server.state import ServerState, StateDep
+from tracking.store.sql.browse import version_page
 from tracking.ui.model_reads import model_path, registry_path, version_rows
 from tracking.ui.render import page
 from tracking.ui.run_page import artifact_preview, preview_kind
@@ -249,19 +250,31 @@ def registry_page(request: Request, state: StateDep, q: str = "", page_token: st
 
 
 @router.get("/models/{name:path}")
-def registered_model_page(request: Request, state: StateDep, name: str) -> Response:
+def registered_model_page(
+    request: Request, state: StateDep, name: str, before: int | None = None
+) -> Response:
     """A registered model: its aliases, tags and versions (each with its logged model, the
-    run and the pipeline run it came from)."""
+    run and the pipeline run it came from), newest first, 100 a page
+    (``before``: the versions below that number)."""
     try:
         model = state.store.get_registered_model(name)
     except TrackingError as exc:
         return _not_found(request, "Registered model not found", exc)
-    versions = state.store.ui_model_versions(name=name)
+    found = version_page(state.store, name, before)
+    shown = {v.version for v in found.versions}
+    # An alias's version on another page: the page that starts with it.
+    aliases = [
+        (alias, version, "" if version in shown else f"?before={int(version) + 1}")
+        for alias, version in sorted(model.aliases.items(), key=lambda a: a[0])
+    ]
     return page(
         request,
         "registry_model.html",
         model=model,
-        rows=version_rows(state.store, [v for v in versions if v.name == name]),
-        aliases=sorted(model.aliases.items(), key=lambda a: a[0]),
+        rows=version_rows(state.store, found.versions),
+        total=found.total,
+        before=before,
+        next_before=found.before,
+        aliases=aliases,
         tags=sorted(model.tags.items()),
     )

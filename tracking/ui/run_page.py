@@ -37,6 +37,7 @@ from tracking.store.sql.browse import (
     available_keys,
     browse_runs,
     is_pipeline_run,
+    logged_model_refs,
     pipeline_steps,
     run_names,
     run_record,
@@ -243,8 +244,14 @@ def run_page(
     tags = run_tags(store, run_id, _NAMED_TAGS)
     pipe = None
     history_link = history_name = None
-    if is_pipeline_run(store, run_id):
-        pipe = pipeline_view(pipeline_steps(store, run_id))
+    paths = [e.artifact_path for e in (*lineage.consumed, *lineage.produced)]
+    steps = pipeline_steps(store, run_id) if is_pipeline_run(store, run_id) else None
+    if steps is not None:
+        paths += [path for _producer, _consumer, path in steps.edges]
+    # models:/<id> edges (a logged model handed between tasks) link to the model's page.
+    model_refs = logged_model_refs(store, paths)
+    if steps is not None:
+        pipe = pipeline_view(steps)
         named = pipeline_of(tags) if "trackflow.orchestrator" in tags else None
         if named is not None:
             history_name = named[1]
@@ -265,6 +272,7 @@ def run_page(
         child_table=child_table,
         lineage=lineage,
         names=names,
+        model_refs=model_refs,
         note=tags.get(NOTE_TAG, ""),
         note_tag=NOTE_TAG,
         failure=tags.get("trackflow.failureReason"),

@@ -31,6 +31,7 @@ class Models:
     train_runs: list[str]
     model_ids: list[str]
     hostile_model: str
+    evaluate_run: str
 
 
 def _logged_model(
@@ -82,6 +83,18 @@ def models(ui_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
         model_ids.append(_logged_model(client, eid, train.info.run_id, "churn-model", workdir, auc))
         client.create_model_version("churn", f"models:/{model_ids[-1]}")
     client.set_registered_model_alias("churn", "champion", 2)
+    # The second DAG run's evaluate task is handed the model its train task logged.
+    evaluate = client.create_run(
+        eid,
+        run_name="evaluate 2026-11-06",
+        parent_run_id=dag_runs[1],
+        tags={
+            "airflow.dag_id": "retrain-models",
+            "airflow.run_id": "scheduled__2026-11-06",
+            "airflow.task_id": "evaluate",
+        },
+    )
+    client.record_lineage(evaluate.info.run_id, trains[1], f"models:/{model_ids[1]}", "0" * 64)
     client.create_registered_model("churn-files")
     client.create_model_version(
         "churn-files", f"runs:/{trains[0]}/model", tags={"validated": "yes"}
@@ -91,7 +104,7 @@ def models(ui_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
     client.set_logged_model_tags(hostile, {"note": HOSTILE})
     client.create_registered_model(HOSTILE, tags={"owner": HOSTILE})
     client.create_model_version(HOSTILE, f"models:/{hostile}")
-    return Models(eid, dag_runs[1], trains, model_ids, hostile)
+    return Models(eid, dag_runs[1], trains, model_ids, hostile, evaluate.info.run_id)
 
 
 def _no_script_ran(page: Any) -> None:
@@ -207,6 +220,61 @@ class TestRegistry:
         page.locator("#v2 td.pipeline a").click()
         page.wait_for_url(re.compile(f"/runs/{models.dag_run}$"))
         expect(page.locator("#pipeline")).to_be_visible()
+
+
+class TestVersionPages:
+    def test_versions_come_a_hundred_a_page_newest_first(
+        self, page: Any, ui_server: ServerProcess, models: Models
+    ) -> None:
+        client = TrackingClient(ui_server.url)
+        client.create_registered_model("many-versions")
+        for _ in range(205):
+            client.create_model_version("many-versions", f"runs:/{models.train_runs[0]}/model")
+        client.set_registered_model_alias("many-versions", "first", 3)
+        page.goto(f"{ui_server.url}/models/many-versions")
+        rows = page.locator("#versions-table tbody tr")
+        expect(page.locator("#version-count")).to_have_text("205")
+        for first, last in (("205", "106"), ("105", "6")):
+            expect(rows).to_have_count(100)
+            expect(rows.first).to_have_attribute("data-version", first)
+            expect(rows.last).to_have_attribute("data-version", last)
+            page.click("#next-page")
+        expect(rows).to_have_count(5)
+        expect(rows.last).to_have_attribute("data-version", "1")
+        expect(page.locator("#next-page")).to_have_count(0)
+        page.click("#newest-page")
+        expect(rows.first).to_have_attribute("data-version", "205")
+        # An alias whose version is on a later page opens that page.
+        page.locator("#aliases a", has_text="version 3").click()
+        page.wait_for_url(re.compile(r"/models/many-versions\?before=4#v3$"))
+        expect(page.locator("#v3 td.aliases")).to_have_text("@first")
+
+
+class TestLineageModels:
+    def test_a_model_handed_on_links_to_its_page(
+        self, page: Any, ui_server: ServerProcess, models: Models
+    ) -> None:
+        page.goto(f"{ui_server.url}/runs/{models.evaluate_run}")
+        link = page.locator("#lineage ul.consumed a.model-ref")
+        expect(link).to_have_text("model churn-model")
+        expect(page.locator("#lineage ul.consumed")).to_contain_text("from train 2026-11-06")
+        link.click()
+        page.wait_for_url(
+            re.compile(f"/experiments/{models.experiment_id}/models/{models.model_ids[1]}$")
+        )
+        expect(page.locator("h1")).to_contain_text("churn-model")
+        page.goto(f"{ui_server.url}/runs/{models.train_runs[1]}")
+        expect(page.locator("#lineage ul.produced a.model-ref")).to_have_text("model churn-model")
+
+    def test_the_pipeline_graph_names_the_model_on_its_edge(
+        self, page: Any, ui_server: ServerProcess, models: Models
+    ) -> None:
+        page.goto(f"{ui_server.url}/runs/{models.dag_run}")
+        edge = page.locator("#pipeline-graph g.edge")
+        expect(edge).to_have_count(1)
+        expect(edge.locator("a.model-ref")).to_have_text("churn-model")
+        edge.locator("a.model-ref").click()
+        page.wait_for_url(re.compile(f"/models/{models.model_ids[1]}$"))
 
 
 class TestMlflowLinks:

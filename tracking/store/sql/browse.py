@@ -40,7 +40,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from tracking.entities import Run, RunData, RunInfo, RunStatus, ViewType
+from tracking.entities import ModelVersion, Run, RunData, RunInfo, RunStatus, ViewType
 from tracking.errors import InvalidParameterError, RunNotFoundError
 from tracking.search import Entity, OrderBy, parse_run_filter, parse_run_order_by
 from tracking.search.paging import pack_token, search_fingerprint, unpack_token
@@ -65,11 +65,13 @@ __all__ = [
     "MAX_HISTORY",
     "MAX_PAGE_ROWS",
     "MAX_STEPS",
+    "MODEL_URI_PREFIX",
     "PIPELINE_ID_TAGS",
     "PIPELINE_TAGS",
     "STEP_MARKERS",
     "STEP_TAGS",
     "VALUE_KINDS",
+    "VERSION_PAGE",
     "Columns",
     "ExperimentSummary",
     "PipelineSteps",
@@ -78,6 +80,7 @@ __all__ = [
     "RunRow",
     "StepRecord",
     "ValuePage",
+    "VersionPage",
     "ancestors",
     "available_keys",
     "browse_runs",
@@ -87,6 +90,7 @@ __all__ = [
     "experiment_summaries",
     "is_pipeline_run",
     "latest_metrics",
+    "logged_model_refs",
     "parse_sort",
     "pipeline_runs",
     "pipeline_steps",
@@ -95,6 +99,7 @@ __all__ = [
     "run_tags",
     "run_values",
     "runs_with_prefix",
+    "version_page",
 ]
 
 #: The largest page :func:`browse_runs` returns.
@@ -1064,5 +1069,74 @@ def runs_with_prefix(store: SqlTrackingStore, prefix: str, limit: int = 5) -> li
             .limit(limit)
         )
         return [str(r) for r in conn.execute(query).scalars()]
+
+    return store.read(work)
+
+
+# -- models: lineage edges that hand a logged model on, a registered model's versions ----
+
+#: How a lineage edge names a logged model handed between runs: ``models:/<model_id>``.
+MODEL_URI_PREFIX = "models:/"
+#: Versions per page of a registered model's page.
+VERSION_PAGE = 100
+
+
+def logged_model_refs(store: SqlTrackingStore, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``models:/<model_id>`` lineage paths -> ``(experiment_id, model name)`` of the
+    logged models among them that exist (other paths are left out): one query."""
+    from tracking.store.sql.models import LoggedModelModel
+
+    models = LoggedModelModel.__table__
+    ids = {p[len(MODEL_URI_PREFIX) :]: p for p in paths if p.startswith(MODEL_URI_PREFIX)}
+    if not ids:
+        return {}
+
+    def work(conn: Connection) -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(sorted(ids)):
+            for model_id, experiment_id, name in conn.execute(
+                select(models.c.model_id, models.c.experiment_id, models.c.name).where(
+                    models.c.model_id.in_(chunk)
+                )
+            ):
+                found[ids[model_id]] = (str(experiment_id), name or model_id)
+        return found
+
+    return store.read(work)
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """A page of a registered model's versions, newest first; ``before`` is the version
+    number the next page starts below (None on the last page)."""
+
+    versions: list[ModelVersion]
+    before: int | None
+    total: int
+
+
+def version_page(
+    store: SqlTrackingStore, name: str, before: int | None = None, limit: int = VERSION_PAGE
+) -> VersionPage:
+    """The versions of registered model ``name`` below version ``before`` (all when None),
+    newest first, at most ``limit`` (with their tags and aliases), and how many it has:
+    one read, whatever the number of versions."""
+    from tracking.store.sql.models import ModelVersionModel
+
+    mv = ModelVersionModel.__table__
+
+    def work(conn: Connection) -> VersionPage:
+        query = select(mv.c.version).where(mv.c.name == name)
+        if before is not None:
+            query = query.where(mv.c.version < before)
+        numbers = list(conn.execute(query.order_by(mv.c.version.desc()).limit(limit + 1)).scalars())
+        total = conn.execute(
+            select(func.count()).select_from(mv).where(mv.c.name == name)
+        ).scalar_one()
+        shown = numbers[:limit]
+        # The model store's own loader (tags and aliases included), for this page only.
+        loaded = store._load_versions(conn, and_(mv.c.name == name, mv.c.version.in_(shown)))
+        loaded.sort(key=lambda v: -int(v.version))
+        return VersionPage(loaded, shown[-1] if len(numbers) > limit else None, int(total))
 
     return store.read(work)
