@@ -181,11 +181,11 @@
       window.location.assign(`${ROOT}/compare?runs=${ids.join(",")}`);
     });
     // At most about a thousand rows in the document: the oldest top-level pages go first.
-    body.addEventListener("htmx:afterSettle", () => {
+    const bound = () => {
       const rows = body.querySelectorAll("tr.run");
-      const bound = Number(body.dataset.maxRows || MAX_ROWS);
-      if (rows.length <= bound) return;
-      let excess = rows.length - bound;
+      const most = Number(body.dataset.maxRows || MAX_ROWS);
+      if (rows.length <= most) return;
+      let excess = rows.length - most;
       for (const row of [...rows]) {
         if (excess <= 0) break;
         if (row.dataset.depth !== "0") continue;
@@ -201,7 +201,60 @@
         note.innerHTML = '<td colspan="99"><a href="">Earlier rows were let go to keep the page fast: back to the top</a></td>';
       }
       body.prepend(note);
-    });
+    };
+    body.addEventListener("htmx:afterSettle", bound);  // tree levels (htmx)
+
+    // Further top-level pages: the next page is fetched as soon as the rows before it
+    // show, and put in when the table's end scrolls near, so scrolling waits for no
+    // server. Plain DOM insertion: htmx's settle pass would restyle every new row twice.
+    const ahead = new Map(); // the next page's URL -> its fragment (a promise)
+    const fetchPage = async (url) => {
+      const response = await fetch(url, { credentials: "same-origin" });
+      const text = await response.text();
+      if (!response.ok) {
+        // Error fragments are (escaped) HTML: show their text, never their markup.
+        const shown = new DOMParser().parseFromString(text, "text/html").body.textContent;
+        throw new Error(`Loading failed: ${response.status} ${shown.trim().slice(0, 300)}`);
+      }
+      return text;
+    };
+    const showNext = async (marker) => {
+      const row = marker.closest("tr");
+      const url = marker.dataset.next;
+      let html;
+      try {
+        html = await ahead.get(url);
+      } catch (error) {
+        marker.textContent = "Loading failed";
+        toast(error.message);
+        return;
+      } finally {
+        ahead.delete(url);
+      }
+      const template = document.createElement("template");
+      template.innerHTML = html;
+      const next = template.content.querySelector(".next-page[data-next]");
+      const scripted = template.content.querySelector("[hx-get]") !== null;
+      row.replaceWith(template.content);
+      if (scripted) htmx.process(body);
+      if (next) watch(next);
+      bound();
+    };
+    const pager = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (!e.isIntersecting) continue;
+        pager.unobserve(e.target);
+        showNext(e.target);
+      }
+    }, { root: body.closest(".table-wrap"), rootMargin: "0px 0px 600px 0px" });
+    const watch = (marker) => {
+      const url = marker.dataset.next;
+      const pending = fetchPage(url);
+      pending.catch(() => {});  // reported when the page is wanted
+      ahead.set(url, pending);
+      pager.observe(marker);
+    };
+    body.querySelectorAll(".next-page[data-next]").forEach(watch);
   }
 
   // -- note ------------------------------------------------------------------------------
