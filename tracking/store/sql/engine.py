@@ -214,6 +214,15 @@ class SqliteWriteLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._thread_lock.release()
 
+    def close(self) -> None:
+        """Close the lock file's descriptor (a store closing its engine): the next
+        writer opens it again. A process that opens many SQLite files over its life
+        keeps no descriptor per file it is done with."""
+        with self._thread_lock:
+            if self._depth == 0 and self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
 
 class WalCheckpointer:
     """Checkpoints a SQLite file's WAL from a background thread, so that no commit pays.

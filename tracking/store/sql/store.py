@@ -42,7 +42,7 @@ from tracking.errors import (
 from tracking.store.base import TrackingStore
 from tracking.store.sql import engine as sql_engine
 from tracking.store.sql import lineage
-from tracking.store.sql.engine import create_tracking_engine, transaction
+from tracking.store.sql.engine import create_tracking_engine, transaction, write_lock_for
 from tracking.store.sql.hotpath import (
     FAILURE_TAGS,
     HotPath,
@@ -165,6 +165,9 @@ class SqlTrackingStore(ModelStoreMixin, TrackingStore):
 
     def close(self) -> None:
         self._engine.dispose()
+        lock = write_lock_for(self._engine)
+        if lock is not None:
+            lock.close()
 
     # -- plumbing -----------------------------------------------------------
 
