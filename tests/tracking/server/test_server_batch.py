@@ -86,7 +86,9 @@ class TestEndpoint:
         assert words in answer.json()["message"]
 
     def test_metric_points_are_not_batched(self, client: TestClient) -> None:
-        client.post(BATCH, json={"calls": [{"call": "runs/create", "body": _create_body("0", "m")}]})
+        client.post(
+            BATCH, json={"calls": [{"call": "runs/create", "body": _create_body("0", "m")}]}
+        )
         point = {"key": "m", "value": 1.0, "timestamp": 1, "step": 0}
         calls = [{"call": "runs/log-batch", "body": {"run_id": "m", "metrics": [point]}}]
         (answer,) = client.post(BATCH, json={"calls": calls}).json()["answers"]
@@ -134,7 +136,7 @@ class TestCoalescingClient:
                     client.log_param(run.info.run_id, "i", str(i))
                     client.log_batch(run.info.run_id, tags=[])  # nothing: no request
                     client.set_terminated(run.info.run_id, RunStatus.FINISHED)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 failures.append(exc)
 
         pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
@@ -174,7 +176,7 @@ class TestCoalescingClient:
                 else:
                     results[worker] = client.create_run(experiment_id).info.run_id
                     return
-            except Exception as exc:  # noqa: BLE001 - the result under test
+            except Exception as exc:
                 results[worker] = exc
 
         pool = [threading.Thread(target=work, args=(w,)) for w in range(24)]
