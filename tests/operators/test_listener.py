@@ -18,9 +18,7 @@ pytestmark = pytest.mark.airflow
 
 class TestSuccessRetryMapping:
     @pytest.fixture(scope="class")
-    def result(
-        self, run_dag: Any, class_store: TrackingClient
-    ) -> tuple[Any, Any, dict[str, Any]]:
+    def result(self, run_dag: Any, class_store: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
         dag_run = run_dag("tf_basics", run_conf={"alpha": 0.7, "source": "nightly"})
         assert dag_run.state == "success"
         parent, children = run_tree(class_store, "tf_basics", dag_run.run_id)

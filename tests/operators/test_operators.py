@@ -24,9 +24,7 @@ def _champions(client: TrackingClient, experiment: str) -> list[str]:
 
 class TestDecoratorAndOperators:
     @pytest.fixture(scope="class")
-    def result(
-        self, run_dag: Any, class_store: TrackingClient
-    ) -> tuple[Any, Any, dict[str, Any]]:
+    def result(self, run_dag: Any, class_store: TrackingClient) -> tuple[Any, Any, dict[str, Any]]:
         dag_run = run_dag("tf_operators")
         assert dag_run.state == "success"
         parent, children = run_tree(class_store, "tf_operators", dag_run.run_id)
