@@ -16,12 +16,11 @@ the run tree a level per query).
 
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from tracking.entities import (
     FileInfo,
@@ -35,12 +34,11 @@ from tracking.entities import (
     RunStatus,
 )
 from tracking.errors import TrackingError
-from tracking.server.routes.artifacts import attachment_header, stream_chunks
 from tracking.server.state import ServerState, StateDep
 from tracking.store.sql.browse import version_page
 from tracking.ui.model_reads import model_path, registry_path, version_rows
 from tracking.ui.render import page
-from tracking.ui.run_page import artifact_preview, preview_kind
+from tracking.ui.run_page import artifact_preview, user_file_response
 
 __all__ = ["REGISTRY_PAGE", "router"]
 
@@ -197,16 +195,7 @@ def raw_model_file(
         stream = state.proxy.open_run_artifact(_files_of(model), path)
     except TrackingError as exc:
         return _not_found(request, "No such file", exc)
-    name = posixpath.basename(path)
-    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    headers = {
-        # A model's files are user data: they may not run scripts with the UI's origin.
-        "Content-Security-Policy": "sandbox; default-src 'none'; img-src data: 'self'; "
-        "style-src 'unsafe-inline'",
-    }
-    if download or preview_kind(path) not in ("image", "html"):
-        headers["Content-Disposition"] = attachment_header(name)
-    return StreamingResponse(stream_chunks(stream), media_type=media, headers=headers)
+    return user_file_response(stream, path, download)
 
 
 # -- the registry ------------------------------------------------------------------------

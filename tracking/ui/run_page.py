@@ -438,10 +438,16 @@ def raw_artifact(
         return page(
             request, "error.html", status_code=404, title="No such artifact", error=str(exc)
         )
+    return user_file_response(stream, path, download)
+
+
+def user_file_response(stream: IO[bytes], path: str, download: bool) -> StreamingResponse:
+    """A run's or a model's file, raw: sandboxed, and an attachment unless it is an image
+    or HTML shown in the preview frame."""
     name = posixpath.basename(path)
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
     headers = {
-        # An artifact is user data: it may not run scripts with the UI's origin, or at all.
+        # User data: it may not run scripts with the UI's origin, or at all.
         "Content-Security-Policy": "sandbox; default-src 'none'; img-src data: 'self'; "
         "style-src 'unsafe-inline'",
     }

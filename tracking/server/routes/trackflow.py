@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from tracking import validation
 from tracking.client import TrackingClient
-from tracking.entities import Param, RunTag
+from tracking.entities import Param, Run, RunTag
 from tracking.errors import InvalidParameterError, StoreUnavailableError, TrackingError
 from tracking.server import params
 from tracking.server.errors import validation_message
@@ -61,11 +61,8 @@ router = APIRouter(tags=["trackflow"], responses=ERRORS)
 health_router = APIRouter(tags=["health"])
 
 
-@router.post("/runs/create", response_model=CreateRunResponse)
-async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
-    """Create a run; with a ``run_id`` that exists in the experiment, return that run."""
-    run = await state.quick(
-        state.client.create_run,
+def _create_run(client: TrackingClient, body: CreateRunRequest) -> Run:
+    return client.create_run(
         params.experiment_id(body.experiment_id),
         run_name=body.run_name,
         tags={tag.key: tag.value for tag in body.tags},
@@ -75,7 +72,12 @@ async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
         status=body.status,
         user_id=body.user_id,
     )
-    return run_response(run)
+
+
+@router.post("/runs/create", response_model=CreateRunResponse)
+async def create_run(body: CreateRunRequest, state: StateDep) -> Response:
+    """Create a run; with a ``run_id`` that exists in the experiment, return that run."""
+    return run_response(await state.quick(_create_run, state.client, body))
 
 
 _BATCH_BODIES: dict[str, type[BaseModel]] = {
@@ -95,17 +97,7 @@ def _error_answer(exc: TrackingError) -> dict[str, Any]:
 def _batch_call(state: ServerState, name: str, body: Any) -> dict[str, Any]:
     client = state.client
     if name == "runs/create":
-        run = client.create_run(
-            params.experiment_id(body.experiment_id),
-            run_name=body.run_name,
-            tags={tag.key: tag.value for tag in body.tags},
-            start_time=body.start_time,
-            parent_run_id=body.parent_run_id,
-            run_id=body.run_id,
-            status=body.status,
-            user_id=body.user_id,
-        )
-        (rendered,) = render_runs([run])
+        (rendered,) = render_runs([_create_run(client, body)])
         return {"run": rendered}
     if name == "runs/update":
         info = client.update_run(
