@@ -161,3 +161,42 @@ class TestRetryBudget:
         # A day-long budget means thousands of retries: the backoff must stay capped.
         session = RestSession("http://127.0.0.1:9", retry_timeout=86_400)
         assert session.max_backoff / 2 <= session._delay(5_000) <= session.max_backoff
+
+
+class TestLostPooledConnection:
+    @pytest.mark.postgres
+    def test_a_reset_that_fails_is_one_warning_line(
+        self, postgres_url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A connection whose backend dies while checked out fails its rollback when it is
+        handed back: SQLAlchemy's pool logs that with a traceback; the store's engine says
+        it in one warning line (a database restart must not fill the server log)."""
+        from sqlalchemy import text
+
+        from tracking.store.sql.engine import create_tracking_engine
+
+        engine = create_tracking_engine(postgres_url)
+        other = create_tracking_engine(postgres_url)
+        try:
+            raw = engine.raw_connection()  # checked out of the pool, in a transaction
+            cursor = raw.cursor()
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+            cursor.close()
+            with other.connect() as killer:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            time.sleep(0.2)
+            with caplog.at_level("WARNING", logger="sqlalchemy.pool"):
+                raw.close()  # back to the pool: its reset (a rollback) meets the dead backend
+            records = [r for r in caplog.records if r.name.startswith("sqlalchemy.pool")]
+            assert records, "the dead connection's reset logged nothing: the test proves nothing"
+            for record in records:
+                assert record.levelname == "WARNING"
+                assert record.exc_info is None
+                assert "a pooled connection to the database was lost" in record.getMessage()
+            # The engine goes on with a fresh connection.
+            with engine.connect() as fresh:
+                assert fresh.execute(text("SELECT 1")).scalar_one() == 1
+        finally:
+            engine.dispose()
+            other.dispose()

@@ -28,6 +28,7 @@ so the store recovers by itself when the database comes back.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import re
@@ -142,6 +143,33 @@ def _pool_setting(url: URL, name: str, default: int, minimum: int) -> int:
     return value
 
 
+class _LostConnectionReset(logging.Filter):
+    """SQLAlchemy's pool logs "Exception during reset or similar" with a traceback when a
+    connection handed back cannot be rolled back: the database went away under it (a
+    restart, ``kill -9``). The connection is thrown away and the next checkout's ping
+    finds a live one, so the traceback says nothing an operator can act on, and the
+    request's own error already says the database is unavailable: one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Exception during reset or similar" and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = "a pooled connection to the database was lost (%s: %s); discarded"
+            record.args = (type(exc).__name__, exc)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_LOST_RESET = _LostConnectionReset()
+
+
+def _quiet_lost_connection_resets(engine: Engine) -> None:
+    logger = getattr(engine.pool, "logger", None)
+    if isinstance(logger, logging.Logger) and _LOST_RESET not in logger.filters:
+        logger.addFilter(_LOST_RESET)
+
+
 def create_tracking_engine(uri: str) -> Engine:
     """An engine for ``uri`` with the pragmas, pool and transaction rules of its dialect.
 
@@ -159,7 +187,7 @@ def create_tracking_engine(uri: str) -> Engine:
         connect_args: dict[str, Any] = {}
         if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
             connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
-        return create_engine(
+        engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_recycle=1800,
@@ -167,6 +195,8 @@ def create_tracking_engine(uri: str) -> Engine:
             max_overflow=max_overflow,
             connect_args=connect_args,
         )
+        _quiet_lost_connection_resets(engine)
+        return engine
     except NoSuchModuleError as exc:
         raise InvalidParameterError(
             f"no SQLAlchemy dialect for {url.drivername!r} in tracking URI "
