@@ -16,14 +16,12 @@ the run tree a level per query).
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from tracking.entities import (
-    FileInfo,
     LifecycleStage,
     LoggedModel,
     ModelVersion,
@@ -38,7 +36,7 @@ from tracking.server.state import ServerState, StateDep
 from tracking.store.sql.browse import version_page
 from tracking.ui.model_reads import model_path, registry_path, version_rows
 from tracking.ui.render import page
-from tracking.ui.run_page import artifact_preview, user_file_response
+from tracking.ui.run_page import browse_files, user_file_response
 
 __all__ = ["REGISTRY_PAGE", "router"]
 
@@ -92,47 +90,11 @@ def _model(
     return model
 
 
-def _listing(state: ServerState, model: LoggedModel, path: str) -> list[FileInfo]:
-    return sorted(
-        state.proxy.list_run_artifacts(_files_of(model), path or None),
-        key=lambda f: (not f.is_dir, f.path),
-    )
-
-
 def _files(state: ServerState, model: LoggedModel, path: str) -> dict[str, Any]:
     """The model's files under ``path`` (a directory), or ``path``'s directory with the
     file and its preview."""
-    path = path.strip("/")
-    parent = posixpath.dirname(path)
-    error = None
-    entries: list[FileInfo] = []
-    selected: FileInfo | None = None
-    try:
-        if path:
-            siblings = _listing(state, model, parent)
-            selected = next((f for f in siblings if f.path == path), None)
-        entries = _listing(state, model, path) if selected is None or selected.is_dir else siblings
-    except TrackingError as exc:
-        error = str(exc)
-    if path and selected is None and error is None:
-        error = f"No file {path!r} in model {model.model_id}"
-    preview = None
-    if selected is not None and not selected.is_dir:
-        try:
-            preview = artifact_preview(state, _files_of(model), selected)
-        except TrackingError as exc:
-            error = str(exc)
-    parts = path.split("/") if path else []
-    listed = parent if selected is not None and not selected.is_dir else path
-    return {
-        "path": path,
-        "entries": entries,
-        "selected": selected,
-        "preview": preview,
-        "crumbs": [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)],
-        "up": posixpath.dirname(listed) if listed else None,
-        "error": error,
-    }
+    missing = f"No file {path.strip('/')!r} in model {model.model_id}"
+    return browse_files(state, _files_of(model), path, missing)
 
 
 @router.get("/experiments/{experiment_id}/models/{model_id}")

@@ -333,6 +333,21 @@ def artifacts_page(
     if isinstance(found, Response):
         return found
     run = found
+    files = browse_files(state, run, path, f"No artifact {path.strip('/')!r} in run {run_id}")
+    return page(
+        request,
+        "artifacts.html",
+        status_code=404 if files["error"] else 200,
+        run=run,
+        experiment=state.store.get_experiment(run.info.experiment_id),
+        **files,
+    )
+
+
+def browse_files(state: ServerState, owner: Run, path: str, missing: str) -> dict[str, Any]:
+    """The files of ``owner`` (a run, or a logged model's files as a run) under ``path``
+    (a directory), or ``path``'s directory with the file and its preview: the template
+    values of a file browser. ``missing`` is the error when ``path`` names nothing."""
     path = path.strip("/")
     parent = posixpath.dirname(path)
     error = None
@@ -340,35 +355,32 @@ def artifacts_page(
     selected: FileInfo | None = None
     try:
         if path:
-            siblings = _listing(state, run, parent)
+            siblings = _listing(state, owner, parent)
             selected = next((f for f in siblings if f.path == path), None)
         listing_dir = selected is None or selected.is_dir
-        entries = _listing(state, run, path) if listing_dir else siblings
+        entries = _listing(state, owner, path) if listing_dir else siblings
     except TrackingError as exc:
         error = str(exc)
     if path and selected is None and error is None:
-        error = f"No artifact {path!r} in run {run_id}"
+        error = missing
     preview = None
     if selected is not None and not selected.is_dir:
-        preview = artifact_preview(state, run, selected)
+        try:
+            preview = artifact_preview(state, owner, selected)
+        except TrackingError as exc:
+            error = str(exc)
     parts = path.split("/") if path else []
-    crumbs = [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
     # The directory whose entries are listed: the file's own when a file is shown.
     listed = parent if selected is not None and not selected.is_dir else path
-    return page(
-        request,
-        "artifacts.html",
-        status_code=404 if error else 200,
-        run=run,
-        experiment=state.store.get_experiment(run.info.experiment_id),
-        path=path,
-        entries=entries,
-        selected=selected,
-        preview=preview,
-        crumbs=crumbs,
-        up=posixpath.dirname(listed) if listed else None,
-        error=error,
-    )
+    return {
+        "path": path,
+        "entries": entries,
+        "selected": selected,
+        "preview": preview,
+        "crumbs": [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)],
+        "up": posixpath.dirname(listed) if listed else None,
+        "error": error,
+    }
 
 
 def _read_limited(stream: IO[bytes], limit: int) -> bytes:
