@@ -183,6 +183,41 @@ class TestSampling:
         assert [p.step for p in got] == sorted(p.step for p in got)
         assert set(got) <= set(points)
 
+    @pytest.mark.parametrize("same_step", [False, True], ids=["by-step", "by-time"])
+    def test_points_path_picks_each_buckets_extremes(
+        self, store: SqlTrackingStore, same_step: bool
+    ) -> None:
+        """The points path gives exactly each bucket's lowest and highest point, ties
+        going to the lowest step, then the earliest time (as the docstring promises),
+        whatever the backend's query looks like."""
+        run_id = store.create_run("0", "u", 0, [], "r").info.run_id
+        rng = random.Random(7)
+        # Coarse values, so many points of a bucket tie for its lowest or highest.
+        points = [
+            Metric("m", float(rng.randint(0, 6)), 1_000 + s, 5 if same_step else s)
+            for s in range(3_000)
+        ]
+        _log(store, run_id, points)
+        max_points = 200
+        got = store.get_metric_history_sampled(run_id, "m", max_points)
+
+        dimension = (lambda p: p.timestamp) if same_step else (lambda p: p.step)
+        lo, hi = min(map(dimension, points)), max(map(dimension, points))
+        buckets = max_points // 2
+        width = (hi - lo + 1) // buckets
+        grouped: dict[int, list[Metric]] = {}
+        for point in points:
+            grouped.setdefault(min((dimension(point) - lo) // width, buckets - 1), []).append(
+                point
+            )
+        expected = set()
+        for members in grouped.values():
+            expected.add(min(members, key=lambda p: (p.value, p.step, p.timestamp)))
+            expected.add(min(members, key=lambda p: (-p.value, p.step, p.timestamp)))
+        assert set(got) == expected
+        assert len(got) == len(expected)
+        assert got == sorted(got, key=lambda p: (p.step, p.timestamp, p.value))
+
     def test_bad_max_points(self, store: SqlTrackingStore) -> None:
         run_id = store.create_run("0", "u", 0, [], "r").info.run_id
         with pytest.raises(ValueError, match="max_points"):

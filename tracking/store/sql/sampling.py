@@ -13,11 +13,14 @@ point could not do it in time (one pass over a million points alone takes
 ~70 ms on SQLite, a min-and-max pass ~250 ms).
 
 Series that span few blocks are sampled from the points themselves, in one
-statement: a recursive CTE lists bucket bounds of equal width and, per
-bucket, two correlated subqueries walk the primary-key range
-``(run_uuid, key, step)`` for its lowest and highest point. The same is done
-along the timestamps when every point has the same step. A series no longer
-than ``max_points`` comes back whole from its first read.
+statement: a recursive CTE lists bucket bounds of equal width, per bucket two
+correlated subqueries walk the primary-key range ``(run_uuid, key, step)``
+for the step of its lowest and of its highest point (on SQLite a ``min()`` /
+``max()`` whose bare column gives the step, with no sort: 40% less time), and
+a join fetches the points at those steps. The same is done along the
+timestamps when every point has the same step. Whether a series is longer
+than ``max_points`` is a bounded count in the database; a shorter one is read
+whole.
 
 The stored ``value`` orders the points: +inf and -inf are stored as the
 largest and smallest doubles and so count as extremes, NaN is stored as 0.0.
@@ -25,11 +28,22 @@ largest and smallest doubles and so count as extremes, NaN is stored as 0.0.
 
 from __future__ import annotations
 
-import bisect
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Connection, Integer, case, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    ScalarSelect,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+)
 
 from tracking.entities import Metric
 from tracking.errors import InvalidParameterError, RunNotFoundError
@@ -55,7 +69,9 @@ _metrics = table_of(MetricModel)
 _latest = table_of(LatestMetricModel)
 _runs = table_of(RunModel)
 _rollups = table_of(MetricRollupModel)
-_IN_CHUNK = 500
+#: The most reads a sampled read of several runs runs side by side (bounded by the
+#: cores too, and well below the smallest connection pool, 4 on SQLite).
+_READERS = 2
 #: A series spanning at most this many steps is sampled from its points, if
 #: its blocks are fewer than the buckets asked for (finer than block-wise).
 _RAW_SPAN_STEPS = 200_000
@@ -77,21 +93,25 @@ def _check_points(max_points: int) -> None:
         )
 
 
-def _sampled_on(conn: Connection, run_id: str, key: str, max_points: int) -> list[Metric]:
+def _sampled_on(
+    conn: Connection, run_id: str, key: str, max_points: int, sqlite: bool
+) -> list[Metric]:
     found = conn.execute(select(_runs.c.run_uuid).where(_runs.c.run_uuid == run_id)).first()
     if found is None:
         raise RunNotFoundError(f"Run {run_id!r} not found")
     series = (_metrics.c.run_uuid == run_id, _metrics.c.key == key)
+    # Whether the series is longer than max_points: a count of at most max_points + 1
+    # index entries in the database, not that many rows through Python.
+    probe = select(literal(1)).where(*series).limit(max_points + 1).subquery()
+    if conn.execute(select(func.count()).select_from(probe)).scalar_one() > max_points:
+        return _points(key, _sample(conn, run_id, key, max_points // 2, sqlite))
     columns = (_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, _metrics.c.step)
     head = conn.execute(
         select(*columns)
         .where(*series)
         .order_by(_metrics.c.step, _metrics.c.timestamp, _metrics.c.value)
-        .limit(max_points + 1)
     ).all()
-    if len(head) <= max_points:
-        return _points(key, head)
-    return _points(key, _sample(conn, run_id, key, series, max_points // 2))
+    return _points(key, head)
 
 
 def sampled_history(
@@ -103,26 +123,42 @@ def sampled_history(
     gives ``[]``. ``max_points`` must be between 2 and :data:`MAX_SAMPLED_POINTS`.
     """
     _check_points(max_points)
-    return store.read(lambda conn: _sampled_on(conn, run_id, key, max_points))
+    sqlite = store.dialect == "sqlite"
+    return store.read(lambda conn: _sampled_on(conn, run_id, key, max_points, sqlite))
 
 
 def sampled_histories(
     store: SqlTrackingStore, run_ids: Sequence[str], key: str, max_points: int
 ) -> dict[str, list[Metric]]:
-    """:func:`sampled_history` of the series ``key`` of several runs, in one read (a chart
-    of many runs): ``{run_id: points}`` in the order given."""
+    """:func:`sampled_history` of the series ``key`` of several runs (a chart of many
+    runs): ``{run_id: points}`` in the order given.
+
+    The runs are shared out over up to :data:`_READERS` reads on connections of their
+    own, run side by side: the database does most of the work and does it without
+    Python's lock, so a chart of ten long series takes about half as long on two
+    cores. Each read is its own transaction (a chart needs no single snapshot).
+    """
     _check_points(max_points)
+    sqlite = store.dialect == "sqlite"
+    wanted = list(dict.fromkeys(run_ids))
 
-    def work(conn: Connection) -> dict[str, list[Metric]]:
-        return {rid: _sampled_on(conn, rid, key, max_points) for rid in dict.fromkeys(run_ids)}
+    def work(share: list[str]) -> dict[str, list[Metric]]:
+        return store.read(
+            lambda conn: {rid: _sampled_on(conn, rid, key, max_points, sqlite) for rid in share}
+        )
 
-    return store.read(work)
+    readers = min(len(wanted), _READERS, os.cpu_count() or 1)
+    if readers <= 1:
+        return work(wanted)
+    with ThreadPoolExecutor(readers, thread_name_prefix="trackflow-sampled-read") as pool:
+        shares = list(pool.map(work, [wanted[i::readers] for i in range(readers)]))
+    found = {rid: points for share in shares for rid, points in share.items()}
+    return {rid: found[rid] for rid in wanted}
 
 
-def _sample(
-    conn: Connection, run_id: str, key: str, series: tuple[Any, ...], buckets: int
-) -> list[_Row]:
+def _sample(conn: Connection, run_id: str, key: str, buckets: int, sqlite: bool) -> list[_Row]:
     """The lowest and highest point of each of (at most) ``buckets`` buckets."""
+    series: tuple[Any, ...] = (_metrics.c.run_uuid == run_id, _metrics.c.key == key)
     step = _metrics.c.step
     # min() and max() of a primary-key column are two index seeks, not a scan.
     lo = conn.execute(select(func.min(step)).where(*series)).scalar_one()
@@ -151,43 +187,59 @@ def _sample(
         (bounds.c.i == buckets - 1, literal(hi, BigInteger)), else_=bounds.c.lo + (width - 1)
     )
     in_bucket = (*series, dimension >= bounds.c.lo, dimension <= upper)
-    lowest = (
-        select(dimension)
-        .where(*in_bucket)
-        .order_by(_metrics.c.value, step, _metrics.c.timestamp)
-        .limit(1)
+    value = _metrics.c.value
+    if sqlite:
+        # SQLite's min() and max() give the other columns of the row they pick (the
+        # first such row in index order: lowest step, then timestamp), so each bucket's
+        # extreme is one aggregate over its index range, with no sort.
+        lowest = _bare_extreme(func.min(value), dimension, in_bucket, bounds)
+        highest = _bare_extreme(func.max(value), dimension, in_bucket, bounds)
+    else:
+        lowest = (
+            select(dimension)
+            .where(*in_bucket)
+            .order_by(value, step, _metrics.c.timestamp)
+            .limit(1)
+            .scalar_subquery()
+        )
+        highest = (
+            select(dimension)
+            .where(*in_bucket)
+            .order_by(value.desc(), step, _metrics.c.timestamp)
+            .limit(1)
+            .scalar_subquery()
+        )
+    picks = select(bounds.c.lo.label("lo"), lowest.label("lowest"), highest.label("highest")).cte(
+        "picks"
     )
-    highest = (
-        select(dimension)
-        .where(*in_bucket)
-        .order_by(_metrics.c.value.desc(), step, _metrics.c.timestamp)
-        .limit(1)
-    )
-    picks = conn.execute(
-        select(bounds.c.lo, lowest.scalar_subquery(), highest.scalar_subquery()).order_by(
-            bounds.c.lo
+    # The points at the picked steps (or times), each with its bucket, in one statement.
+    rows = conn.execute(
+        select(picks.c.lo, value, _metrics.c.special, _metrics.c.timestamp, step).join_from(
+            picks, _metrics, and_(*series, dimension.in_([picks.c.lowest, picks.c.highest]))
         )
     ).all()
-    starts = [row[0] for row in picks]
-    wanted = sorted({p for row in picks for p in row[1:] if p is not None})
-    columns = (_metrics.c.value, _metrics.c.special, _metrics.c.timestamp, step)
     low: dict[int, _Row] = {}
     high: dict[int, _Row] = {}
-    at = 2 if dimension is _metrics.c.timestamp else 3
-    for i in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[i : i + _IN_CHUNK]
-        for row in conn.execute(select(*columns).where(*series, dimension.in_(chunk))):
-            point: _Row = (row[0], row[1], row[2], row[3])
-            bucket = bisect.bisect_right(starts, point[at]) - 1
-            # Several points may share a picked step: keep the extremes among them.
-            best = low.get(bucket)
-            if best is None or (point[0], point[3], point[2]) < (best[0], best[3], best[2]):
-                low[bucket] = point
-            best = high.get(bucket)
-            if best is None or (-point[0], point[3], point[2]) < (-best[0], best[3], best[2]):
-                high[bucket] = point
+    for bucket, *fields in rows:
+        point: _Row = (fields[0], fields[1], fields[2], fields[3])
+        # Several points may share a picked step: keep the extremes among them.
+        best = low.get(bucket)
+        if best is None or (point[0], point[3], point[2]) < (best[0], best[3], best[2]):
+            low[bucket] = point
+        best = high.get(bucket)
+        if best is None or (-point[0], point[3], point[2]) < (-best[0], best[3], best[2]):
+            high[bucket] = point
     chosen = set(low.values()) | set(high.values())
     return sorted(chosen, key=lambda p: (p[3], p[2], p[0]))
+
+
+def _bare_extreme(
+    extreme: Any, dimension: Any, in_bucket: tuple[Any, ...], bounds: Any
+) -> ScalarSelect[Any]:
+    """The ``dimension`` of the row SQLite's ``extreme`` (min or max of the value) picks in
+    a bucket: a scalar subquery correlated to ``bounds``."""
+    inner = select(extreme, dimension.label("picked")).where(*in_bucket).correlate(bounds)
+    return select(inner.subquery().c.picked).scalar_subquery()
 
 
 def _from_rollups(
