@@ -288,7 +288,7 @@ def _print_logging(figures: list[Figures]) -> None:
         f"{'server':<10} {'workers':>7} {'points/s':>12} {'runs/s':>9} {'p50 ms':>9} "
         f"{'p99 ms':>9} {'errors':>7}"
     )
-    for f in figures:
+    for f in sorted(figures, key=lambda f: (f.tool != "trackflow", f.workers)):
         print(
             f"{f.tool:<10} {f.workers:>7} {f.points_per_s:>12,.0f} {f.runs_per_s:>9.2f} "
             f"{f.p50_ms:>9.1f} {f.p99_ms:>9.1f} {f.errors:>7}"
@@ -299,7 +299,8 @@ def _print_logging(figures: list[Figures]) -> None:
         if t and m and m.points_per_s > 0:
             print(
                 f"  {workers} worker(s): trackflow / mlflow points/s = "
-                f"{t.points_per_s / m.points_per_s:.1f}x"
+                f"{t.points_per_s / m.points_per_s:.1f}x (target >= 10x), errors "
+                f"{t.errors} and {m.errors}"
             )
 
 
@@ -353,8 +354,10 @@ def main() -> None:
     )
     figures: list[Figures] = []
     with tempfile.TemporaryDirectory(prefix="trackflow-scale-") as tmp:
-        for tool in ("trackflow", *(() if args.skip_mlflow else ("mlflow",))):
-            for workers in counts:
+        # Interleaved by worker count: each ratio compares two servers measured back to
+        # back, on the machine as it was then.
+        for workers in counts:
+            for tool in ("trackflow", *(() if args.skip_mlflow else ("mlflow",))):
                 print(f"... {tool} with {workers} worker(s)", file=sys.stderr, flush=True)
                 with _server(tool, workers, Path(tmp), mlflow_python) as server:
                     figures.append(measure(server, tool, workers, seconds))

@@ -269,13 +269,16 @@ class _MultiRowInsert:
 
 
 class _UnnestInsert:
-    """PostgreSQL: the points of a batch inserted as six arrays, one per column
-    (``INSERT ... SELECT * FROM unnest(%s::bigint[], ...)``), in one statement.
+    """PostgreSQL: the points of a batch inserted from arrays, one per column
+    (``INSERT ... SELECT %s, * FROM unnest(...)``), in one statement.
 
     psycopg's ``executemany`` sends one execution per row; PostgreSQL takes about
     twice as long over those as over one statement fed by arrays (1,000 points:
-    ~15 ms against ~8 ms, measured side by side). The arrays' types come from the
-    table's columns.
+    ~15 ms against ~8 ms, measured side by side). The numeric arrays go as array
+    literals written by ``repr`` (shortest round-trip form; stored values are
+    finite), cast by the server: psycopg's list dumper checks every element for
+    quoting and took 3.1 ms of the client's CPU per 1,000 points, against 0.9.
+    The run id goes once. The arrays' types come from the table's columns.
     """
 
     __slots__ = ("sql",)
@@ -284,15 +287,26 @@ class _UnnestInsert:
         quote = engine.dialect.identifier_preparer.quote
         types = engine.dialect.type_compiler_instance
         columns = [table.c[name] for name in _POINT]
-        arrays = ", ".join(f"%s::{types.process(c.type)}[]" for c in columns)
+        key_type = types.process(columns[1].type)
+        numbers = ", ".join(f"%s::text::{types.process(c.type)}[]" for c in columns[2:])
         self.sql = (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in columns)}) "
-            f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+            f"SELECT %s, * FROM unnest(%s::{key_type}[], {numbers}) ON CONFLICT DO NOTHING"
         )
 
     def executemany_points(self, cursor: Any, points: Sequence[tuple[Any, ...]]) -> None:
-        if points:
-            cursor.execute(self.sql, [list(column) for column in zip(*points, strict=True)])
+        runs: dict[str, list[tuple[Any, ...]]] = {}
+        for point in points:
+            runs.setdefault(point[0], []).append(point)
+        for run_id, rows in runs.items():
+            _, keys, steps, times, values, specials = zip(*rows, strict=True)
+            # int() and float() first: repr() of a bool, Decimal or float subclass is
+            # no number literal.
+            literals = [
+                "{" + ",".join(map(repr, map(kind, column))) + "}"
+                for kind, column in ((int, steps), (int, times), (float, values), (int, specials))
+            ]
+            cursor.execute(self.sql, [run_id, list(keys), *literals])
 
 
 class _InList:
