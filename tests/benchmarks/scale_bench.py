@@ -178,13 +178,25 @@ def load_test_process(
     out.put(total)
 
 
+def _cpu_times() -> tuple[int, int]:
+    """The machine's (busy, total) CPU time so far, in ticks (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def _run_processes(
     target: Callable[..., None], args_list: list[tuple[Any, ...]]
-) -> tuple[Tally, float]:
+) -> tuple[Tally, float, float]:
+    """Every process's tally merged, the phase's wall time, and the share of the
+    machine's CPU time busy during it (1.0: every core saturated)."""
     context = mp.get_context("spawn")
     queue = context.Queue()
     # Started together once every process had time to import (spawned on busy cores).
     start_at = time.time() + 2.0 + 0.5 * len(args_list)
+    before: list[tuple[int, int]] = []
+    sampler = threading.Timer(max(0.0, start_at - time.time()), lambda: before.append(_cpu_times()))
+    sampler.start()
     processes = [
         context.Process(target=target, args=(args[0], args[1], start_at, *args[2:], queue))
         for args in args_list
@@ -195,9 +207,12 @@ def _run_processes(
     for _ in processes:
         total.merge(queue.get(timeout=600))
     elapsed = total.finished_at - start_at
+    after = _cpu_times()
+    sampler.join()
+    busy = (after[0] - before[0][0]) / max(1, after[1] - before[0][1])
     for process in processes:
         process.join(timeout=60)
-    return total, elapsed
+    return total, elapsed, busy
 
 
 def _experiment(url: str) -> str:
@@ -226,6 +241,8 @@ class Figures:
     errors: int
     load_test: Tally
     load_seconds: float
+    #: Share of the machine's CPU busy during the logging phase.
+    cpu_busy: float
 
 
 def measure(server: ServerProcess, tool: str, workers: int, seconds: float) -> Figures:
@@ -233,11 +250,11 @@ def measure(server: ServerProcess, tool: str, workers: int, seconds: float) -> F
     warm = _experiment(server.url)
     _run_processes(load_test_process, [(server.url, warm, 1.0, 2)])
     experiment_id = _experiment(server.url)
-    logging, elapsed = _run_processes(
+    logging, elapsed, busy = _run_processes(
         logging_client, [(server.url, experiment_id, seconds) for _ in range(CLIENTS)]
     )
     latencies = [v for values in logging.latencies.values() for v in values]
-    load, load_elapsed = _run_processes(
+    load, load_elapsed, _ = _run_processes(
         load_test_process,
         [(server.url, _experiment(server.url), seconds, USERS // USER_PROCESSES)] * USER_PROCESSES,
     )
@@ -251,6 +268,7 @@ def measure(server: ServerProcess, tool: str, workers: int, seconds: float) -> F
         logging.errors,
         load,
         load_elapsed,
+        busy,
     )
 
 
@@ -286,12 +304,12 @@ def _print_logging(figures: list[Figures]) -> None:
     )
     print(
         f"{'server':<10} {'workers':>7} {'points/s':>12} {'runs/s':>9} {'p50 ms':>9} "
-        f"{'p99 ms':>9} {'errors':>7}"
+        f"{'p99 ms':>9} {'errors':>7} {'CPU busy':>9}"
     )
     for f in sorted(figures, key=lambda f: (f.tool != "trackflow", f.workers)):
         print(
             f"{f.tool:<10} {f.workers:>7} {f.points_per_s:>12,.0f} {f.runs_per_s:>9.2f} "
-            f"{f.p50_ms:>9.1f} {f.p99_ms:>9.1f} {f.errors:>7}"
+            f"{f.p50_ms:>9.1f} {f.p99_ms:>9.1f} {f.errors:>7} {f.cpu_busy:>9.0%}"
         )
     by = {(f.tool, f.workers): f for f in figures}
     for workers in sorted({f.workers for f in figures}):
