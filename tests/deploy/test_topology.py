@@ -11,154 +11,22 @@ and restarted, and nothing is lost.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from _deploy_support import (
-    PROXY,
-    S3_KEY,
-    S3_SECRET,
-    S3Server,
-    TrackflowProcess,
-    _healthy,
-    _launch,
-    clean_env,
-    free_port,
-    run_trackflow,
-    stop,
-    trackflow,
-)
-from _topology import (
-    BUCKET,
-    MIGRATE_COMMAND,
-    SERVER_COMMAND,
-    SERVER_REPLICAS,
-    migrate_env,
-    server_env,
-)
-from sqlalchemy.engine import make_url
+from _deploy_support import PROXY, TrackflowProcess
+from _native_topology import Topology
+from _topology import BUCKET
 
-from tracking import TrackingClient
 from tracking.settings import reset_settings
-from tracking.store.sql.migrate import HEAD_REVISION
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CLIENT = Path(__file__).with_name("_client.py")
-ADMIN_URL = os.environ.get(
-    "TRACKFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-@dataclass
-class Topology:
-    db_uri: str
-    s3: S3Server
-    token: str
-    servers: list[TrackflowProcess]
-    workdir: Path
-
-    def client(self, server: TrackflowProcess) -> TrackingClient:
-        """A client of ``server`` (the token comes from the environment: ``_token``)."""
-        return TrackingClient(server.url)
-
-    def client_env(self, server: TrackflowProcess) -> dict[str, str]:
-        return clean_env(
-            TRACKFLOW_TRACKING_URI=server.url,
-            TRACKFLOW_TRACKING_TOKEN=self.token,
-            TRACKFLOW_RETRY_TIMEOUT="120",
-        )
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def _admin() -> Any:
-    url = make_url(ADMIN_URL)
-    return psycopg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        dbname=url.database or "postgres",
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the module, dropped at the end."""
-    name = f"trackflow_test_{os.getpid()}_deploy"
-    with _admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield (
-            make_url(ADMIN_URL)
-            .set(drivername="postgresql", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> TrackflowProcess:
-
-    url = f"http://127.0.0.1:{env['TRACKFLOW_SERVER_PORT']}"
-    server = TrackflowProcess(url, args, env, log, _launch(args, env, log))
-    return server
-
-
-@pytest.fixture(scope="module")
-def topology(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    workdir = Path(tmp_path_factory.mktemp("topology"))
-    # create-bucket: once, before any server.
-    s3.make_bucket(BUCKET)
-    credentials = workdir / "s3_credentials"
-    credentials.write_text(
-        f"[default]\naws_access_key_id = {S3_KEY}\naws_secret_access_key = {S3_SECRET}\n"
-    )
-    token = secrets.token_hex(16)
-    with _database() as db_uri:
-        # migrate: once.
-        done = run_trackflow(*MIGRATE_COMMAND, env=clean_env(**migrate_env(db_uri)), cwd=workdir)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"to {HEAD_REVISION}" in done.stdout
-        servers: list[TrackflowProcess] = []
-        try:
-            for replica in range(SERVER_REPLICAS):
-                env = clean_env(
-                    **server_env(
-                        db_uri=db_uri,
-                        endpoint=s3.endpoint,
-                        token=token,
-                        credentials_file=str(credentials),
-                        workers=1,
-                    ),
-                    TRACKFLOW_SERVER_HOST="127.0.0.1",
-                    TRACKFLOW_SERVER_PORT=str(free_port()),
-                )
-                log = workdir / f"trackflow-{replica}.log"
-                servers.append(_start(trackflow(*SERVER_COMMAND), env, log))
-            for server in servers:
-                assert _healthy(server.url, server.process), server.log_text()
-            yield Topology(db_uri, s3, token, servers, workdir)
-        finally:
-            for server in servers:
-                stop(server.process)
 
 
 @pytest.fixture(autouse=True)

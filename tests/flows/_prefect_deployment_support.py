@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 STARTUP_TIMEOUT_S = 120.0
 POOL = "tf-pool"
 BLOCK = "tf-deploy"
+#: The flows of ``deploy/deploy_flows.py`` that :func:`real_deployment` deploys.
+FLOWS = ("retrain", "sweep", "mapped", "retried", "sleepy", "caching")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -143,8 +145,11 @@ def prefect_database() -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_worker(root: Path, api: str, pool: str, name: str) -> subprocess.Popen[bytes]:
-    """``prefect worker start`` for ``pool``, in a directory of its own."""
+def start_worker(
+    root: Path, api: str, pool: str, name: str, *, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``prefect worker start`` for ``pool``, in a directory of its own; ``extra_env`` is
+    added to its environment (and so to its flow-run processes')."""
     env = clean_env(
         PREFECT_API_URL=api,
         PREFECT_HOME=str(root / "prefect-home"),  # shared: results of cached tasks
@@ -156,6 +161,7 @@ def start_worker(root: Path, api: str, pool: str, name: str) -> subprocess.Popen
         TRACKFLOW_HEARTBEAT_INTERVAL="1",
         TF_DEPLOY_MARKERS=str(root / "markers"),
     )
+    env.update(extra_env or {})
     return spawn(
         [
             sys.executable,
@@ -205,8 +211,21 @@ def deploy(src: Path, entrypoint: str, name: str, pool: str = POOL) -> str:
 
 
 @contextlib.contextmanager
-def real_deployment(root: Path, tracking_url: str) -> Iterator[Deployment]:
-    """Server, pool, worker, block and deployments; everything stopped at the end."""
+def real_deployment(
+    root: Path,
+    tracking_url: str,
+    *,
+    token: str | None = None,
+    flows: Sequence[str] = FLOWS,
+    worker_env: Mapping[str, str] | None = None,
+) -> Iterator[Deployment]:
+    """Server, pool, worker, block and deployments; everything stopped at the end.
+
+    ``token`` is the tracking server's bearer token, kept in the ``TrackflowConfig``
+    block (the flows' only configuration); ``flows`` are the flows of
+    ``deploy/deploy_flows.py`` to deploy (each costs a deployment on the server);
+    ``worker_env`` is added to the worker's environment (and its flow runs').
+    """
     from flows import TrackflowConfig
 
     src = root / "flows-src"
@@ -247,12 +266,12 @@ def real_deployment(root: Path, tracking_url: str) -> Iterator[Deployment]:
 
             with temporary_settings(updates={PREFECT_API_URL: api}):
                 create_pool(POOL)
-                TrackflowConfig(tracking_uri=tracking_url).save(BLOCK, overwrite=True)
+                config = TrackflowConfig(tracking_uri=tracking_url, token=token)
+                config.save(BLOCK, overwrite=True)
                 deployments = {
-                    short: deploy(src, f"deploy_flows.py:{short}", short)
-                    for short in ("retrain", "sweep", "mapped", "retried", "sleepy", "caching")
+                    short: deploy(src, f"deploy_flows.py:{short}", short) for short in flows
                 }
-            worker = start_worker(root, api, POOL, "worker")
+            worker = start_worker(root, api, POOL, "worker", extra_env=worker_env)
             yield Deployment(
                 api, root, tracking_url, src, root / "markers", worker, [server], deployments
             )

@@ -575,6 +575,7 @@ def deploy(
     settings: Mapping[str, str] | None = None,
     extra_services: Sequence[tuple[str, tuple[str, ...]]] = (),
     tracking_uri: str | None = None,
+    tracking: ServerProcess | None = None,
 ) -> Iterator[Deployment]:
     """Run an Airflow deployment in ``root`` until the block ends.
 
@@ -583,6 +584,10 @@ def deploy(
     executor), ``extra_services`` are (name, airflow arguments) of more processes;
     ``tracking_uri`` makes the connection name that store (its ``tracking_uri``
     extra, e.g. an embedded SQLite file) instead of the trackflow server.
+    ``tracking`` is a trackflow server already running (the caller's, neither started
+    nor stopped here) for the connection to point at instead of one of the
+    deployment's own; its token, if any, is the connection's password, as the
+    README's ``airflow connections add ... --conn-password`` has it.
     """
     home, dags_folder, logs = root / "home", root / "dags", root / "logs"
     for folder in (home, logs, root / "cli"):
@@ -597,7 +602,12 @@ def deploy(
     services: dict[str, Service] = {}
     deployment: Deployment | None = None
     try:
-        with start_server(root / "trackflow-server") as tracking:
+        running: contextlib.AbstractContextManager[ServerProcess] = (
+            contextlib.nullcontext(tracking)
+            if tracking is not None
+            else start_server(root / "trackflow-server")
+        )
+        with running as tracking:
             _airflow_cli(env, root / "cli", "db", "migrate")
             host, port = tracking.url.rsplit("://", 1)[1].rsplit(":", 1)
             _airflow_cli(
@@ -605,6 +615,7 @@ def deploy(
                 root / "cli",
                 *("connections", "add", "trackflow_default", "--conn-type", "trackflow"),
                 *("--conn-host", host, "--conn-port", port, "--conn-schema", "http"),
+                *(("--conn-password", tracking.token) if tracking.token else ()),
                 *(
                     "--conn-extra",
                     json.dumps(
