@@ -279,20 +279,31 @@ class _UnnestInsert:
     finite), cast by the server: psycopg's list dumper checks every element for
     quoting and took 3.1 ms of the client's CPU per 1,000 points, against 0.9.
     The run id goes once. The arrays' types come from the table's columns.
+
+    A plain ``INSERT`` goes first, in a savepoint: ``ON CONFLICT DO NOTHING``
+    probes the primary key before each row and costs PostgreSQL a third more
+    (5.5 against 3.5 ms per 1,000 points). Only a batch holding a point already
+    stored (a retried request) or twice gets the unique violation, and is then
+    inserted again with ``ON CONFLICT DO NOTHING``.
     """
 
-    __slots__ = ("sql",)
+    __slots__ = ("duplicate", "plain", "sql")
 
     def __init__(self, table: Table, engine: Engine) -> None:
+        # Only built for PostgreSQL, whose driver (psycopg 3) is then installed.
+        from psycopg.errors import UniqueViolation
+
+        self.duplicate: type[Exception] = UniqueViolation
         quote = engine.dialect.identifier_preparer.quote
         types = engine.dialect.type_compiler_instance
         columns = [table.c[name] for name in _POINT]
         key_type = types.process(columns[1].type)
         numbers = ", ".join(f"%s::text::{types.process(c.type)}[]" for c in columns[2:])
-        self.sql = (
+        self.plain = (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in columns)}) "
-            f"SELECT %s, * FROM unnest(%s::{key_type}[], {numbers}) ON CONFLICT DO NOTHING"
+            f"SELECT %s, * FROM unnest(%s::{key_type}[], {numbers})"
         )
+        self.sql = f"{self.plain} ON CONFLICT DO NOTHING"
 
     def executemany_points(self, cursor: Any, points: Sequence[tuple[Any, ...]]) -> None:
         runs: dict[str, list[tuple[Any, ...]]] = {}
@@ -306,7 +317,12 @@ class _UnnestInsert:
                 "{" + ",".join(map(repr, map(kind, column))) + "}"
                 for kind, column in ((int, steps), (int, times), (float, values), (int, specials))
             ]
-            cursor.execute(self.sql, [run_id, list(keys), *literals])
+            args = [run_id, list(keys), *literals]
+            try:
+                with cursor.connection.transaction():  # a savepoint
+                    cursor.execute(self.plain, args)
+            except self.duplicate:
+                cursor.execute(self.sql, args)
 
 
 class _InList:

@@ -135,6 +135,19 @@ class LoggingSuite:
         client.log_batch(run_id, metrics=batch)
         assert len(client.get_metric_history(run_id, "m")) == 10
 
+    def test_batch_with_stored_and_repeated_points(self, client: TrackingClient) -> None:
+        """A batch that repeats stored points (a retried request) and holds one point
+        twice stores each new point once, and the rest of the batch still lands."""
+        run_id = client.create_run("0").info.run_id
+        client.log_batch(run_id, metrics=[Metric("m", float(i), 1000 + i, i) for i in range(5)])
+        batch = [Metric("m", float(i), 1000 + i, i) for i in (3, 4, 5, 6, 7, 7)]
+        client.log_batch(run_id, metrics=batch, params=[Param("p", "1")], tags=[RunTag("t", "x")])
+        assert [m.step for m in client.get_metric_history(run_id, "m")] == list(range(8))
+        run = client.get_run(run_id)
+        assert run.data.metrics["m"] == 7.0
+        assert run.data.params["p"] == "1"
+        assert run.data.tags["t"] == "x"
+
     def test_full_batch(self, client: TrackingClient) -> None:
         run_id = client.create_run("0").info.run_id
         client.log_batch(
