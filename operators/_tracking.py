@@ -321,6 +321,7 @@ class AirflowTracking:
         self._open: dict[tuple[str, str, str, int], _Open] = {}
         self._config: Any = None
         self._client: Any = None
+        self._user_client: Any = None
         self._params_logged: set[str] = set()
         self.dispatcher = Dispatcher("trackflow-airflow", _log)
 
@@ -342,6 +343,7 @@ class AirflowTracking:
         with self._lock:
             self._config = None
             self._client = None
+            self._user_client = None
             self._trackers.clear()
             self._params_logged.clear()
 
@@ -353,6 +355,17 @@ class AirflowTracking:
             if self._client is None:
                 self._client = config.client(max_retries=1, timeout=10.0)
             return self._client
+
+    def user_client(self) -> Any:
+        """The client the task's own code logs through (its active fluent run's), built
+        once per process with the full retry budget (``TRACKFLOW_RETRY_TIMEOUT``): a
+        server restart during the task is waited out, as for any client, where the
+        listener's own calls give up at once and leave the task untracked."""
+        config = self.config()
+        with self._lock:
+            if self._user_client is None:
+                self._user_client = config.client()
+            return self._user_client
 
     def tracker(self, experiment: str) -> PipelineTracker:
         """The tracker of an experiment, on the default connection's store."""
@@ -404,7 +417,7 @@ class AirflowTracking:
             if experiment is not None:
                 exp_id = PipelineTracker(tracker.client, experiment).experiment_id()
             run = tracker.step_running(step, tags=step_tags(ti, task), experiment_id=exp_id)
-            active = fluent.attach_run(step.run_id, tracker.client, run=run)
+            active = fluent.attach_run(step.run_id, self.user_client(), run=run)
             self._open[key] = _Open(step, tracker, active, run=run)
             return active
 

@@ -88,3 +88,47 @@ def test_server_down_during_a_dag_run(
             second[0][0].__exit__(None, None, None)
         else:
             first.__exit__(None, None, None)
+
+
+def test_task_code_rides_out_a_server_restart(
+    run_dag: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task's own logging call, made while the server restarts, waits for it (the
+    client's retry budget) instead of failing the task: only the listener's own calls
+    give up at once."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    workdir = tmp_path / "server"
+    first = start_server(workdir)
+    server = first.__enter__()
+    port = int(server.url.rsplit(":", 1)[1])
+    monkeypatch.setenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", connection_env(server.url))
+    monkeypatch.setenv("TRACKFLOW_RETRY_TIMEOUT", "60")
+    second: list[Any] = []
+
+    def operate() -> None:
+        _wait_for(markers / "started")
+        first.__exit__(None, None, None)
+        (markers / "server-down").touch()
+        _wait_for(markers / "logging")
+        time.sleep(1.0)  # the call is waiting
+        again = start_server(workdir, port=port)
+        second.append((again, again.__enter__()))
+
+    operator = threading.Thread(target=operate, daemon=True)
+    operator.start()
+    try:
+        dag_run = run_dag("tf_outage_rides", run_conf={"markers": str(markers)})
+        operator.join(timeout=60)
+        assert dag_run.state == "success"
+        client = TrackingClient(second[0][1].url)
+        parent, children = run_tree(client, "tf_outage_rides", dag_run.run_id)
+        task_run = children["logs_through_a_restart"]
+        assert task_run.info.status is RunStatus.FINISHED
+        assert task_run.data.metrics == {"logged_while_down": 1.0}
+        assert parent.info.status is RunStatus.FINISHED
+    finally:
+        if second:
+            second[0][0].__exit__(None, None, None)
+        else:
+            first.__exit__(None, None, None)
