@@ -18,6 +18,7 @@ from typing import Any
 
 from flows.blocks import ResolvedConfig
 from tracking import fluent
+from tracking.client import TrackingClient
 from tracking.connection import enter_step_env, leave_step_env
 from tracking.entities import Param, Run, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, RunNotFoundError, TrackingError
@@ -31,6 +32,7 @@ from tracking.pipelines import (
     Step,
     artifact_refs,
 )
+from tracking.store.rest import DeferredWriteError, RestTrackingStore
 from tracking.validation import (
     MAX_BATCH_PARAMS,
     MAX_ENTITY_KEY_LENGTH,
@@ -296,6 +298,7 @@ class PrefectTracking:
 
         def end() -> None:
             client = opened.tracker.client
+            self._deliver_task_ends(client, opened.label)
             for again in missed:  # the task runs' ends the store missed, first
                 again()
             if retrying:
@@ -310,12 +313,33 @@ class PrefectTracking:
     def task_ended(
         self, opened: Opened, step: Step, status: RunStatus, reason: str | None, retrying: bool
     ) -> None:
-        """The task run's attempt ended."""
+        """The task run's attempt ended. Against a server, when this process runs the
+        task run's flow run with the same store, the writes that say so are deferred
+        (the task's thread does not wait for them): they go ahead of the next call to
+        the server, or from a background thread, and :meth:`flow_ended` delivers them
+        before it ends the flow run's run. A task run in a process of its own (a
+        distributed task runner) ends as before: its flow run may end before its
+        process would have sent a deferred end."""
+        scope = scope_of(step.pipeline.run_key)
+        deferred = scope is not None and scope.config == self.config
+
+        def failed(error: BaseException) -> None:
+            """A deferred end the server refused, or could not be reached for (it waits
+            for the next try): the task run's warning, as if the hook had sent it."""
+
+            def again() -> None:
+                raise error
+
+            self.guard.call(opened.label, again)
 
         def end() -> bool:
-            opened.tracker.step_ended(
-                step, status, reason=reason, retrying=retrying, current=opened.run
-            )
+            tracker = opened.tracker
+            store = tracker.client.store
+            if deferred and opened.run is not None and isinstance(store, RestTrackingStore):
+                deferring = store.deferring(opened.run.info, on_error=failed)
+                client = TrackingClient.from_store(deferring, tracker.client.tracking_uri)
+                tracker = PipelineTracker(client, tracker.experiment)
+            tracker.step_ended(step, status, reason=reason, retrying=retrying, current=opened.run)
             return True
 
         if not self.guard.call(opened.label, end):
@@ -347,6 +371,19 @@ class PrefectTracking:
         self.guard.call(label, end)
 
     # -- helpers --------------------------------------------------------------------
+
+    def _deliver_task_ends(self, client: Any, label: str) -> None:
+        """The task runs' ends still deferred, delivered before the flow run's run ends
+        (nobody may see it FINISHED with task runs still open). Those the server
+        refused are a warning and the flow run ends all the same; a server that cannot
+        be reached fails the flow run's end too (the guard's warning)."""
+        store = client.store
+        if not isinstance(store, RestTrackingStore):
+            return
+        try:
+            store.flush()
+        except DeferredWriteError as exc:
+            _log.warning("trackflow: %s: %s", label, exc)
 
     def _log_params(self, client: Any, run_id: str, values: Mapping[str, Any]) -> None:
         params, skipped = flatten_params(values)

@@ -1,5 +1,7 @@
 """What tracking costs a task run in store calls (each one HTTP request against a
-tracking server): its start, and its end; nothing per task run for the flow's sake."""
+tracking server): its start, and its end; nothing per task run for the flow's sake.
+Against a server the end is deferred and travels with the next task run's start: one
+request per task run."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from prefect.context import FlowRunContext
 from flows import tracked_flow, tracked_task
 from tracking import TrackingClient
 from tracking.connection import StoreConfig
+from tracking.store import rest_batch
+from tracking.store.rest import RestTrackingStore
 
 pytestmark = pytest.mark.prefect
 
@@ -87,3 +91,32 @@ def test_at_most_two_store_calls_per_task_run(
     calls = _calls(monkeypatch, chain)
     per_task = (sum(calls.values()) - sum(base.values())) / N
     assert per_task <= 2.0, (per_task, calls, base)
+
+
+def _requests(monkeypatch: pytest.MonkeyPatch, flow: Any) -> int:
+    """The HTTP requests the flows' stores send while ``flow`` runs."""
+    sent: list[str] = []
+    made = StoreConfig.client
+
+    def client(self: StoreConfig, **kwargs: Any) -> Any:
+        real: TrackingClient = made(self, **kwargs)
+        assert isinstance(real.store, RestTrackingStore)
+        real.store.http.client.event_hooks["request"].append(lambda r: sent.append(r.url.path))
+        return real
+
+    monkeypatch.setattr(StoreConfig, "client", client)
+    flow()
+    return len(sent)
+
+
+def test_one_request_per_task_run_against_a_server(
+    served: TrackingClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows import _tracking
+
+    # No background send: each end goes with the next start, the last at the flow's end.
+    monkeypatch.setattr(rest_batch, "DEFAULT_LINGER", 600.0)
+    base = _requests(monkeypatch, empty)
+    _tracking.reset()
+    per_task = (_requests(monkeypatch, chain) - base) / N
+    assert 1 <= per_task <= 1 + 1.5 / N, per_task

@@ -11,7 +11,10 @@ heartbeats, reaping)::
     client.log_metric(run.info.run_id, "auc", 0.91)
 
 Transport, retries and error mapping live in :mod:`tracking.store.rest_http`;
-the JSON shapes in :mod:`tracking.store.rest_json`. Retrying is safe because
+the JSON shapes in :mod:`tracking.store.rest_json`; writes of many threads go
+together, and writes nobody waits for (a step's end, through
+:meth:`RestTrackingStore.deferring`) go in the background, in
+:mod:`tracking.store.rest_batch`. Retrying is safe because
 the store always picks the run id itself (``os.urandom(16).hex()`` unless the
 caller chose one): a ``runs/create`` sent twice returns the same run.
 
@@ -25,6 +28,8 @@ outage of the server or of its database is ridden out), and
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +54,7 @@ from tracking.entities import (
 from tracking.errors import NotFoundError, StoreError
 from tracking.settings import TrackingSettings, get_settings
 from tracking.store.base import TrackingStore
-from tracking.store.rest_batch import BatchCall, Coalescer
+from tracking.store.rest_batch import BatchCall, Coalescer, DeferredWriteError
 from tracking.store.rest_http import EndpointNotFoundError, RestSession
 from tracking.store.rest_json import (
     compact_run_from_json,
@@ -65,7 +70,7 @@ from tracking.store.rest_json import (
 )
 from tracking.store.rest_models import RestModelsMixin
 
-__all__ = ["MLFLOW_API", "TRACKFLOW_API", "RestTrackingStore"]
+__all__ = ["MLFLOW_API", "TRACKFLOW_API", "DeferredWriteError", "RestTrackingStore"]
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -166,12 +171,63 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         #: Idempotent writes of concurrent threads, sent together (see rest_batch).
         self._writes = Coalescer(self._send_one, self._send_many)
         self._batches = True
+        #: The run whose ending writes this store defers (see :meth:`deferring`).
+        self._deferred_run: RunInfo | None = None
+        self._on_deferred_error: Callable[[BaseException], None] | None = None
 
     def __repr__(self) -> str:
         return f"RestTrackingStore({self.http.base_url!r})"
 
     def close(self) -> None:
-        self.http.close()
+        """Deliver the deferred writes (see :meth:`flush`), then close the connections."""
+        try:
+            self.flush()
+        finally:
+            self.http.close()
+
+    # -- deferred writes ------------------------------------------------------
+
+    def deferring(
+        self, run: RunInfo, on_error: Callable[[BaseException], None] | None = None
+    ) -> RestTrackingStore:
+        """This store, except that its writes to ``run`` that need no answer (its status
+        and end, its tags) are deferred: queued, and sent ahead of the store's next
+        call or within ``Coalescer.linger`` seconds in the background, while the caller
+        goes on. An orchestrator's hook ends a step's run so without waiting for the
+        server. ``update_run_info`` answers ``run`` as it will be once the write is in.
+        ``on_error(error)`` hears of a deferred write the server refused, or could not
+        be reached for (the first time: the write waits for the next try); without
+        it :meth:`flush` raises the refused ones.
+
+        Every call of the store (and of its other views) goes after the deferred
+        writes queued before it, so the process reads its own writes; :meth:`flush`
+        waits for them and raises those the server refused::
+
+            view = store.deferring(run.info)
+            view.update_run_info(run.info.run_id, RunStatus.FINISHED, now_ms, None)
+            ...
+            store.flush()  # before ending what the run belongs to
+        """
+        view = copy.copy(self)
+        view._deferred_run = run
+        view._on_deferred_error = on_error
+        return view
+
+    def flush(self) -> None:
+        """Deliver the deferred writes queued so far and wait for them: those the server
+        refused since the last flush raise :class:`DeferredWriteError` (once); an
+        unreachable server raises StoreUnavailableError (they are sent again later)."""
+        self._writes.flush()
+
+    def _defers(self, run_id: str) -> bool:
+        return self._deferred_run is not None and self._deferred_run.run_id == run_id
+
+    def _direct(self, method: str, url: httpx.URL, **kwargs: Any) -> Any:
+        """A call that is not a coalesced write: after the deferred writes queued so far
+        (their errors are the flush's to report, not this caller's)."""
+        if self._writes.pending:
+            self._writes.flush(report=False)
+        return self.http.call(method, url, **kwargs)
 
     @contextlib.contextmanager
     def _lean_or_mlflow(self) -> Iterator[None]:
@@ -235,10 +291,10 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         return urls[call.name]
 
     def _post(self, name: str, body: dict[str, Any], parse: bool = True) -> Any:
-        return self.http.call("POST", self._mlflow[name], body=body, parse=parse)
+        return self._direct("POST", self._mlflow[name], body=body, parse=parse)
 
     def _get(self, name: str, **params: str | int) -> Any:
-        return self.http.call("GET", self._mlflow[name], params=params)
+        return self._direct("GET", self._mlflow[name], params=params)
 
     def health(self) -> Any:
         """The server's ``/health`` answer (StoreUnavailableError if it cannot be reached)."""
@@ -360,6 +416,17 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
             body["end_time"] = end_time
         if run_name is not None:
             body["run_name"] = run_name
+        known = self._deferred_run
+        if known is not None and known.run_id == run_id:
+            self._writes.defer("runs/update", body, self._on_deferred_error)
+            # What the server will answer once the write is in (the view's own copy).
+            self._deferred_run = dataclasses.replace(
+                known,
+                status=known.status if status is None else RunStatus(status),
+                end_time=known.end_time if end_time is None else end_time,
+                run_name=known.run_name if run_name is None else run_name,
+            )
+            return self._deferred_run
         return _parsed(run_info_from_json, self._write("runs/update", body), "run_info")
 
     def delete_run(self, run_id: str) -> None:
@@ -381,6 +448,9 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         if tags:
             body["tags"] = pairs_json(tags)
         if not metrics:  # params and tags: idempotent, so coalesced
+            if not params and self._defers(run_id):
+                self._writes.defer("runs/log-batch", body, self._on_deferred_error)
+                return
             self._write("runs/log-batch", body)
             return
         if self._lean:
@@ -389,7 +459,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
                 columns = zip(*metrics, strict=True)
                 body["metrics"] = dict(zip(_METRIC_COLUMNS, columns, strict=True))
             with self._lean_or_mlflow():
-                self.http.call("POST", self._trackflow["runs/log-batch"], body=body, parse=False)
+                self._direct("POST", self._trackflow["runs/log-batch"], body=body, parse=False)
                 return
         body["metrics"] = metrics_json(metrics)
         self._post("runs/log-batch", body, parse=False)
@@ -404,7 +474,11 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         self._write("runs/log-batch", {"run_id": run_id, "params": pairs_json([param])})
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
-        self._write("runs/log-batch", {"run_id": run_id, "tags": pairs_json([tag])})
+        body = {"run_id": run_id, "tags": pairs_json([tag])}
+        if self._defers(run_id):
+            self._writes.defer("runs/log-batch", body, self._on_deferred_error)
+            return
+        self._write("runs/log-batch", body)
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         body = {"run_id": run_id, "datasets": [dataset_input_json(item) for item in inputs]}
@@ -439,7 +513,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
     def get_metric_history_sampled(
         self, run_id: str, key: str, max_points: int = 1000
     ) -> list[Metric]:
-        answer = self.http.call(
+        answer = self._direct(
             "GET",
             self._trackflow["metrics/get-history-sampled"],
             params={"run_id": run_id, "metric_key": key, "max_points": max_points},
@@ -466,14 +540,14 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
             body["page_token"] = page_token
         if self._lean:
             with self._lean_or_mlflow():
-                answer = self.http.call("POST", self._trackflow["runs/search"], body=body)
+                answer = self._direct("POST", self._trackflow["runs/search"], body=body)
                 return _page(answer, "runs", compact_run_from_json)
         return _page(self._post("runs/search", body), "runs", run_from_json)
 
     # -- trackflow additions ------------------------------------------------
 
     def get_children(self, run_id: str, recursive: bool = False) -> list[Run]:
-        answer = self.http.call(
+        answer = self._direct(
             "GET",
             self._trackflow["runs/children"],
             params={"run_id": run_id, "recursive": "true" if recursive else "false"},
@@ -481,12 +555,12 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         return list(_page(answer, "runs", run_from_json))
 
     def record_lineage(self, edge: LineageEdge) -> None:
-        self.http.call(
+        self._direct(
             "POST", self._trackflow["lineage/record"], body=lineage_edge_json(edge), parse=False
         )
 
     def get_lineage(self, run_id: str) -> Lineage:
-        answer = self.http.call("GET", self._trackflow["lineage/get"], params={"run_id": run_id})
+        answer = self._direct("GET", self._trackflow["lineage/get"], params={"run_id": run_id})
         try:
             return lineage_from_json(answer)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -496,7 +570,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         ids = list(run_ids)
         # The server takes at most 1000 ids per call.
         for start in range(0, len(ids), _HEARTBEAT_CHUNK):
-            self.http.call(
+            self._direct(
                 "POST",
                 self._trackflow["runs/heartbeat"],
                 body={"run_ids": ids[start : start + _HEARTBEAT_CHUNK], "timestamp": timestamp},
@@ -505,7 +579,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
 
     def reap_stale_runs(self, older_than_ms: int, now: int, reason: str) -> list[str]:
         """Reap on the server, by the server's clock (``now`` and ``reason`` are its own)."""
-        answer = self.http.call(
+        answer = self._direct(
             "POST", self._trackflow["runs/reap-stale"], body={"older_than_ms": older_than_ms}
         )
         return [str(run_id) for run_id in _field(answer, "run_ids")]
