@@ -207,9 +207,7 @@ class TestSampling:
         width = (hi - lo + 1) // buckets
         grouped: dict[int, list[Metric]] = {}
         for point in points:
-            grouped.setdefault(min((dimension(point) - lo) // width, buckets - 1), []).append(
-                point
-            )
+            grouped.setdefault(min((dimension(point) - lo) // width, buckets - 1), []).append(point)
         expected = set()
         for members in grouped.values():
             expected.add(min(members, key=lambda p: (p.value, p.step, p.timestamp)))
