@@ -136,7 +136,11 @@ class Coalescer:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        #: Callers waiting for writes to settle (flush); the background sender, apart:
+        #: it is woken only when it sleeps with no deadline (see _send_in_background).
         self._cond = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)
+        self._sender_idle = False
         self._queue: list[BatchCall] = []
         self._busy = False
         #: Deferred writes not sent yet, oldest first; those on the wire.
@@ -213,7 +217,8 @@ class Coalescer:
                     daemon=True,
                 )
                 self._sender.start()
-            self._cond.notify_all()
+            elif self._sender_idle:
+                self._wake.notify()
         _with_deferred_writes.add(self)
 
     def flush(self, *, report: bool = True) -> None:
@@ -241,7 +246,7 @@ class Coalescer:
             watched = [*self._deferred, *self._flight]
             outages = self._outages
             self._urgent += 1
-            self._cond.notify_all()
+            self._wake.notify()
         try:
             while True:
                 with self._lock:
@@ -269,7 +274,10 @@ class Coalescer:
                 self._urgent -= 1
 
     def _send_in_background(self, pid: int) -> None:
-        """The background sender: deferred writes nobody took along within ``linger``."""
+        """The background sender: deferred writes nobody took along within ``linger``.
+        It sleeps until the oldest one is due, and is woken only when it sleeps with no
+        deadline (nothing queued, or another thread sending): a flow's task runs defer
+        one write each, and waking this thread for each would take the GIL from them."""
         while True:
             with self._lock:
                 idle_since = time.monotonic()
@@ -282,12 +290,14 @@ class Coalescer:
                         due = now if self._urgent else max(first + self.linger, self._retry_at)
                         if due <= now:
                             break
-                        self._cond.wait(due - now)
+                        self._wake.wait(due - now)
                     elif not self._deferred and not self._flight and now - idle_since > _IDLE_S:
                         self._sender = None
                         return
                     else:
-                        self._cond.wait(_IDLE_S)
+                        self._sender_idle = True
+                        self._wake.wait(_IDLE_S)
+                        self._sender_idle = False
                 self._busy = True
                 batch = self._take_deferred()
             try:
@@ -345,6 +355,8 @@ class Coalescer:
                 queued[0].lead = [*self._take_deferred(), *queued]
             else:
                 self._busy = False
+                if self._deferred and self._sender_idle:
+                    self._wake.notify()
             self._cond.notify_all()
         for one in sent:
             if one is not own and one.deferred_at is None:
