@@ -171,6 +171,7 @@ class PrefectTracking:
         self._lock = threading.RLock()
         self._trackers: dict[str, PipelineTracker] = {}
         self._client: Any = None
+        self._user_client: Any = None
         #: Ends of task runs the store missed, by flow run: sent again at the flow's end.
         self._pending: dict[str, list[Any]] = {}
 
@@ -181,6 +182,25 @@ class PrefectTracking:
                 if self._client is None:
                     self._client = self.config.client(max_retries=1, timeout=10.0)
         return self._client
+
+    def user_client(self) -> Any:
+        """The client of a tracked flow's or task's own code (its active fluent run,
+        artifact uploads): against a server, a patient view of :meth:`client`'s store
+        (:meth:`RestTrackingStore.patient`), so a call waits out a server restart
+        within ``TRACKFLOW_RETRY_TIMEOUT`` like any plain client's, while still going
+        after the task-run ends the hooks deferred (read-your-writes). A store in the
+        process has nothing to retry: the same client."""
+        if self._user_client is None:
+            client = self.client()
+            with self._lock:
+                if self._user_client is None:
+                    store = client.store
+                    self._user_client = (
+                        TrackingClient.from_store(store.patient(), client.tracking_uri)
+                        if isinstance(store, RestTrackingStore)
+                        else client
+                    )
+        return self._user_client
 
     def tracker(self, experiment: str) -> PipelineTracker:
         """The tracker of ``experiment``."""
@@ -232,7 +252,7 @@ class PrefectTracking:
                     tracker.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
             if params:
                 self._log_params(tracker.client, run.info.run_id, params)
-            active = _attach(run, tracker.client)
+            active = _attach(run, self.user_client())
             return Opened(tracker, run, active, label, {})
 
         opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
@@ -264,7 +284,7 @@ class PrefectTracking:
             for ref in {r for v in inputs.values() for r in artifact_refs(v)}:
                 if ref.sha256 and ref.run_id != run.info.run_id:
                     tracker.client.record_lineage(run.info.run_id, ref.run_id, ref.path, ref.sha256)
-            active = _attach(run, tracker.client)
+            active = _attach(run, self.user_client())
             return Opened(tracker, run, active, label, {})
 
         opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})

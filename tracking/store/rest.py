@@ -174,6 +174,8 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         #: The run whose ending writes this store defers (see :meth:`deferring`).
         self._deferred_run: RunInfo | None = None
         self._on_deferred_error: Callable[[BaseException], None] | None = None
+        #: The session of a patient view's calls (see :meth:`patient`); None in others.
+        self._via: RestSession | None = None
 
     def __repr__(self) -> str:
         return f"RestTrackingStore({self.http.base_url!r})"
@@ -213,11 +215,42 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         view._on_deferred_error = on_error
         return view
 
+    def patient(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_timeout: float | None = None,
+    ) -> RestTrackingStore:
+        """This store, except that its calls retry with the full budget (``timeout``,
+        ``max_retries`` and ``retry_timeout`` default to the ``TRACKFLOW_HTTP_TIMEOUT``,
+        ``TRACKFLOW_HTTP_MAX_RETRIES`` and ``TRACKFLOW_RETRY_TIMEOUT`` settings), so a
+        server restart is waited out; the store itself keeps its own budget.
+
+        An orchestrator's hooks use a store that gives up at once (the pipeline must not
+        wait for tracking), while the user code of a step logs through the same store's
+        patient view: one store, so every call still goes after the deferred writes
+        queued before it (read-your-writes), and the coalesced writes of the view (with
+        whatever travels in the same request, deferred writes included) go with the
+        patient budget too::
+
+            hooks = RestTrackingStore(uri, max_retries=1, timeout=10.0)
+            user = hooks.patient()
+        """
+        settings = get_settings()
+        view = copy.copy(self)
+        view.http = view._via = self.http.with_budget(
+            timeout=timeout if timeout is not None else settings.http_timeout,
+            max_retries=max_retries if max_retries is not None else _max_retries(settings),
+            retry_timeout=retry_timeout if retry_timeout is not None else settings.retry_timeout,
+        )
+        return view
+
     def flush(self) -> None:
         """Deliver the deferred writes queued so far and wait for them: those the server
         refused since the last flush raise :class:`DeferredWriteError` (once); an
         unreachable server raises StoreUnavailableError (they are sent again later)."""
-        self._writes.flush()
+        self._writes.flush(via=self._via)
 
     def _defers(self, run_id: str) -> bool:
         return self._deferred_run is not None and self._deferred_run.run_id == run_id
@@ -226,7 +259,7 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
         """A call that is not a coalesced write: after the deferred writes queued so far
         (their errors are the flush's to report, not this caller's)."""
         if self._writes.pending:
-            self._writes.flush(report=False)
+            self._writes.flush(report=False, via=self._via)
         return self.http.call(method, url, **kwargs)
 
     @contextlib.contextmanager
@@ -250,23 +283,33 @@ class RestTrackingStore(RestModelsMixin, TrackingStore):
 
     def _write(self, name: str, body: dict[str, Any]) -> Any:
         """An idempotent write, sent with those other threads send meanwhile."""
-        return self._writes.call(name, body)
+        return self._writes.call(name, body, via=self._via)
 
-    def _send_one(self, call: BatchCall) -> Any:
-        return self.http.call("POST", self._send_url(call), body=call.body)
+    def _session(self, calls: Sequence[BatchCall]) -> RestSession:
+        """The session a request of coalesced writes goes with: a patient view's if one
+        of them came from one (see :meth:`patient`), else the store's own."""
+        for call in calls:
+            if isinstance(call.via, RestSession):
+                return call.via
+        return self.http
+
+    def _send_one(self, call: BatchCall, http: RestSession | None = None) -> Any:
+        http = http or self._session((call,))
+        return http.call("POST", self._send_url(call), body=call.body)
 
     def _send_many(self, calls: Sequence[BatchCall]) -> None:
+        http = self._session(calls)
         if not self._batches:
             for call in calls:
                 try:
-                    call.answer = self._send_one(call)
+                    call.answer = self._send_one(call, http)
                 except Exception as exc:
                     call.error = exc
             return
         url = self._trackflow["batch"]
         body = {"calls": [{"call": call.name, "body": call.body} for call in calls]}
         try:
-            answer = self.http.call("POST", url, body=body)
+            answer = http.call("POST", url, body=body)
         except EndpointNotFoundError:
             _log.warning(
                 "%s has no batch endpoint (an older trackflow server?); writes go one by one",

@@ -80,6 +80,10 @@ class BatchCall:
     on_error: Callable[[BaseException], None] | None = None
     #: Whether ``on_error`` heard of it already (a write that waits is retried).
     reported: bool = False
+    #: How the write asks to be sent (the sender's business, e.g. a longer retry
+    #: budget); None for the sender's default. A request goes via the first of its
+    #: calls that has one, so everything travelling with such a write gets it too.
+    via: Any = None
 
     def describe(self) -> str:
         """``runs/update of run <id>``: which write, for an error message."""
@@ -155,6 +159,9 @@ class Coalescer:
         self._retry_at = 0.0
         #: Threads in flush(): the background sender waits for nothing meanwhile.
         self._urgent = 0
+        #: Threads in flush(via=...): they send the deferred writes themselves, and
+        #: the background sender leaves them alone meanwhile.
+        self._via_flushes = 0
         self._sender: threading.Thread | None = None
 
     def _same_process(self) -> None:
@@ -168,10 +175,11 @@ class Coalescer:
 
     # -- writes whose caller waits --------------------------------------------------
 
-    def call(self, name: str, body: dict[str, Any]) -> Any:
-        """Send the write (alone, or with others that queued meanwhile); its answer."""
+    def call(self, name: str, body: dict[str, Any], via: Any = None) -> Any:
+        """Send the write (alone, or with others that queued meanwhile); its answer.
+        ``via`` is the call's :attr:`BatchCall.via`."""
         self._same_process()
-        call = BatchCall(name, body)
+        call = BatchCall(name, body, via=via)
         with self._lock:
             if self._busy:
                 self._queue.append(call)
@@ -221,9 +229,14 @@ class Coalescer:
                 self._wake.notify()
         _with_deferred_writes.add(self)
 
-    def flush(self, *, report: bool = True) -> None:
+    def flush(self, *, report: bool = True, via: Any = None) -> None:
         """Deliver the deferred writes queued so far and wait for them (also for those
         another thread has on the wire).
+
+        With ``via`` the writes this thread sends go so (see :attr:`BatchCall.via`),
+        and writes another thread could not deliver are sent again at once rather
+        than left for the background sender's next try: a caller with a longer retry
+        budget waits out an outage, and what it sends next still goes after them.
 
         With ``report`` (the default) a write the server refused since the last flush
         (one deferred without ``on_error``) raises :class:`DeferredWriteError` (once),
@@ -234,25 +247,32 @@ class Coalescer:
         """
         self._same_process()
         if self._deferred or self._flight:
-            self._deliver(report)
+            self._deliver(report, via)
         if report and self._refused:
             with self._lock:
                 refused, self._refused = self._refused, []
             if refused:
                 raise DeferredWriteError(refused)
 
-    def _deliver(self, report: bool) -> None:
+    def _deliver(self, report: bool, via: Any) -> None:
         with self._lock:
             watched = [*self._deferred, *self._flight]
             outages = self._outages
             self._urgent += 1
-            self._wake.notify()
+            if via is not None:
+                self._via_flushes += 1
+            else:
+                self._wake.notify()
+        #: Whether this thread sent them ``via`` already (an outage after that is final).
+        sent_via = False
         try:
             while True:
                 with self._lock:
                     if all(call.done.is_set() for call in watched):
                         return
-                    if self._outages != outages:
+                    if self._outages != outages and via is not None and not sent_via:
+                        outages = self._outages  # another thread's try: ours, via, next
+                    elif self._outages != outages:
                         if not report:
                             return
                         waiting = len(self._deferred) + len(self._flight)
@@ -265,6 +285,10 @@ class Coalescer:
                         continue
                     self._busy = True
                     batch = self._take_deferred()
+                    if via is not None:
+                        sent_via = True
+                        for call in batch:
+                            call.via = call.via or via
                 try:
                     self._send(batch)
                 finally:
@@ -272,6 +296,10 @@ class Coalescer:
         finally:
             with self._lock:
                 self._urgent -= 1
+                if via is not None:
+                    self._via_flushes -= 1
+                    if self._deferred and self._sender_idle:
+                        self._wake.notify()
 
     def _send_in_background(self, pid: int) -> None:
         """The background sender: deferred writes nobody took along within ``linger``.
@@ -285,7 +313,7 @@ class Coalescer:
                     if self._pid != pid:
                         return  # a forked child's copy of the thread's state
                     now = time.monotonic()
-                    if self._deferred and not self._busy:
+                    if self._deferred and not self._busy and not self._via_flushes:
                         first = self._deferred[0].deferred_at or now
                         due = now if self._urgent else max(first + self.linger, self._retry_at)
                         if due <= now:

@@ -28,6 +28,7 @@ behind a server::
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import os
 import random
@@ -208,6 +209,19 @@ class RestSession:
         """Close the pooled connections."""
         self._client.close()
 
+    def with_budget(
+        self, *, timeout: float, max_retries: int | None, retry_timeout: float
+    ) -> RestSession:
+        """This session (its connections, token and backoff) with another retry budget
+        and attempt timeout: a caller that must fail fast and one that must ride out a
+        server restart share one connection pool."""
+        other = copy.copy(self)
+        other.timeout = timeout
+        other._timeout = httpx.Timeout(timeout)
+        other.max_retries = max_retries
+        other.retry_timeout = retry_timeout
+        return other
+
     # -- calls ----------------------------------------------------------------
 
     def call(
@@ -275,6 +289,7 @@ class RestSession:
                     params=params,
                     content=body() if body is not None else content,
                     headers=headers,
+                    timeout=self._timeout,
                 )
                 response = self.client.send(request, stream=stream)
             except _TRANSIENT as exc:

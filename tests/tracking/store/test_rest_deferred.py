@@ -245,3 +245,58 @@ def test_the_default_linger_is_read_when_a_store_is_made(
 ) -> None:
     monkeypatch.setattr(rest_batch, "DEFAULT_LINGER", 3.5)
     assert RestTrackingStore("http://127.0.0.1:9")._writes.linger == 3.5
+
+
+class TestPatientView:
+    """``RestTrackingStore.patient``: the same store (its coalescer and deferred writes)
+    with the full retry budget, for a pipeline step's own code, while the hooks' store
+    gives up at once."""
+
+    def test_it_rides_out_a_restart_the_store_gives_up_on(self, tmp_path: Path) -> None:
+        with start_server(tmp_path / "server") as first:
+            url, port = first.url, int(first.url.rsplit(":", 1)[1])
+            client, store = _store(url, NEVER, max_retries=1, retry_timeout=1.0, backoff=0.01)
+            experiment_id = client.create_experiment("patient-outage")
+            ended, logged = client.create_run(experiment_id), client.create_run(experiment_id)
+        patient = TrackingClient.from_store(store.patient(retry_timeout=60.0), url)
+        # The hooks' store, with the server down: it gives up at once, direct or coalesced.
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            client.log_metric(logged.info.run_id, "fast", 1.0)
+        with pytest.raises(StoreUnavailableError):
+            client.set_tag(logged.info.run_id, "fast", "no")
+        assert time.monotonic() - started < 3.0
+        # A step's end deferred by the hooks' store before the user code's calls below.
+        store.deferring(ended.info).update_run_info(ended.info.run_id, RunStatus.FINISHED, 1, None)
+
+        results: dict[str, object] = {}
+
+        def call(name: str, do: object) -> None:
+            try:
+                results[name] = do()  # type: ignore[operator]
+            except BaseException as exc:
+                results[name] = exc
+
+        calls = {
+            # A read: after the deferred end (read-your-writes across the views).
+            "read": lambda: patient.get_run(ended.info.run_id).info.status,
+            # A direct call and a coalesced write.
+            "metric": lambda: patient.log_metric(logged.info.run_id, "m", 2.0),
+            "tag": lambda: patient.set_tag(logged.info.run_id, "k", "v"),
+        }
+        threads = [threading.Thread(target=call, args=item) for item in calls.items()]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)  # past the hooks' store's budget, the calls still wait
+        assert not results, results
+        with start_server(tmp_path / "server", port=port) as again:
+            assert again.url == url
+            for thread in threads:
+                thread.join(timeout=60)
+            assert results == {"read": RunStatus.FINISHED, "metric": None, "tag": None}
+            found = TrackingClient(url).get_run(logged.info.run_id)
+            assert found.data.metrics == {"m": 2.0}
+            assert found.data.tags["k"] == "v"
+            assert store._writes.pending == 0
+            # The hooks' store kept its own budget.
+            assert store.http.max_retries == 1 and store.http.retry_timeout == 1.0

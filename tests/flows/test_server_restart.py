@@ -1,0 +1,133 @@
+"""A tracking-server restart during a tracked flow, against a real ``trackflow server``
+stopped and started again on its port: the hooks give up at once (the flow goes on),
+while a task's own logging calls wait the restart out within the retry budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from _prefect_support import by_name, flow_tree
+from _server_support import ServerProcess, start_server
+from prefect.context import FlowRunContext
+
+import tracking
+from flows import tracked_flow, tracked_task
+from tracking import RunStatus, TrackingClient
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.05)
+
+
+def _flow_run_id() -> str:
+    ctx = FlowRunContext.get()
+    assert ctx is not None and ctx.flow_run is not None
+    return str(ctx.flow_run.id)
+
+
+class Restarts:
+    """A server of the test's own that a thread stops on one marker and starts again,
+    on the same port, on another (``down`` appears once it is down, ``up`` once it is
+    back)."""
+
+    def __init__(self, workdir: Path, markers: Path) -> None:
+        self.workdir = workdir
+        self.markers = markers
+        self._first: AbstractContextManager[ServerProcess] = start_server(workdir)
+        self.server = self._first.__enter__()
+        self.port = int(self.server.url.rsplit(":", 1)[1])
+        self._again: AbstractContextManager[ServerProcess] | None = None
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def when(self, stop_on: str, start_on: str, delay: float = 1.0) -> None:
+        def operate() -> None:
+            try:
+                _wait_for(self.markers / stop_on)
+                self._first.__exit__(None, None, None)
+                (self.markers / "down").touch()
+                _wait_for(self.markers / start_on)
+                time.sleep(delay)  # the call that meets the outage is under way
+                self._again = start_server(self.workdir, port=self.port)
+                self.server = self._again.__enter__()
+                (self.markers / "up").touch()
+            except BaseException as exc:
+                self.error = exc
+
+        self._thread = threading.Thread(target=operate, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout=90)
+        assert self.error is None, self.error
+        assert (self.markers / "up").exists(), "the server was never started again"
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=90)  # never stop a server it is starting
+        if self._again is not None:
+            self._again.__exit__(None, None, None)
+        else:
+            self._first.__exit__(None, None, None)
+
+
+@pytest.fixture
+def restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Restarts]:
+    from tracking.settings import reset_settings
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    restarting = Restarts(tmp_path / "server", markers)
+    monkeypatch.setenv("TRACKFLOW_TRACKING_URI", restarting.server.url)
+    monkeypatch.setenv("TRACKFLOW_RETRY_TIMEOUT", "60")
+    reset_settings()
+    try:
+        yield restarting
+    finally:
+        restarting.close()
+
+
+# -- a task's own logging call meets the restart ------------------------------------
+
+
+@tracked_task
+def logs_through_a_restart(markers: str) -> str:
+    """Starts tracked, then logs while the server is down (the test restarts it)."""
+    where = Path(markers)
+    (where / "started").touch()
+    _wait_for(where / "down")
+    (where / "logging").touch()
+    tracking.log_metric("logged_while_down", 1.0)
+    return "done"
+
+
+@tracked_flow(experiment="restart-rides")
+def rides(markers: str) -> str:
+    assert logs_through_a_restart(markers) == "done"
+    return _flow_run_id()
+
+
+def test_a_tasks_logging_call_rides_out_a_server_restart(restarts: Restarts) -> None:
+    restarts.when(stop_on="started", start_on="logging")
+
+    flow_run_id = rides(str(restarts.markers))
+
+    restarts.join()
+    client = TrackingClient(restarts.server.url)
+    parent, runs = flow_tree(client, flow_run_id)
+    assert parent.info.status is RunStatus.FINISHED
+    task = by_name(runs, parent)["logs_through_a_restart"]
+    assert task.info.status is RunStatus.FINISHED
+    assert task.data.metrics == {"logged_while_down": 1.0}
