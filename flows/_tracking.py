@@ -8,10 +8,11 @@ on the same one with no search.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "SKIPPED_PARAMS_TAG",
     "FlowScope",
     "artifact_refs",
+    "catch_up",
     "enter_scope",
     "flow_pipeline",
     "leave_scope",
@@ -152,6 +154,50 @@ def current_scope() -> FlowScope | None:
 
 
 @dataclass
+class _Unopened:
+    """A tracked flow run whose run could not be started (the store was away when the
+    flow run started): ``begin`` starts it as the flow run's start would have."""
+
+    begin: Callable[[], Run]
+    opened: Opened
+    lock: threading.Lock
+    run: Run | None = None
+
+
+#: Flow runs of this process whose start the store missed, by flow run id.
+_unopened: dict[str, _Unopened] = {}
+
+
+def catch_up(flow_run_id: str) -> Run | None:
+    """The run of a flow run whose start the store missed, started now as that start
+    would have (a subflow's: the child of its parent flow run's run, named after its
+    flow), so that its task runs land under it rather than under a run made up on the
+    way; None for a flow run that is not waiting for its start. Raises what the store
+    raises while it is still away (the next task run, or the flow run's end, tries
+    again)."""
+    with _scopes_lock:
+        waiting = _unopened.get(flow_run_id)
+    if waiting is None:
+        return None
+    with waiting.lock:  # the flow run's task runs, in many threads: one start
+        if waiting.run is None:
+            run = waiting.begin()
+            waiting.opened.run = run
+            HEARTBEAT.add(run.info.run_id, waiting.opened.tracker.client)
+            with _scopes_lock:
+                scope = _scopes.get(flow_run_id)
+                if scope is not None and scope.run is None:
+                    _scopes[flow_run_id] = dataclasses.replace(scope, run=run)
+            waiting.run = run
+    return waiting.run
+
+
+def _forget_unopened(flow_run_id: str) -> None:
+    with _scopes_lock:
+        _unopened.pop(flow_run_id, None)
+
+
+@dataclass
 class Opened:
     """A flow or task run this process tracks now."""
 
@@ -225,23 +271,33 @@ class PrefectTracking:
         label: str,
         experiment_id: str | None = None,
         own_experiment: bool = False,
+        parent_flow_run_id: str | None = None,
     ) -> Opened:
         """A flow run starts (or a retry of it): its run goes RUNNING and becomes active.
         ``experiment_id`` (a subflow's: its parent's) spares looking ``experiment`` up;
-        ``own_experiment`` puts a subflow's run in ``experiment``, not its parent's."""
+        ``own_experiment`` puts a subflow's run in ``experiment``, not its parent's.
+        ``parent_flow_run_id`` is a subflow's tracked parent flow run: when its run is
+        not known (``parent_run_id`` None: its start was missed too) it is caught up
+        first. A start the store misses is caught up later (see :func:`catch_up`)."""
         tracker = self.tracker(experiment)
         pipeline = flow_pipeline(flow_run_id)
 
-        def start() -> Opened:
-            nonlocal experiment_id
-            if own_experiment and experiment_id is None:
-                experiment_id = tracker.experiment_id()
+        def begin() -> Run:
+            parent, in_experiment = parent_run_id, experiment_id
+            if parent is None and parent_flow_run_id is not None:
+                above = catch_up(parent_flow_run_id)
+                # Not waiting for its start: its run is there (by its id) or this fails.
+                parent = above.info.run_id if above else flow_pipeline(parent_flow_run_id).run_id
+                if above is not None and in_experiment is None and not own_experiment:
+                    in_experiment = above.info.experiment_id
+            if own_experiment and in_experiment is None:
+                in_experiment = tracker.experiment_id()
             run = tracker.pipeline_started(
                 pipeline,
                 run_name=run_name,
                 tags=tags,
-                parent_run_id=parent_run_id,
-                experiment_id=experiment_id,
+                parent_run_id=parent,
+                experiment_id=in_experiment,
             )
             seen = _attempt(run)
             if attempt > seen or run.info.status is not RunStatus.RUNNING:
@@ -252,10 +308,19 @@ class PrefectTracking:
                     tracker.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
             if params:
                 self._log_params(tracker.client, run.info.run_id, params)
+            return run
+
+        def start() -> Opened:
+            run = begin()
             active = _attach(run, self.user_client())
             return Opened(tracker, run, active, label, {})
 
         opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
+        with _scopes_lock:
+            if opened.run is None:
+                _unopened[flow_run_id] = _Unopened(begin, opened, threading.Lock())
+            else:
+                _unopened.pop(flow_run_id, None)
         _set_env(opened, pipeline.run_id, self.config)
         return opened
 
@@ -276,6 +341,11 @@ class PrefectTracking:
         tracker = self.tracker(experiment)
 
         def start() -> Opened:
+            nonlocal parent_info
+            if parent_info is None:
+                caught = catch_up(step.pipeline.run_key)  # its flow run's start, missed
+                if caught is not None:
+                    parent_info = caught.info
             run = tracker.step_running(
                 step, tags=tags, parent_run_id=parent_run_id, parent_info=parent_info
             )
@@ -317,6 +387,8 @@ class PrefectTracking:
             missed = self._pending.pop(flow_run_id, [])
 
         def end() -> None:
+            if opened.run is None:
+                catch_up(flow_run_id)  # its start, missed: ended as if it had been made
             client = opened.tracker.client
             self._deliver_task_ends(client, opened.label)
             for again in missed:  # the task runs' ends the store missed, first
@@ -329,6 +401,8 @@ class PrefectTracking:
             opened.tracker.pipeline_ended(pipeline, status, reason=reason)
 
         self.guard.call(opened.label, end)
+        if not retrying:
+            _forget_unopened(flow_run_id)
 
     def task_ended(
         self, opened: Opened, step: Step, status: RunStatus, reason: str | None, retrying: bool
@@ -354,6 +428,10 @@ class PrefectTracking:
 
         def end() -> bool:
             tracker = opened.tracker
+            if opened.run is None:
+                caught = catch_up(step.pipeline.run_key)  # its flow run's start, missed
+                if caught is not None:
+                    tracker.adopt(caught)  # the step's run goes under it, if it is made here
             store = tracker.client.store
             if deferred and opened.run is not None and isinstance(store, RestTrackingStore):
                 deferring = store.deferring(opened.run.info, on_error=failed)
@@ -476,6 +554,7 @@ def reset() -> None:
         _instances.clear()
     with _scopes_lock:
         _scopes.clear()
+        _unopened.clear()
 
 
 def check_experiment(name: str | None) -> None:

@@ -263,6 +263,7 @@ class _FlowCall:
             experiment=self.experiment,
             experiment_id=experiment_id,
             own_experiment=bool(own),
+            parent_flow_run_id=parent if self.parent_scope is not None else None,
             run_name=name,
             attempt=int(self.flow_run.run_count or 1),
             tags=tags,
@@ -713,7 +714,8 @@ def _cached_hook(task: Any, task_run: Any, state: Any) -> None:
         parent = _tracking.flow_pipeline(flow_run_id).run_id
         parent_info = scope.run_info if scope is not None else None
         if parent_info is None:
-            parent_info = client.get_run(parent).info
+            caught = _tracking.catch_up(flow_run_id)  # its flow run's start, missed
+            parent_info = caught.info if caught is not None else client.get_run(parent).info
         tags = _task_tags(task, task_run, flow_ctx, index, run_count)
         tags[_tracking.CACHED_TAG] = "true"
         if key:

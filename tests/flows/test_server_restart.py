@@ -17,6 +17,7 @@ from prefect.context import FlowRunContext
 
 import tracking
 from flows import tracked_flow, tracked_task
+from flows._tracking import flow_pipeline
 from tracking import RunStatus, TrackingClient
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -131,3 +132,75 @@ def test_a_tasks_logging_call_rides_out_a_server_restart(restarts: Restarts) -> 
     task = by_name(runs, parent)["logs_through_a_restart"]
     assert task.info.status is RunStatus.FINISHED
     assert task.data.metrics == {"logged_while_down": 1.0}
+
+
+# -- a subflow starts while the server is down ---------------------------------------
+
+
+@tracked_task
+def before_the_outage() -> str:
+    return "before"
+
+
+@tracked_task
+def waits_for_the_server(markers: str) -> str:
+    """The subflow's first task: starts with the server down, ends with it back."""
+    where = Path(markers)
+    (where / "subflow-task-started").touch()
+    _wait_for(where / "up")
+    return "waited"
+
+
+@tracked_task
+def after_the_outage() -> str:
+    return "after"
+
+
+@tracked_flow
+def started_while_down(markers: str) -> str:
+    waits_for_the_server(markers)
+    after_the_outage()
+    return _flow_run_id()
+
+
+@tracked_flow(experiment="restart-subflow")
+def parent_of_a_missed_start(markers: str) -> tuple[str, str]:
+    before_the_outage()
+    (Path(markers) / "stop").touch()
+    _wait_for(Path(markers) / "down")
+    return _flow_run_id(), started_while_down(markers)
+
+
+def test_a_subflow_started_while_the_server_is_down_is_tracked_under_its_parent(
+    restarts: Restarts,
+) -> None:
+    restarts.when(stop_on="stop", start_on="subflow-task-started", delay=0.5)
+
+    flow_run_id, subflow_run_id = parent_of_a_missed_start(str(restarts.markers))
+
+    restarts.join()
+    client = TrackingClient(restarts.server.url)
+    parent, runs = flow_tree(client, flow_run_id)
+    assert parent.info.status is RunStatus.FINISHED
+    children = by_name(runs, parent)
+    assert set(children) == {"before_the_outage", "started-while-down"}, children
+    subflow = children["started-while-down"]
+    # Made when the server was back, as the subflow's start would have made it.
+    assert subflow.info.run_id == flow_pipeline(subflow_run_id).run_id
+    assert subflow.info.experiment_id == parent.info.experiment_id
+    assert subflow.info.status is RunStatus.FINISHED
+    assert subflow.data.tags["prefect.flow_name"] == "started-while-down"
+    assert subflow.data.tags["prefect.flow_run_id"] == subflow_run_id
+    assert subflow.data.tags["prefect.parent_flow_run_id"] == flow_run_id
+    tasks = by_name(runs, subflow)
+    assert {name: run.info.status for name, run in tasks.items()} == {
+        "waits_for_the_server": RunStatus.FINISHED,
+        "after_the_outage": RunStatus.FINISHED,
+    }
+    assert children["before_the_outage"].info.status is RunStatus.FINISHED
+    # Nothing made up on the way: the parent flow run's run is the only top-level one.
+    everything = client.search_runs([parent.info.experiment_id])
+    assert [r.info.run_name for r in everything if r.info.parent_run_id is None] == [
+        parent.info.run_name
+    ]
+    assert len(everything) == 1 + len(runs)
