@@ -51,12 +51,14 @@ class Restarts:
         self._again: AbstractContextManager[ServerProcess] | None = None
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self._stopped = False
 
     def when(self, stop_on: str, start_on: str, delay: float = 1.0) -> None:
         def operate() -> None:
             try:
                 _wait_for(self.markers / stop_on)
                 self._first.__exit__(None, None, None)
+                self._stopped = True
                 (self.markers / "down").touch()
                 _wait_for(self.markers / start_on)
                 time.sleep(delay)  # the call that meets the outage is under way
@@ -80,7 +82,7 @@ class Restarts:
             self._thread.join(timeout=90)  # never stop a server it is starting
         if self._again is not None:
             self._again.__exit__(None, None, None)
-        else:
+        elif not self._stopped:
             self._first.__exit__(None, None, None)
 
 
