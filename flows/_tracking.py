@@ -20,7 +20,7 @@ from typing import Any
 from flows.blocks import ResolvedConfig
 from tracking import fluent
 from tracking.client import TrackingClient
-from tracking.connection import enter_step_env, leave_step_env
+from tracking.connection import enter_step_env, leave_step_env, patient_client
 from tracking.entities import Param, Run, RunInfo, RunStatus, RunTag
 from tracking.errors import InvalidParameterError, RunNotFoundError, TrackingError
 from tracking.pipelines import (
@@ -231,21 +231,12 @@ class PrefectTracking:
 
     def user_client(self) -> Any:
         """The client of a tracked flow's or task's own code (its active fluent run,
-        artifact uploads): against a server, a patient view of :meth:`client`'s store
-        (:meth:`RestTrackingStore.patient`), so a call waits out a server restart
-        within ``TRACKFLOW_RETRY_TIMEOUT`` like any plain client's, while still going
-        after the task-run ends the hooks deferred (read-your-writes). A store in the
-        process has nothing to retry: the same client."""
+        artifact uploads): :func:`~tracking.connection.patient_client` of :meth:`client`."""
         if self._user_client is None:
             client = self.client()
             with self._lock:
                 if self._user_client is None:
-                    store = client.store
-                    self._user_client = (
-                        TrackingClient.from_store(store.patient(), client.tracking_uri)
-                        if isinstance(store, RestTrackingStore)
-                        else client
-                    )
+                    self._user_client = patient_client(client)
         return self._user_client
 
     def tracker(self, experiment: str) -> PipelineTracker:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import tracking
 from operators import _serde  # noqa: F401  (ArtifactRef through XCom)
 from tracking import fluent
-from tracking.connection import enter_step_env, leave_step_env
+from tracking.connection import enter_step_env, leave_step_env, patient_client
 from tracking.dispatch import Dispatcher
 from tracking.entities import Param, Run, RunStatus, RunTag
 from tracking.errors import RunNotFoundError
@@ -357,14 +357,14 @@ class AirflowTracking:
             return self._client
 
     def user_client(self) -> Any:
-        """The client the task's own code logs through (its active fluent run's), built
-        once per process with the full retry budget (``TRACKFLOW_RETRY_TIMEOUT``): a
-        server restart during the task is waited out, as for any client, where the
-        listener's own calls give up at once and leave the task untracked."""
-        config = self.config()
+        """The client the task's own code logs through (its active fluent run, artifact
+        hand-off): :func:`~tracking.connection.patient_client` of :meth:`client`, so a
+        server restart during the task is waited out, where the listener's own calls
+        give up at once and leave the task untracked."""
+        client = self.client()
         with self._lock:
             if self._user_client is None:
-                self._user_client = config.client()
+                self._user_client = patient_client(client)
             return self._user_client
 
     def tracker(self, experiment: str) -> PipelineTracker:

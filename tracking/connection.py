@@ -22,7 +22,7 @@ from typing import Any
 from tracking.client import TrackingClient
 from tracking.links import ui_base_for
 
-__all__ = ["StoreConfig", "enter_step_env", "leave_step_env"]
+__all__ = ["StoreConfig", "enter_step_env", "leave_step_env", "patient_client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,21 @@ class StoreConfig:
     def ui_base(self) -> str | None:
         """The web UI's base URL: the configured one, else the server's own."""
         return self.ui_base_url or ui_base_for(self.tracking_uri)
+
+
+def patient_client(client: Any) -> Any:
+    """The client a step's own code logs through, beside an orchestrator hook's
+    ``client`` (built with few retries: a hook must not hold the pipeline up): against
+    a server, a patient view of the same store (:meth:`RestTrackingStore.patient`), so
+    a call waits out a server restart within ``TRACKFLOW_RETRY_TIMEOUT`` and still goes
+    after the writes the hooks deferred; a store in the process has nothing to retry,
+    and the same client serves."""
+    from tracking.store.rest import RestTrackingStore
+
+    store = client.store
+    if not isinstance(store, RestTrackingStore):
+        return client
+    return TrackingClient.from_store(store.patient(), client.tracking_uri)
 
 
 def enter_step_env(run_id: str, config: StoreConfig) -> dict[str, str | None]:
