@@ -16,6 +16,7 @@ client against a server)::
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,20 +83,52 @@ def patient_client(client: Any) -> Any:
     return TrackingClient.from_store(store.patient(), client.tracking_uri)
 
 
+#: The step environments entered and not left yet, oldest first: what each put in
+#: ``os.environ`` and what it replaced (the dict :func:`enter_step_env` returned).
+_entered: list[tuple[dict[str, str | None], dict[str, str]]] = []
+_entered_lock = threading.Lock()
+
+
 def enter_step_env(run_id: str, config: StoreConfig) -> dict[str, str | None]:
-    """Put ``run_id`` and ``config``'s store in ``os.environ``; returns what was there."""
+    """Put ``run_id`` and ``config``'s store in ``os.environ``; returns what was there.
+
+    The environment is the process's: steps running side by side in threads (Prefect's
+    mapped task runs) take turns in it, the newest open step's holding, and each may
+    leave in any order (:func:`leave_step_env`). So it is for the processes a step
+    starts; the step's own code logs to the run attached to its context (see
+    :mod:`tracking.fluent`)."""
     env = {"TRACKFLOW_RUN_ID": run_id, **config.env()}
     if "MLFLOW_TRACKING_URI" in env:
         env["MLFLOW_RUN_ID"] = run_id
-    saved: dict[str, str | None] = {}
-    for name, value in env.items():
-        saved[name] = os.environ.get(name)
-        os.environ[name] = value
+    with _entered_lock:
+        saved: dict[str, str | None] = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        _entered.append((saved, env))
     return saved
 
 
 def leave_step_env(saved: dict[str, str | None]) -> None:
-    """Put back what :func:`enter_step_env` replaced."""
+    """Put back what :func:`enter_step_env` replaced. A step that leaves while a step
+    entered after it is still open leaves that one's values in place: what it had
+    replaced is put back when that one leaves."""
+    with _entered_lock:
+        at = next((i for i, (known, _) in enumerate(_entered) if known is saved), None)
+        if at is None:  # left already (empty), or a dict of the caller's own
+            _restore(saved)
+            return
+        _, env = _entered.pop(at)
+        for name in env:
+            # The next step that set the name replaced this one's value: it gets what
+            # this one had replaced; without one, it is put back now.
+            later = next((before for before, set_ in _entered[at:] if name in set_), None)
+            if later is not None:
+                later[name] = saved[name]
+            else:
+                _restore({name: saved[name]})
+        saved.clear()
+
+
+def _restore(saved: dict[str, str | None]) -> None:
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)

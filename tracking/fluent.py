@@ -26,6 +26,16 @@ task has its own:
   them), and runs it starts stay its own. ``asyncio.to_thread`` and
   ``contextvars.copy_context().run`` carry the caller's runs along likewise.
 
+An orchestrator's step (an Airflow task, a Prefect task or flow run) has its run
+attached to the step's context (:func:`attach_run`), so its code logs there, whatever
+other steps run in other threads of the process. A step that started while the store
+was away has a :class:`PendingRun` in its place, made when its code first needs it
+(:func:`attach_pending_run`). Only a context with no active run at all falls back to
+``TRACKFLOW_RUN_ID`` (else ``MLFLOW_RUN_ID``): what a step hands the processes it
+starts. It is process-wide, so with steps side by side in threads it names the newest
+of them; a thread a step starts should carry the step's context along
+(``contextvars.copy_context().run``, ``asyncio.to_thread``) to log into the step's run.
+
 The tracking URI and the current experiment are process-wide, as in MLflow:
 ``set_tracking_uri`` and ``set_experiment`` override ``TRACKFLOW_TRACKING_URI``
 and ``TRACKFLOW_EXPERIMENT_NAME``; without either, runs go to the experiment
@@ -63,7 +73,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -105,7 +115,9 @@ from tracking.validation import (
 
 __all__ = [
     "ActiveRun",
+    "PendingRun",
     "active_run",
+    "attach_pending_run",
     "attach_run",
     "delete_tag",
     "detach_run",
@@ -141,8 +153,9 @@ _NOTE_TAG = "mlflow.note.content"
 _FAILURE_TAG = "trackflow.failureReason"
 _LOST_REASON = "some buffered log records could not be written to the tracking store"
 
-#: The active runs of this thread or task, innermost last.
-_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+#: The active runs of this thread or task, innermost last (an orchestrator's run that
+#: is not made yet is a :class:`PendingRun` until a call needs it).
+_stack: contextvars.ContextVar[tuple[ActiveRun | PendingRun, ...]] = contextvars.ContextVar(
     "trackflow_active_runs", default=()
 )
 #: The id of the run this context ended last, for :func:`last_active_run`.
@@ -226,6 +239,68 @@ class ActiveRun(Run):
         tb: TracebackType | None,
     ) -> None:
         _finish(self, _exit_status(exc), propagating=exc)
+
+
+class PendingRun:
+    """An orchestrator's run that is active in a context before it exists: its step
+    started while the store could not be reached (see :func:`attach_pending_run`).
+
+    The first fluent call that needs the active run (in the context it was attached
+    in, or in any copy of that context: a thread of the step, an asyncio task) calls
+    ``resolve``, once for all of them, and the run it returns becomes the active run
+    of each (the same :class:`ActiveRun`). Until then nothing is written anywhere:
+    while ``resolve`` raises, the call raises, and the next call tries again.
+    """
+
+    __slots__ = ("_active", "_buffered", "_client", "_lock", "_resolve", "run_id")
+
+    def __init__(
+        self, run_id: str, resolve: Callable[[], Run], client: TrackingClient, buffered: bool
+    ) -> None:
+        #: The run's id, known before the run is made (an orchestrator's step derives it).
+        self.run_id = run_id
+        self._resolve = resolve
+        self._client = client
+        self._buffered = buffered
+        self._lock = threading.Lock()
+        self._active: ActiveRun | None = None
+
+    def __repr__(self) -> str:
+        state = "attached" if self._active is not None else "pending"
+        return f"PendingRun({self.run_id!r}, {state})"
+
+    @property
+    def active(self) -> ActiveRun | None:
+        """The run once a call made it active, else None."""
+        return self._active
+
+    def activate(self) -> ActiveRun:
+        """The run, made now by ``resolve`` if no call made it yet (raises what
+        ``resolve`` raises: the store is still away)."""
+        with self._lock:  # the step's threads and tasks: one resolve
+            if self._active is None:
+                run = self._resolve()
+                token = _run_registry.add(run.info.run_id, self._client)
+                self._active = ActiveRun(run, self._client, token, self._buffered, attached=True)
+        return self._active
+
+
+def _run_id_of(entry: ActiveRun | PendingRun) -> str:
+    return entry.run_id if isinstance(entry, PendingRun) else entry.info.run_id
+
+
+def _top() -> ActiveRun | None:
+    """This context's innermost active run, made now if it is pending (see
+    :class:`PendingRun`); None if there is none."""
+    stack = _stack.get()
+    if not stack:
+        return None
+    top = stack[-1]
+    if isinstance(top, PendingRun):
+        active = top.activate()
+        _stack.set((*stack[:-1], active))
+        return active
+    return top
 
 
 def _exit_status(exc: BaseException | None) -> RunStatus:
@@ -382,9 +457,10 @@ def start_run(
                 assert child.info.parent_run_id == parent.info.run_id
     """
     stack = _stack.get()
-    if stack and not nested and stack[-1].attached and run_id in (None, stack[-1].info.run_id):
+    if stack and not nested and _attached(stack[-1]) and run_id in (None, _run_id_of(stack[-1])):
         # Code inside an orchestrator's step asking for "the run": the step's own.
-        top = stack[-1]
+        top = _top()
+        assert top is not None
         return _push_attached(top.info.run_id, top.client, top.buffered, top)
     if not stack and parent_run_id is None and (env_run_id := settings.env_run_id()):
         # A process started by a step joins the step's run (MLflow's MLFLOW_RUN_ID rule);
@@ -393,24 +469,28 @@ def start_run(
             parent_run_id = env_run_id
         elif run_id is None:
             run_id = env_run_id
+    active: ActiveRun | None = None
     if stack:
-        active = stack[-1]
+        innermost = _run_id_of(stack[-1])
         if not nested:
             raise InvalidStateError(
-                f"Run {active.info.run_id} is already active. To start a nested run, call "
+                f"Run {innermost} is already active. To start a nested run, call "
                 "start_run with nested=True; to start a new top-level run, end the active "
                 "one first with end_run()"
             )
-        if parent_run_id is not None and parent_run_id != active.info.run_id:
+        if parent_run_id is not None and parent_run_id != innermost:
             raise InvalidStateError(
-                f"The active run {active.info.run_id} is not the given parent_run_id "
+                f"The active run {innermost} is not the given parent_run_id "
                 f"{parent_run_id}. To nest under {parent_run_id}, end the active run first"
             )
-        parent_run_id = active.info.run_id
-        if run_id is not None and any(r.info.run_id == run_id for r in stack):
+        if run_id is not None and any(_run_id_of(r) == run_id for r in stack):
             raise InvalidStateError(f"Run {run_id} is already active in this context")
+        active = _top()  # a pending parent is made first: the child goes under it
+        assert active is not None
+        stack = _stack.get()
+        parent_run_id = active.info.run_id
     # A child goes where its parent is: a parent in another store cannot be referenced.
-    client = stack[-1].client if stack else _client()
+    client = active.client if active is not None else _client()
     if run_id is None:
         tag_map = {**_source_tags(), **tags} if tags else _source_tags()
         if description is not None:
@@ -424,7 +504,7 @@ def start_run(
             client, run_id, experiment_id, run_name, parent_run_id, tags, description
         )
     if buffered is None:
-        buffered = stack[-1].buffered if stack else get_settings().buffered_logging
+        buffered = active.buffered if active is not None else get_settings().buffered_logging
     token = _run_registry.add(run.info.run_id, client)
     active_run = ActiveRun(run, client, token, buffered)
     _heartbeat.ensure_running()
@@ -480,8 +560,11 @@ def _resume_or_create(
 
 def active_run() -> ActiveRun | None:
     """The innermost active run of this thread or task, or ``None``."""
-    stack = _stack.get()
-    return stack[-1] if stack else None
+    return _top()
+
+
+def _attached(entry: ActiveRun | PendingRun) -> bool:
+    return isinstance(entry, PendingRun) or entry.attached
 
 
 def attach_run(
@@ -516,12 +599,47 @@ def attach_run(
     return active
 
 
-def detach_run(active: ActiveRun) -> bool:
+def attach_pending_run(
+    run_id: str, resolve: Callable[[], Run], client: TrackingClient | None = None
+) -> PendingRun:
+    """:func:`attach_run` for a run that is not made yet: an orchestrator's step that
+    started while the store could not be reached. The step's code logs as usual; its
+    first fluent call that needs the active run calls ``resolve`` (which makes the run,
+    say as the step's start would have, waiting for the store within its client's
+    retry budget), and everything goes to that run, never to a run further out (its
+    flow's) or to the one the environment names: while ``resolve`` raises, the call
+    raises. :func:`detach_run` takes it off again, made or not::
+
+        pending = tracking.fluent.attach_pending_run(step.run_id, make_the_run, client)
+        try:
+            user_code()
+        finally:
+            tracking.fluent.detach_run(pending)
+    """
+    client = client or _client()
+    pending = PendingRun(run_id, resolve, client, get_settings().buffered_logging)
+    _stack.set((*_stack.get(), pending))
+    _heartbeat.ensure_running()
+    _shutdown.install()
+    if threading.current_thread() is threading.main_thread():
+        _shutdown.install_sigterm_handler()
+    return pending
+
+
+def detach_run(active: ActiveRun | PendingRun) -> bool:
     """Take an attached run (and whatever is active above it) off this context, without
     ending it; buffered records are sent first. Returns False if a SIGTERM handler
-    ended it meanwhile (it is KILLED), else True."""
-    for child in reversed(_pop_through(active)):
-        if not child.attached:
+    ended it meanwhile (it is KILLED), else True. A :class:`PendingRun` that no call
+    made is taken off (True)."""
+    above = _pop_through(active)
+    if isinstance(active, PendingRun):
+        made = active.active
+        if made is None:
+            return True
+        above = above or _pop_through(made)  # made in this context: it stands in its place
+        active = made
+    for child in reversed(above):
+        if isinstance(child, ActiveRun) and not child.attached:
             _terminate(child, RunStatus.FINISHED)
     if active.buffered:
         buffering.flush_run(active.client, active.info.run_id, forget=True)
@@ -534,8 +652,9 @@ def _push_attached(
     if run is None or run.info.run_id != run_id:
         run = client.get_run(run_id)
     stack = _stack.get()
-    if stack and stack[-1].attached and stack[-1].info.run_id == run_id:
-        token = stack[-1]._token  # the same open run, entered once in the registry
+    top = stack[-1] if stack else None
+    if isinstance(top, ActiveRun) and top.attached and top.info.run_id == run_id:
+        token = top._token  # the same open run, entered once in the registry
     else:
         token = _run_registry.add(run_id, client)
     active = ActiveRun(run, client, token, buffered, attached=True)
@@ -548,9 +667,9 @@ def last_active_run() -> Run | None:
 
     Handy after code that starts and ends its own run.
     """
-    stack = _stack.get()
-    if stack:
-        return stack[-1]
+    top = _top()
+    if top is not None:
+        return top
     run_id = _last_run_id.get()
     return get_run(run_id) if run_id is not None else None
 
@@ -563,8 +682,14 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
     """
     parsed = _terminal_status(status)
     stack = _stack.get()
-    if stack:
-        _finish(stack[-1], parsed)
+    if not stack:
+        return
+    top = stack[-1]
+    if isinstance(top, PendingRun):  # an orchestrator's, which ends it: taken off only
+        _pop_through(top)
+        _last_run_id.set(top.run_id)
+        return
+    _finish(top, parsed)
 
 
 def flush() -> None:
@@ -594,7 +719,8 @@ def _finish(run: ActiveRun, status: RunStatus, propagating: BaseException | None
     """
     failures: list[TrackingError] = []
     for child in reversed(_pop_through(run)):
-        failures.extend(_terminate(child, status))
+        if isinstance(child, ActiveRun):  # a pending one is an orchestrator's
+            failures.extend(_terminate(child, status))
     failures.extend(_terminate(run, status))
     _last_run_id.set(run.info.run_id)
     if not failures:
@@ -609,7 +735,7 @@ def _finish(run: ActiveRun, status: RunStatus, propagating: BaseException | None
         )
 
 
-def _pop_through(run: ActiveRun) -> tuple[ActiveRun, ...]:
+def _pop_through(run: ActiveRun | PendingRun) -> tuple[ActiveRun | PendingRun, ...]:
     """Take ``run`` and the runs above it off this context's stack; returns those above
     (innermost last). A run not on the stack changes nothing."""
     stack = _stack.get()
@@ -650,8 +776,8 @@ def _terminate(run: ActiveRun, status: RunStatus) -> list[TrackingError]:
 
 
 def _run_for_logging() -> ActiveRun:
-    stack = _stack.get()
-    return stack[-1] if stack else start_run()
+    top = _top()
+    return top if top is not None else start_run()
 
 
 def get_run(run_id: str) -> Run:
@@ -975,9 +1101,9 @@ def use_model(
 
         local_dir = tracking.use_model(model_ref)   # in the consuming step
     """
-    stack = _stack.get()
+    consumer = _top()
     # The active run's store (an Airflow connection's, say), else the default one.
-    client = stack[-1].client if stack else _client()
+    client = consumer.client if consumer is not None else _client()
     if isinstance(model, LoggedModel | ModelRef):
         found = client.get_logged_model(model.model_id)
     elif isinstance(model, str):
@@ -990,8 +1116,7 @@ def use_model(
     local = client.download_model_artifacts(
         found.model_id, "", os.fspath(dst_path) if dst_path is not None else None
     )
-    if stack:
-        consumer = stack[-1]
+    if consumer is not None:
         consumer.client.log_run_models(consumer.info.run_id, inputs=[found.model_id])
         producer = found.source_run_id
         if producer and producer != consumer.info.run_id:
