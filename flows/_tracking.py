@@ -14,15 +14,20 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flows.blocks import ResolvedConfig
 from tracking import fluent
 from tracking.client import TrackingClient
 from tracking.connection import enter_step_env, leave_step_env, patient_client
 from tracking.entities import Param, Run, RunInfo, RunStatus, RunTag
-from tracking.errors import InvalidParameterError, RunNotFoundError, TrackingError
+from tracking.errors import (
+    InvalidParameterError,
+    InvalidStateError,
+    RunNotFoundError,
+    TrackingError,
+)
 from tracking.pipelines import (
     ATTEMPT_TAG,
     FAILURE_REASON_TAG,
@@ -156,9 +161,10 @@ def current_scope() -> FlowScope | None:
 @dataclass
 class _Unopened:
     """A tracked flow run whose run could not be started (the store was away when the
-    flow run started): ``begin`` starts it as the flow run's start would have."""
+    flow run started): ``begin`` starts it as the flow run's start would have (with
+    the patient client if told so)."""
 
-    begin: Callable[[], Run]
+    begin: Callable[[bool], Run]
     opened: Opened
     lock: threading.Lock
     run: Run | None = None
@@ -168,21 +174,23 @@ class _Unopened:
 _unopened: dict[str, _Unopened] = {}
 
 
-def catch_up(flow_run_id: str) -> Run | None:
+def catch_up(flow_run_id: str, patient: bool = False) -> Run | None:
     """The run of a flow run whose start the store missed, started now as that start
     would have (a subflow's: the child of its parent flow run's run, named after its
     flow), so that its task runs land under it rather than under a run made up on the
     way; None for a flow run that is not waiting for its start. Raises what the store
     raises while it is still away (the next task run, or the flow run's end, tries
-    again)."""
+    again). ``patient``: for the code of a flow or task run, whose call waits for the
+    store within ``TRACKFLOW_RETRY_TIMEOUT`` (a hook's gives up at once)."""
     with _scopes_lock:
         waiting = _unopened.get(flow_run_id)
     if waiting is None:
         return None
     with waiting.lock:  # the flow run's task runs, in many threads: one start
         if waiting.run is None:
-            run = waiting.begin()
+            run = waiting.begin(patient)
             waiting.opened.run = run
+            waiting.opened.tracker.adopt(run)
             HEARTBEAT.add(run.info.run_id, waiting.opened.tracker.client)
             with _scopes_lock:
                 scope = _scopes.get(flow_run_id)
@@ -199,13 +207,26 @@ def _forget_unopened(flow_run_id: str) -> None:
 
 @dataclass
 class Opened:
-    """A flow or task run this process tracks now."""
+    """A flow or task run this process tracks now. One whose start the store missed
+    has no ``run`` yet: ``active`` is then a :class:`~tracking.fluent.PendingRun`, made
+    when the run's code first logs, and ``begin`` (a task run's) makes it as its start
+    would have, for the task run's code or at the latest at its end."""
 
     tracker: PipelineTracker
     run: Run | None
-    active: fluent.ActiveRun | None
+    active: fluent.ActiveRun | fluent.PendingRun | None
     label: str
     env_before: dict[str, str | None]
+    begin: Callable[[bool], Run] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def made(self, patient: bool) -> Run:
+        """The task run's run, made now by :attr:`begin` if it is not made yet."""
+        with self.lock:  # the task run's code, in its threads, and its end: one start
+            if self.run is None:
+                assert self.begin is not None, "a run that is neither made nor to be made"
+                self.run = self.begin(patient)
+        return self.run
 
 
 class PrefectTracking:
@@ -218,6 +239,7 @@ class PrefectTracking:
         self._trackers: dict[str, PipelineTracker] = {}
         self._client: Any = None
         self._user_client: Any = None
+        self._patient_trackers: dict[str, PipelineTracker] = {}
         #: Ends of task runs the store missed, by flow run: sent again at the flow's end.
         self._pending: dict[str, list[Any]] = {}
 
@@ -247,6 +269,17 @@ class PrefectTracking:
                 tracker = self._trackers[experiment] = PipelineTracker(self.client(), experiment)
         return tracker
 
+    def patient_tracker(self, experiment: str) -> PipelineTracker:
+        """The tracker of ``experiment`` over :meth:`user_client`: a flow or task run's
+        start that the store missed, made for the run's own code, which waits for it."""
+        client = self.user_client()
+        with self._lock:
+            tracker = self._patient_trackers.get(experiment)
+            if tracker is None:
+                tracker = PipelineTracker(client, experiment)
+                self._patient_trackers[experiment] = tracker
+        return tracker
+
     # -- around a call ------------------------------------------------------------
 
     def open_flow(
@@ -273,17 +306,18 @@ class PrefectTracking:
         tracker = self.tracker(experiment)
         pipeline = flow_pipeline(flow_run_id)
 
-        def begin() -> Run:
+        def begin(patient: bool) -> Run:
+            using = self.patient_tracker(experiment) if patient else tracker
             parent, in_experiment = parent_run_id, experiment_id
             if parent is None and parent_flow_run_id is not None:
-                above = catch_up(parent_flow_run_id)
+                above = catch_up(parent_flow_run_id, patient)
                 # Not waiting for its start: its run is there (by its id) or this fails.
                 parent = above.info.run_id if above else flow_pipeline(parent_flow_run_id).run_id
                 if above is not None and in_experiment is None and not own_experiment:
                     in_experiment = above.info.experiment_id
             if own_experiment and in_experiment is None:
-                in_experiment = tracker.experiment_id()
-            run = tracker.pipeline_started(
+                in_experiment = using.experiment_id()
+            run = using.pipeline_started(
                 pipeline,
                 run_name=run_name,
                 tags=tags,
@@ -292,26 +326,39 @@ class PrefectTracking:
             )
             seen = _attempt(run)
             if attempt > seen or run.info.status is not RunStatus.RUNNING:
-                tracker.client.log_batch(
+                using.client.log_batch(
                     run.info.run_id, tags=[RunTag(ATTEMPT_TAG, str(max(attempt, seen)))]
                 )
                 if run.info.status is not RunStatus.RUNNING:
-                    tracker.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
+                    using.client.update_run(run.info.run_id, status=RunStatus.RUNNING)
             if params:
-                self._log_params(tracker.client, run.info.run_id, params)
+                self._log_params(using.client, run.info.run_id, params)
             return run
 
         def start() -> Opened:
-            run = begin()
-            active = _attach(run, self.user_client())
+            run = begin(False)
+            active = _attach(
+                lambda: fluent.attach_run(run.info.run_id, self.user_client(), run=run)
+            )
             return Opened(tracker, run, active, label, {})
 
-        opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
-        with _scopes_lock:
-            if opened.run is None:
+        opened: Opened | None = self.guard.call(label, start)
+        if opened is None:
+            opened = Opened(tracker, None, None, label, {})
+            with _scopes_lock:
                 _unopened[flow_run_id] = _Unopened(begin, opened, threading.Lock())
-            else:
-                _unopened.pop(flow_run_id, None)
+
+            def resolve() -> Run:
+                run = catch_up(flow_run_id, patient=True) or opened.run
+                if run is None:
+                    raise InvalidStateError(f"the run of {label} was not made")
+                return run
+
+            opened.active = _attach(
+                lambda: fluent.attach_pending_run(pipeline.run_id, resolve, self.user_client())
+            )
+        else:
+            _forget_unopened(flow_run_id)
         _set_env(opened, pipeline.run_id, self.config)
         return opened
 
@@ -331,24 +378,42 @@ class PrefectTracking:
         as this process's flow run knows it, which spares reading it per task run)."""
         tracker = self.tracker(experiment)
 
-        def start() -> Opened:
-            nonlocal parent_info
-            if parent_info is None:
-                caught = catch_up(step.pipeline.run_key)  # its flow run's start, missed
+        def begin(patient: bool) -> Run:
+            using = self.patient_tracker(experiment) if patient else tracker
+            parent = parent_info
+            if parent is None:
+                caught = catch_up(step.pipeline.run_key, patient)  # its flow run's, missed
                 if caught is not None:
-                    parent_info = caught.info
-            run = tracker.step_running(
-                step, tags=tags, parent_run_id=parent_run_id, parent_info=parent_info
+                    parent = caught.info
+            run = using.step_running(
+                step, tags=tags, parent_run_id=parent_run_id, parent_info=parent
             )
             if params:
-                self._log_params(tracker.client, run.info.run_id, params)
+                self._log_params(using.client, run.info.run_id, params)
             for ref in {r for v in inputs.values() for r in artifact_refs(v)}:
                 if ref.sha256 and ref.run_id != run.info.run_id:
-                    tracker.client.record_lineage(run.info.run_id, ref.run_id, ref.path, ref.sha256)
-            active = _attach(run, self.user_client())
+                    using.client.record_lineage(run.info.run_id, ref.run_id, ref.path, ref.sha256)
+            return run
+
+        def start() -> Opened:
+            run = begin(False)
+            active = _attach(
+                lambda: fluent.attach_run(run.info.run_id, self.user_client(), run=run)
+            )
             return Opened(tracker, run, active, label, {})
 
-        opened = self.guard.call(label, start) or Opened(tracker, None, None, label, {})
+        opened: Opened | None = self.guard.call(label, start)
+        if opened is None:
+            # The store is away: the task goes on, and its run is made once the store
+            # answers, for the task's code when it first logs (which waits for it), at
+            # the latest at the task run's end. Meanwhile its code's active run is its
+            # own, pending: never its flow run's, nor what the environment names.
+            missed = opened = Opened(tracker, None, None, label, {}, begin=begin)
+            opened.active = _attach(
+                lambda: fluent.attach_pending_run(
+                    step.run_id, lambda: missed.made(patient=True), self.user_client()
+                )
+            )
         _set_env(opened, step.run_id, self.config)
         return opened
 
@@ -419,10 +484,8 @@ class PrefectTracking:
 
         def end() -> bool:
             tracker = opened.tracker
-            if opened.run is None:
-                caught = catch_up(step.pipeline.run_key)  # its flow run's start, missed
-                if caught is not None:
-                    tracker.adopt(caught)  # the step's run goes under it, if it is made here
+            if opened.run is None and opened.begin is not None:
+                opened.made(patient=False)  # its start, missed: made as it would have been
             store = tracker.client.store
             if deferred and opened.run is not None and isinstance(store, RestTrackingStore):
                 deferring = store.deferring(opened.run.info, on_error=failed)
@@ -497,14 +560,18 @@ class PrefectTracking:
                         _log.warning("trackflow: param not logged: %s", exc)
 
 
-def _attach(run: Run, client: Any) -> fluent.ActiveRun:
-    """``fluent.attach_run``, leaving Prefect's SIGTERM handler in place: Prefect (3.9
-    and later) acknowledges a cancellation only while its own handler is installed,
-    and the ``TerminationSignal`` it raises ends our runs KILLED on the way out."""
+_Attached = TypeVar("_Attached")
+
+
+def _attach(attach: Callable[[], _Attached]) -> _Attached:
+    """``attach()`` (``fluent.attach_run`` or ``attach_pending_run``), leaving Prefect's
+    SIGTERM handler in place: Prefect (3.9 and later) acknowledges a cancellation only
+    while its own handler is installed, and the ``TerminationSignal`` it raises ends
+    our runs KILLED on the way out."""
     if threading.current_thread() is not threading.main_thread():
-        return fluent.attach_run(run.info.run_id, client, run=run)
+        return attach()
     before = signal.getsignal(signal.SIGTERM)
-    active = fluent.attach_run(run.info.run_id, client, run=run)
+    active = attach()
     prefects = str(getattr(before, "__module__", "") or "").startswith("prefect")
     if prefects and signal.getsignal(signal.SIGTERM) is not before:
         signal.signal(signal.SIGTERM, before)

@@ -38,7 +38,6 @@ from prefect.context import FlowRunContext, TaskRunContext
 
 from flows import _tracking
 from flows.blocks import ResolvedConfig, TrackflowConfig, load_block, resolve_config
-from tracking import fluent
 from tracking.entities import RunStatus
 from tracking.errors import TrackingError
 from tracking.links import run_url
@@ -398,10 +397,6 @@ def _parent_flow_run_id(flow_run: Any) -> str | None:
 
     parent = runtime.parent_flow_run_id
     return str(parent) if parent else None
-
-
-def _in_stack(run_id: str) -> bool:
-    return any(r.info.run_id == run_id for r in fluent._stack.get())
 
 
 def _state_hook(status: RunStatus) -> Callable[[Any, Any, Any], None]:

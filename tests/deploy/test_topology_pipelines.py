@@ -28,11 +28,10 @@ give up on a call at once (the pipeline goes on; the runs catch up once the serv
 is back, a subflow that began during the outage as a child of its flow's run), while
 a task's own logging calls wait the outage out within ``TRACKFLOW_RETRY_TIMEOUT``.
 What the outage cost shows in the attempts of the runs (printed); nothing may be
-missing at the end. One gap remains on the Prefect side: a task run that *starts*
-while the server is down runs without its run active (its start hook gives up at
-once; the run itself is made, under its flow's run, once the server is back), so
-what its own code logs does not reach its run; the second sweep's test is an xfail
-that names the task runs whose metrics are missing whenever the gap shows.
+missing at the end. A task run that *starts* while the server is down (its start hook
+gives up at once) has its run made when its code first logs, once the server is back,
+as its start would have made it: every trial of the second sweep has its whole loss
+curve, in its own run.
 
 Skipped when PostgreSQL, Redis, the Celery provider or the Prefect deployment is
 missing, except under ``CI=true``, where that is a failure.
@@ -633,10 +632,10 @@ def _tree_dump(runs: list[Run]) -> str:
 
 def test_server_b_killed_while_a_flow_runs(pipelines: Pipelines) -> None:
     """A second run of the sweep, server B killed once its first task has ended. What
-    reached the store must be whole, a subflow that begins during the outage included
-    (a child of the flow run's run once the server is back), and no run outside the
-    two flow runs' trees; the metrics of a task run that began during the outage are
-    a known gap (the xfail below)."""
+    reached the store must be whole, a subflow or a task run that begins during the
+    outage included (a child of its flow run's run once the server is back, with what
+    its code logged: every trial's whole loss curve), and no run outside the two flow
+    runs' trees."""
     topology, prefect = pipelines.topology, pipelines.prefect
     server_b = topology.servers[1]
     client_a = pipelines.clients()[0]
@@ -671,8 +670,23 @@ def test_server_b_killed_while_a_flow_runs(pipelines: Pipelines) -> None:
             pointless = [
                 trial
                 for trial in trials
-                if len(client.get_metric_history(trial.info.run_id, "loss")) != SWEEP_EPOCHS
+                if sorted(m.step for m in client.get_metric_history(trial.info.run_id, "loss"))
+                != list(range(1, SWEEP_EPOCHS + 1))
             ]
+            assert pointless == [], (
+                "trial runs without their whole loss curve:\n"
+                + _tree_dump(pointless)
+                + "\ntree:\n"
+                + _tree_dump([parent, *runs])
+            )
+            # Nothing a trial logged went to a run further out.
+            trial_ids = {t.info.run_id for t in trials}
+            strays = [
+                r
+                for r in [parent, *runs]
+                if r.info.run_id not in trial_ids and "loss" in r.data.metrics
+            ]
+            assert strays == [], _tree_dump(strays)
             champion = client.get_run(parent.data.tags["best_run_id"])
             assert champion.data.tags[CHAMPION_TAG] == "true"
             assert "prepare" in _children(runs, parent)
@@ -686,12 +700,6 @@ def test_server_b_killed_while_a_flow_runs(pipelines: Pipelines) -> None:
         assert astray == [], f"runs in neither flow run's tree:\n{_tree_dump(astray)}"
         assert len(families) == len(SWEEP_FAMILIES), tree
         assert len(trials) == len(SWEEP_FAMILIES) * len(SWEEP_LRS), tree
-        if pointless:
-            pytest.xfail(
-                "known gap: a task run that starts while the tracking server is down runs "
-                "without its run active, so its own logging misses its run; trial runs "
-                "without their loss curve:\n" + _tree_dump(pointless) + "\ntree:\n" + tree
-            )
         retried = sorted(
             f"{r.info.run_name} (attempt {_attempt(r)})" for r in runs if _attempt(r) > 1
         )
