@@ -100,6 +100,8 @@ RUN_COLUMNS = (
 
 _POINT = ("run_uuid", "key", "step", "timestamp", "value", "special")
 _EXTREMES = ("value", "special", "step", "timestamp")
+#: Where each of _EXTREMES is in a point tuple (_POINT order).
+_EXTREME_AT = tuple(_POINT.index(c) for c in _EXTREMES)
 _ROLLUP = (
     "run_uuid",
     "key",
@@ -355,6 +357,23 @@ class _InList:
         return cast(list[Any], cursor.fetchall())
 
 
+def _unnest(table: Table, names: Sequence[str]) -> Any:
+    """PostgreSQL: ``SELECT ... FROM unnest(:a_<name>, ...)``, the rows of an upsert
+    as one array per column (binds ``a_<name>``, see :func:`_arrays`): one statement
+    instead of one execution per row (a batch's ten keys: ten executions each of
+    ``latest_metrics`` and ``metric_rollups``, and their foreign key checks)."""
+    arrays = [bindparam(f"a_{n}", type_=postgresql.ARRAY(table.c[n].type)) for n in names]
+    rows = func.unnest(*arrays).table_valued(*names).render_derived()
+    return select(*[rows.c[n] for n in names])
+
+
+def _arrays(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """The binds of an :func:`_unnest` source: rows (tuples in ``names`` order) as columns."""
+    return {
+        f"a_{n}": list(column) for n, column in zip(names, zip(*rows, strict=True), strict=True)
+    }
+
+
 def _rollup_row(
     run_id: str, key: str, block: int, low: tuple[Any, ...], high: tuple[Any, ...]
 ) -> dict[str, Any]:
@@ -403,6 +422,8 @@ class HotPath:
             ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
             insert_metrics = ins(_metrics).on_conflict_do_nothing()
             latest = ins(_latest)
+            if dialect == "postgresql":
+                latest = latest.from_select(_POINT, _unnest(_latest, _POINT))
             ex = latest.excluded
             latest_steps = [
                 latest.on_conflict_do_update(
@@ -428,6 +449,8 @@ class HotPath:
                 )
             ]
             rollup = ins(_rollups)
+            if dialect == "postgresql":
+                rollup = rollup.from_select(_ROLLUP, _unnest(_rollups, _ROLLUP))
             ex = rollup.excluded
             lower = ex.min_value < _rollups.c.min_value
             higher = ex.max_value > _rollups.c.max_value
@@ -503,17 +526,27 @@ class HotPath:
             self._insert_metrics = _MultiRowInsert(self._insert_metrics)
         elif dialect == "postgresql":
             self._insert_metrics = _UnnestInsert(_metrics, engine)
-        self._upsert_latest = [compile_(s, _POINT) for s in latest_steps]
+        # PostgreSQL takes the rows of each upsert as arrays, in one statement (_unnest).
+        self._upsert_in_arrays = dialect == "postgresql"
+        self._upsert_latest = [
+            compile_(s, () if self._upsert_in_arrays else _POINT) for s in latest_steps
+        ]
         # The guarded UPDATEs name their columns themselves: compiling them with
         # column keys would add every other column of the row to their SET.
         self._upsert_rollups = [
-            compile_(s, _ROLLUP if i == 0 else ()) for i, s in enumerate(rollup_steps)
+            compile_(s, _ROLLUP if i == 0 and not self._upsert_in_arrays else ())
+            for i, s in enumerate(rollup_steps)
         ]
         self._upsert_tags = compile_(upsert_tags, ("run_uuid", "key", "value"))
         self._insert_params = compile_(insert_params, ("run_uuid", "key", "value"))
-        self._run_stage = compile_(
-            select(_runs.c.lifecycle_stage).where(_runs.c.run_uuid == bindparam("run_uuid")), ()
-        )
+        run_stage = select(_runs.c.lifecycle_stage).where(_runs.c.run_uuid == bindparam("run_uuid"))
+        self._run_stage = compile_(run_stage, ())
+        # What a batch of points reads instead: the run row locked against deletion
+        # until the batch commits (PostgreSQL's FOR KEY SHARE, MySQL's LOCK IN SHARE
+        # MODE; SQLite writes one at a time), as the foreign key that ``metrics`` has
+        # on SQLite only did for every point (migration 0007). Purging a run deletes
+        # its row first, so it waits for the batch, then its points, committed by then.
+        self._lock_run_stage = compile_(run_stage.with_for_update(read=True, key_share=True), ())
         self._param_values = compile_(
             select(_params.c.key, _params.c.value).where(
                 _params.c.run_uuid == bindparam("run_uuid")
@@ -693,9 +726,11 @@ class HotPath:
             self._load_inputs.fetchall(cursor, run_ids),
         )
 
-    def check_active(self, cursor: Any, run_id: str) -> None:
-        """RunNotFoundError or InvalidStateError unless the run can take writes."""
-        row = self._run_stage.execute(cursor, {"run_uuid": run_id}).fetchone()
+    def check_active(self, cursor: Any, run_id: str, *, lock: bool = False) -> None:
+        """RunNotFoundError or InvalidStateError unless the run can take writes;
+        ``lock``: the run stays there until the transaction ends (before points)."""
+        stage = self._lock_run_stage if lock else self._run_stage
+        row = stage.execute(cursor, {"run_uuid": run_id}).fetchone()
         if row is None:
             raise RunNotFoundError(f"Run {run_id!r} not found")
         if row[0] != "active":
@@ -712,7 +747,7 @@ class HotPath:
     ) -> None:
         """One transaction: check the run, then params, tags and metrics (all or nothing)."""
         with self.transaction() as cursor:
-            self.check_active(cursor, run_id)
+            self.check_active(cursor, run_id, lock=bool(metrics))
             if params:
                 self.write_params(cursor, run_id, params)
             if tags:
@@ -804,14 +839,30 @@ class HotPath:
                 extremes[1] = row
         self._insert_metrics.executemany_points(cursor, rows)
         candidates = list(latest.values())
+        if self._upsert_in_arrays:
+            (upsert_latest,) = self._upsert_latest
+            upsert_latest.execute(cursor, _arrays(_POINT, candidates))
+            (upsert_rollups,) = self._upsert_rollups
+            rollups = [
+                (
+                    run_id,
+                    key,
+                    block,
+                    *(low[i] for i in _EXTREME_AT),
+                    *(high[i] for i in _EXTREME_AT),
+                )
+                for (key, block), (low, high) in blocks.items()
+            ]
+            upsert_rollups.execute(cursor, _arrays(_ROLLUP, rollups))
+            return
         for statement in self._upsert_latest:
             statement.executemany_points(cursor, candidates)
-        rollups = [
+        rollup_rows = [
             _rollup_row(run_id, key, block, low, high)
             for (key, block), (low, high) in blocks.items()
         ]
         for statement in self._upsert_rollups:
-            statement.executemany(cursor, rollups)
+            statement.executemany(cursor, rollup_rows)
 
     def write_params(self, cursor: Any, run_id: str, params: Sequence[Param]) -> None:
         """Insert new params; the same value again is a no-op, another value an error."""

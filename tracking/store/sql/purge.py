@@ -3,8 +3,11 @@
 ``delete_run`` and ``delete_experiment`` only move things to the deleted
 stage (``restore_*`` brings them back). These functions remove deleted runs,
 and deleted experiments with no runs left, from the database; the caller
-removes their artifacts first. Child rows (params, metrics, tags, inputs) go
-with their run through the foreign keys' ``ON DELETE CASCADE``.
+removes their artifacts first. Child rows (params, tags, inputs ...) go
+with their run through the foreign keys' ``ON DELETE CASCADE``; metric points
+have that key on SQLite only (migration 0007) and are deleted here, after
+their run's row: deleting it waits for a batch of points still writing to the
+run (which locks the row), so its points are committed and deleted too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, delete, exists, select
 
-from tracking.store.sql.models import ExperimentModel, RunModel, table_of
+from tracking.store.sql.models import ExperimentModel, MetricModel, RunModel, table_of
 
 if TYPE_CHECKING:
     from tracking.store.sql.store import SqlTrackingStore
@@ -23,6 +26,7 @@ __all__ = ["Deleted", "deleted_experiments", "deleted_runs", "purge_experiments"
 
 _runs = table_of(RunModel)
 _exp = table_of(ExperimentModel)
+_metrics = table_of(MetricModel)
 
 
 class Deleted(NamedTuple):
@@ -84,6 +88,7 @@ def purge_runs(store: SqlTrackingStore, run_ids: Sequence[str]) -> None:
                     _runs.c.run_uuid.in_(chunk), _runs.c.lifecycle_stage == "deleted"
                 )
             )
+            _delete_points(conn, chunk)
 
     store.write(work)
 
@@ -93,11 +98,22 @@ def purge_experiments(store: SqlTrackingStore, experiment_ids: Sequence[str]) ->
 
     def work(conn: Connection) -> None:
         ids = [int(e) for e in experiment_ids]
+        held = select(_runs.c.run_uuid).where(_runs.c.experiment_id.in_(ids))
+        run_ids = list(conn.execute(held).scalars())
         # A run restored meanwhile keeps its experiment; the others go through the cascade.
         conn.execute(
             delete(_exp).where(
                 _exp.c.experiment_id.in_(ids), _exp.c.lifecycle_stage == "deleted", ~_active()
             )
         )
+        _delete_points(conn, run_ids)
 
     store.write(work)
+
+
+def _delete_points(conn: Connection, run_ids: Sequence[str]) -> None:
+    """Delete the metric points of those of these runs whose row is gone."""
+    gone = ~exists().where(_runs.c.run_uuid == _metrics.c.run_uuid)
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        conn.execute(delete(_metrics).where(_metrics.c.run_uuid.in_(chunk), gone))

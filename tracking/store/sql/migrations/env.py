@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from tracking.store.sql.migrate import include_object
 from tracking.store.sql.models import Base
 
 config = context.config
@@ -19,6 +20,7 @@ def run_migrations_online() -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
