@@ -11,7 +11,12 @@ afterwards) and started with ``--workers N``:
 1. **Logging**: 8 client processes, each repeating for the phase's duration:
    create a run, log batches of 1,000 points (``log-batch``), end the run.
    Printed: aggregate points/s and runs/s, p50/p99 latency of the requests,
-   errors (non-200 answers and failed connections).
+   errors (non-200 answers and failed connections), the machine's CPU busy
+   share, and the CPU spent per 1,000 points by the server's processes, by
+   the rest of the machine (PostgreSQL and the kernel) and by the clients.
+   The clients send bodies encoded ahead (:class:`BatchBodies`, the same
+   bytes as encoding each batch): everything runs on one machine, and a
+   client's CPU is CPU the server does not get.
 2. **MLflow Go-backend load test**: 20 concurrent users (4 processes x 5
    threads), each looping over ``SearchRuns`` (max 100 in the experiment),
    ``LogMetricBatch10`` (one ``log-batch`` of 10 metrics) and ``CreateRun``;
@@ -28,6 +33,7 @@ environment (``mlflow_env.py``, built on first use).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import statistics
@@ -71,6 +77,8 @@ class Tally:
     failures: dict[str, int] = field(default_factory=dict)
     #: Wall-clock time the last request of the process ended (time.time()).
     finished_at: float = 0.0
+    #: CPU time the process spent in its timed loop.
+    cpu_seconds: float = 0.0
 
     def time(self, name: str, call: Callable[[], httpx.Response]) -> httpx.Response | None:
         started = time.perf_counter()
@@ -90,6 +98,7 @@ class Tally:
         self.runs += other.runs
         self.errors += other.errors
         self.finished_at = max(self.finished_at, other.finished_at)
+        self.cpu_seconds += other.cpu_seconds
         for name, values in other.latencies.items():
             self.latencies.setdefault(name, []).extend(values)
         for name, count in other.failures.items():
@@ -102,16 +111,49 @@ def _create_run(http: httpx.Client, tally: Tally, experiment_id: str) -> str | N
     return None if answer is None else str(answer.json()["run"]["info"]["run_id"])
 
 
-def _log_batch(
-    http: httpx.Client, tally: Tally, name: str, run_id: str, size: int, step: int
-) -> bool:
-    now = int(time.time() * 1000)
-    metrics = [
+def _metrics(size: int, step: int, now: int) -> list[dict[str, Any]]:
+    """A batch's points: ten keys, ``size // 10`` steps from ``step``, one timestamp."""
+    return [
         {"key": f"m{i % 10}", "value": i * 0.5, "timestamp": now, "step": step + i // 10}
         for i in range(size)
     ]
-    body = {"run_id": run_id, "metrics": metrics}
+
+
+def _log_batch(
+    http: httpx.Client, tally: Tally, name: str, run_id: str, size: int, step: int
+) -> bool:
+    body = {"run_id": run_id, "metrics": _metrics(size, step, int(time.time() * 1000))}
     return tally.time(name, lambda: http.post(f"{API}/runs/log-batch", json=body)) is not None
+
+
+class BatchBodies:
+    """The logging clients' ``log-batch`` bodies, JSON-encoded once per batch number
+    with markers for the run id and timestamp, which each request puts in with two
+    ``bytes.replace``: the very bytes ``json=`` would send (:func:`_log_batch`), for a
+    fraction of the client's CPU (building and encoding 1,000 points took ~1.5 ms a
+    request). The clients share two cores with the server and its database; their own
+    CPU is printed beside the servers'."""
+
+    _RUN, _TIME = "@RUN@", 987654321012345
+
+    def __init__(self) -> None:
+        self._bodies = [
+            json.dumps(
+                {"run_id": self._RUN, "metrics": _metrics(BATCH, batch * 100, self._TIME)},
+                ensure_ascii=False,
+                separators=(",", ":"),
+                allow_nan=False,
+            ).encode()
+            for batch in range(BATCHES_PER_RUN)
+        ]
+
+    def body(self, batch: int, run_id: str) -> bytes:
+        now = str(int(time.time() * 1000)).encode()
+        return (
+            self._bodies[batch]
+            .replace(self._RUN.encode(), run_id.encode(), 1)
+            .replace(str(self._TIME).encode(), now)
+        )
 
 
 def _wait_for(start_at: float) -> None:
@@ -122,7 +164,10 @@ def _wait_for(start_at: float) -> None:
 def logging_client(url: str, experiment_id: str, start_at: float, seconds: float, out: Any) -> None:
     """Phase 1, one process: runs with batches of 1,000 points until time is up."""
     tally = Tally()
+    bodies = BatchBodies()
+    headers = {"content-type": "application/json"}
     _wait_for(start_at)
+    cpu_started = time.process_time()
     deadline = time.monotonic() + seconds
     with httpx.Client(base_url=url, timeout=60) as http:
         while time.monotonic() < deadline:
@@ -130,7 +175,13 @@ def logging_client(url: str, experiment_id: str, start_at: float, seconds: float
             if run_id is None:
                 continue
             for batch in range(BATCHES_PER_RUN):
-                if _log_batch(http, tally, "LogBatch1000", run_id, BATCH, batch * 100):
+                payload = bodies.body(batch, run_id)
+                if tally.time(
+                    "LogBatch1000",
+                    lambda payload=payload: http.post(
+                        f"{API}/runs/log-batch", content=payload, headers=headers
+                    ),
+                ):
                     tally.points += BATCH
             body = {"run_id": run_id, "status": "FINISHED", "end_time": int(time.time() * 1000)}
             if tally.time(
@@ -138,6 +189,7 @@ def logging_client(url: str, experiment_id: str, start_at: float, seconds: float
             ):
                 tally.runs += 1
     tally.finished_at = time.time()
+    tally.cpu_seconds = time.process_time() - cpu_started
     out.put(tally)
 
 
@@ -185,17 +237,31 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _run_processes(
-    target: Callable[..., None], args_list: list[tuple[Any, ...]]
-) -> tuple[Tally, float, float]:
-    """Every process's tally merged, the phase's wall time, and the share of the
-    machine's CPU time busy during it (1.0: every core saturated)."""
+@dataclass
+class Phase:
+    """What a phase's processes did, and what the machine did meanwhile."""
+
+    tally: Tally
+    #: Wall time from the common start to the last request's end.
+    elapsed: float
+    #: Share of the machine's CPU time busy (1.0: every core saturated).
+    busy: float
+    #: CPU seconds the whole machine spent busy.
+    busy_seconds: float
+    #: Every process's (name, parent, CPU seconds) at the common start.
+    processes_at_start: dict[int, tuple[str, int, float]]
+
+
+def _run_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]]) -> Phase:
+    """Run the phase's processes, started together, and gather what they did."""
     context = mp.get_context("spawn")
     queue = context.Queue()
     # Started together once every process had time to import (spawned on busy cores).
     start_at = time.time() + 2.0 + 0.5 * len(args_list)
-    before: list[tuple[int, int]] = []
-    sampler = threading.Timer(max(0.0, start_at - time.time()), lambda: before.append(_cpu_times()))
+    before: list[tuple[tuple[int, int], dict[int, tuple[str, int, float]]]] = []
+    sampler = threading.Timer(
+        max(0.0, start_at - time.time()), lambda: before.append((_cpu_times(), _processes()))
+    )
     sampler.start()
     processes = [
         context.Process(target=target, args=(args[0], args[1], start_at, *args[2:], queue))
@@ -209,10 +275,41 @@ def _run_processes(
     elapsed = total.finished_at - start_at
     after = _cpu_times()
     sampler.join()
-    busy = (after[0] - before[0][0]) / max(1, after[1] - before[0][1])
+    (busy_at_start, all_at_start), processes_at_start = before[0]
+    busy = (after[0] - busy_at_start) / max(1, after[1] - all_at_start)
     for process in processes:
         process.join(timeout=60)
-    return total, elapsed, busy
+    return Phase(total, elapsed, busy, (after[0] - busy_at_start) / _TICK, processes_at_start)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[str, int, float]]:
+    """Every process's (name, parent, CPU seconds so far), from ``/proc``."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
+    return found
+
+
+def _server_cpu(server: ServerProcess, before: dict[int, tuple[str, int, float]]) -> float:
+    """CPU seconds the server's processes spent since ``before``."""
+    after = _processes()
+    tree, grew = {server.process.pid}, True
+    while grew:
+        children = {pid for pid, (_, parent, _) in after.items() if parent in tree}
+        grew = not children <= tree
+        tree |= children
+    return sum(after[pid][2] - before.get(pid, ("", 0, 0.0))[2] for pid in tree)
 
 
 def _experiment(url: str) -> str:
@@ -243,6 +340,11 @@ class Figures:
     load_seconds: float
     #: Share of the machine's CPU busy during the logging phase.
     cpu_busy: float
+    #: CPU milliseconds per 1,000 points logged: the server's processes, the rest of
+    #: the machine but the clients (PostgreSQL, the kernel's network ...), the clients.
+    server_ms: float = 0.0
+    database_ms: float = 0.0
+    clients_ms: float = 0.0
 
 
 def measure(server: ServerProcess, tool: str, workers: int, seconds: float) -> Figures:
@@ -250,14 +352,18 @@ def measure(server: ServerProcess, tool: str, workers: int, seconds: float) -> F
     warm = _experiment(server.url)
     _run_processes(load_test_process, [(server.url, warm, 1.0, 2)])
     experiment_id = _experiment(server.url)
-    logging, elapsed, busy = _run_processes(
+    phase = _run_processes(
         logging_client, [(server.url, experiment_id, seconds) for _ in range(CLIENTS)]
     )
+    logging, elapsed, busy = phase.tally, phase.elapsed, phase.busy
+    server_s = _server_cpu(server, phase.processes_at_start)
+    per_thousand = 1e6 / max(1, logging.points)
     latencies = [v for values in logging.latencies.values() for v in values]
-    load, load_elapsed, _ = _run_processes(
+    load_phase = _run_processes(
         load_test_process,
         [(server.url, _experiment(server.url), seconds, USERS // USER_PROCESSES)] * USER_PROCESSES,
     )
+    load, load_elapsed = load_phase.tally, load_phase.elapsed
     return Figures(
         tool,
         workers,
@@ -269,6 +375,9 @@ def measure(server: ServerProcess, tool: str, workers: int, seconds: float) -> F
         load,
         load_elapsed,
         busy,
+        server_s * per_thousand,
+        (phase.busy_seconds - server_s - logging.cpu_seconds) * per_thousand,
+        logging.cpu_seconds * per_thousand,
     )
 
 
@@ -304,12 +413,14 @@ def _print_logging(figures: list[Figures]) -> None:
     )
     print(
         f"{'server':<10} {'workers':>7} {'points/s':>12} {'runs/s':>9} {'p50 ms':>9} "
-        f"{'p99 ms':>9} {'errors':>7} {'CPU busy':>9}"
+        f"{'p99 ms':>9} {'errors':>7} {'CPU busy':>9}   CPU ms per 1,000 points: "
+        "server / database and rest / clients"
     )
     for f in sorted(figures, key=lambda f: (f.tool != "trackflow", f.workers)):
         print(
             f"{f.tool:<10} {f.workers:>7} {f.points_per_s:>12,.0f} {f.runs_per_s:>9.2f} "
-            f"{f.p50_ms:>9.1f} {f.p99_ms:>9.1f} {f.errors:>7} {f.cpu_busy:>9.0%}"
+            f"{f.p50_ms:>9.1f} {f.p99_ms:>9.1f} {f.errors:>7} {f.cpu_busy:>9.0%}   "
+            f"{f.server_ms:.1f} / {f.database_ms:.1f} / {f.clients_ms:.1f}"
         )
     by = {(f.tool, f.workers): f for f in figures}
     for workers in sorted({f.workers for f in figures}):
