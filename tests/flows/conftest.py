@@ -80,6 +80,8 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrackingClient:
     from tracking.settings import reset_settings
 
     monkeypatch.setenv("TRACKFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/runs.db")
+    # Artifacts beside it, not in ./trackflow-artifacts of the checkout the tests run in.
+    monkeypatch.setenv("TRACKFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("TRACKFLOW_UI_BASE_URL", TRACKFLOW_UI)
     reset_settings()
     return TrackingClient()
