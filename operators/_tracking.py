@@ -24,7 +24,7 @@ from tracking import fluent
 from tracking.connection import enter_step_env, leave_step_env, patient_client
 from tracking.dispatch import Dispatcher
 from tracking.entities import Param, Run, RunStatus, RunTag
-from tracking.errors import RunNotFoundError
+from tracking.errors import RunNotFoundError, StoreNotConfiguredError
 from tracking.links import run_url
 from tracking.pipelines import NeverBreak, PipelineRun, PipelineTracker, Step
 from tracking.validation import MAX_BATCH_PARAMS, MAX_PARAM_VALUE_LENGTH
@@ -330,9 +330,11 @@ class AirflowTracking:
     def config(self) -> Any:
         """The default connection's settings (read once per process)."""
         if self._config is None:
-            from operators.hooks import TrackflowHook
+            from operators.hooks import default_config
 
-            self._config = TrackflowHook().get_config()
+            # On the dispatcher's thread, never through a running task's supervisor
+            # channel (dag.test() runs tasks in this process): see default_config.
+            self._config = default_config(server_side=self.dispatcher.on_its_thread())
         return self._config
 
     def reset(self) -> None:
@@ -602,7 +604,14 @@ class AirflowTracking:
         assert event.status is not None
         tracked, experiment = self._facts(event)
         pipeline = pipeline_for(event.dag_id, event.run_id)
-        tracker = self.tracker(experiment)
+        try:
+            tracker = self.tracker(experiment)
+        except StoreNotConfiguredError:
+            if tracked:
+                raise
+            # An untracked DAG in a process with no store: there is no run to end.
+            _log.debug("trackflow: no store; %s is not tracked", event.dag_id, exc_info=True)
+            return
         try:
             tracker.adopt(tracker.client.get_run(pipeline.run_id))
         except RunNotFoundError:

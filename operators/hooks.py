@@ -30,7 +30,7 @@ from tracking.connection import StoreConfig
 from tracking.errors import InvalidParameterError, StoreNotConfiguredError
 from tracking.settings import configured_tracking_uri, get_settings, resolve_tracking_uri
 
-__all__ = ["TrackflowConfig", "TrackflowHook"]
+__all__ = ["TrackflowConfig", "TrackflowHook", "default_config"]
 
 
 #: What a ``trackflow`` connection (or the fallback settings) says.
@@ -95,24 +95,40 @@ class TrackflowHook(BaseHook):
         return True, f"Connected to {self.get_config().tracking_uri}"
 
 
-def _config_for(conn_id: str, default_conn_id: str) -> TrackflowConfig:
-    from airflow.sdk.exceptions import AirflowNotFoundException
+def default_config(*, server_side: bool = False) -> TrackflowConfig:
+    """The default connection's settings (see :func:`_config_for` for ``server_side``)."""
+    return _config_for(
+        TrackflowHook.default_conn_name, TrackflowHook.default_conn_name, server_side=server_side
+    )
 
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
+
+def _config_for(
+    conn_id: str, default_conn_id: str, *, server_side: bool = False
+) -> TrackflowConfig:
+    """The settings of ``conn_id``, else (the default connection) of the environment.
+
+    ``server_side``: look the connection up as a server process does (environment, the
+    configured secrets backend, Airflow's metadata database), never through the task
+    supervisor's channel. Threads of ours that run beside a task must: ``dag.test()``
+    runs its tasks in its own process, and while one runs the Task SDK's
+    ``SUPERVISOR_COMMS`` is a process-wide channel that belongs to the task's thread;
+    a lookup sent through it from another thread unsets it under the task, which then
+    fails (``NameError: SUPERVISOR_COMMS``).
+    """
+    conn = _server_side_connection(conn_id) if server_side else _task_side_connection(conn_id)
+    if conn is None:
         if conn_id != default_conn_id:
             raise InvalidParameterError(
                 f"Airflow connection {conn_id!r} does not exist: create a connection of "
                 "type 'trackflow' with that id, or leave trackflow_conn_id unset to use "
                 "'trackflow_default' or TRACKFLOW_TRACKING_URI"
-            ) from None
-        failures = _lookup_failures(conn_id)
+            )
+        failures = _lookup_failures(conn_id, server_side=server_side)
         if failures:
             raise StoreNotConfiguredError(
                 f"the Airflow connection {conn_id!r} could not be read ({failures}); "
                 "nothing is tracked until it can be"
-            ) from None
+            )
         uri = configured_tracking_uri()
         if uri is None:
             raise StoreNotConfiguredError(
@@ -121,7 +137,7 @@ def _config_for(conn_id: str, default_conn_id: str) -> TrackflowConfig:
                 "TRACKFLOW_TRACKING_URI for the scheduler, the API server and the workers "
                 "alike; trackflow does not fall back to a ./trackflow.db of each process's "
                 "own working directory"
-            ) from None
+            )
         settings = get_settings()
         return TrackflowConfig(
             tracking_uri=resolve_tracking_uri(uri),
@@ -133,14 +149,46 @@ def _config_for(conn_id: str, default_conn_id: str) -> TrackflowConfig:
     return config_from_connection(conn)
 
 
-def _lookup_failures(conn_id: str) -> str:
+def _task_side_connection(conn_id: str) -> Any:
+    """Airflow's own lookup for this process (a task's: through its supervisor)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def _server_backends() -> list[Any]:
+    from airflow.configuration import ensure_secrets_loaded
+
+    return list(ensure_secrets_loaded())
+
+
+def _server_side_connection(conn_id: str) -> Any:
+    """The first answer of the server's secrets backends (None: none has it, or one
+    failed: :func:`_lookup_failures` says which)."""
+    for backend in _server_backends():
+        try:
+            conn = backend.get_connection(conn_id=conn_id)
+        except Exception:
+            continue
+        if conn is not None:
+            return conn
+    return None
+
+
+def _lookup_failures(conn_id: str, *, server_side: bool = False) -> str:
     """Why Airflow's secrets backends could not answer for ``conn_id`` ("" when each of
     them answered "no such connection"): Airflow reports a backend that failed as
     "not found", which would send the runs elsewhere."""
     try:
-        from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+        if server_side:
+            backends = _server_backends()
+        else:
+            from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
 
-        backends = ensure_secrets_backend_loaded()
+            backends = ensure_secrets_backend_loaded()
     except Exception as exc:  # an Airflow without this helper: nothing more to learn
         return f"secrets backends not loaded: {type(exc).__name__}: {exc}"
     failures = []

@@ -73,6 +73,10 @@ class Dispatcher:
         self._pending = 0
         self._thread: threading.Thread | None = None
 
+    def on_its_thread(self) -> bool:
+        """Whether the caller is running on this dispatcher's thread (a submitted call)."""
+        return threading.current_thread() is self._thread
+
     def submit(self, label: str, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; returns at once. ``label`` names the work in the log."""
         now = time.monotonic()

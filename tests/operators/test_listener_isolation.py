@@ -138,3 +138,54 @@ class TestMarkedFromOutside:
         assert parent.info.status is RunStatus.FAILED
         # Nothing else was created on the way: no experiment named after the DAG.
         assert embedded.get_experiment_by_name("tf_experiment_tag") is None
+
+
+class TestBesideARunningTask:
+    """``dag.test()`` runs tasks in its own process, where the listener's dispatcher
+    thread also runs: while a task runs, the Task SDK's supervisor channel is the task
+    thread's, and a connection lookup sent through it from another thread unsets it
+    under the task (which then failed at random: ``NameError: SUPERVISOR_COMMS``)."""
+
+    def test_the_dispatcher_reads_the_connection_without_the_tasks_channel(
+        self, run_dag: Any, embedded: TrackingClient, tmp_path: Path
+    ) -> None:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        dag_run = run_dag("tf_beside_task")
+        assert dag_run.state == "success"
+        with create_session() as session:
+            (value,) = session.scalars(
+                XComModel.get_many(
+                    run_id=dag_run.run_id, key="return_value", dag_ids="tf_beside_task"
+                ).with_only_columns(XComModel.value)
+            ).all()
+        result = XComModel.deserialize_value(type("X", (), {"value": value})())
+        assert result["uris"] == [f"sqlite:///{tmp_path}/runs.db"] * 40
+        assert result["checks"] > 0
+        assert result["missing"] == 0  # the task's channel was there at every check
+
+    def test_an_untracked_dag_run_with_no_store_ends_quietly(
+        self,
+        run_dag: Any,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        workdir = tmp_path / "cwd"
+        workdir.mkdir()
+        monkeypatch.chdir(workdir)
+        monkeypatch.delenv("TRACKFLOW_TRACKING_URI", raising=False)
+        monkeypatch.delenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", raising=False)
+        reset_settings()
+        airflow_tracking().reset()
+        try:
+            with caplog.at_level(logging.WARNING):
+                # run_dag asserts that the DAG run's end was handled, not left retrying.
+                assert run_dag("tf_untracked").state == "success"
+                assert run_dag("tf_untracked").state == "success"
+        finally:
+            reset_settings()
+            airflow_tracking().reset()
+        assert "trackflow" not in caplog.text
+        assert list(workdir.iterdir()) == []
