@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,21 @@ def _tf_outage(run_dag: Any, tmp_path: Path) -> Any:
     dag_run = run_dag("tf_outage", run_conf={"markers": str(markers)})
     assert dag_run.state == "success"
     return dag_run
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No connection, no TRACKFLOW_TRACKING_URI, a working directory of its own."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    monkeypatch.delenv("TRACKFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", raising=False)
+    reset_settings()
+    airflow_tracking().reset()
+    yield workdir
+    reset_settings()
+    airflow_tracking().reset()
 
 
 class TestTheCallersSession:
@@ -75,18 +91,6 @@ class TestTheCallersSession:
 
 
 class TestNoFallback:
-    @pytest.fixture
-    def nowhere(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-        """No connection, no TRACKFLOW_TRACKING_URI, a working directory of its own."""
-        workdir = tmp_path / "cwd"
-        workdir.mkdir()
-        monkeypatch.chdir(workdir)
-        monkeypatch.delenv("TRACKFLOW_TRACKING_URI", raising=False)
-        monkeypatch.delenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", raising=False)
-        reset_settings()
-        yield workdir
-        reset_settings()
-
     def test_nothing_configured_writes_nowhere_and_says_why(
         self, run_dag: Any, nowhere: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -166,26 +170,11 @@ class TestBesideARunningTask:
         assert result["missing"] == 0  # the task's channel was there at every check
 
     def test_an_untracked_dag_run_with_no_store_ends_quietly(
-        self,
-        run_dag: Any,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture,
+        self, run_dag: Any, nowhere: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
-        workdir = tmp_path / "cwd"
-        workdir.mkdir()
-        monkeypatch.chdir(workdir)
-        monkeypatch.delenv("TRACKFLOW_TRACKING_URI", raising=False)
-        monkeypatch.delenv("AIRFLOW_CONN_TRACKFLOW_DEFAULT", raising=False)
-        reset_settings()
-        airflow_tracking().reset()
-        try:
-            with caplog.at_level(logging.WARNING):
-                # run_dag asserts that the DAG run's end was handled, not left retrying.
-                assert run_dag("tf_untracked").state == "success"
-                assert run_dag("tf_untracked").state == "success"
-        finally:
-            reset_settings()
-            airflow_tracking().reset()
+        with caplog.at_level(logging.WARNING):
+            # run_dag asserts that the DAG run's end was handled, not left retrying.
+            assert run_dag("tf_untracked").state == "success"
+            assert run_dag("tf_untracked").state == "success"
         assert "trackflow" not in caplog.text
-        assert list(workdir.iterdir()) == []
+        assert list(nowhere.iterdir()) == []
