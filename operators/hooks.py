@@ -22,6 +22,7 @@ connection id that was named explicitly and does not exist is an error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk.bases.hook import BaseHook
@@ -115,7 +116,7 @@ def _config_for(
     a lookup sent through it from another thread unsets it under the task, which then
     fails (``NameError: SUPERVISOR_COMMS``).
     """
-    conn = _server_side_connection(conn_id) if server_side else _task_side_connection(conn_id)
+    conn, failures = _lookup(conn_id, server_side=server_side)
     if conn is None:
         if conn_id != default_conn_id:
             raise InvalidParameterError(
@@ -123,7 +124,6 @@ def _config_for(
                 "type 'trackflow' with that id, or leave trackflow_conn_id unset to use "
                 "'trackflow_default' or TRACKFLOW_TRACKING_URI"
             )
-        failures = _lookup_failures(conn_id, server_side=server_side)
         if failures:
             raise StoreNotConfiguredError(
                 f"the Airflow connection {conn_id!r} could not be read ({failures}); "
@@ -149,14 +149,19 @@ def _config_for(
     return config_from_connection(conn)
 
 
-def _task_side_connection(conn_id: str) -> Any:
-    """Airflow's own lookup for this process (a task's: through its supervisor)."""
+def _lookup(conn_id: str, *, server_side: bool) -> tuple[Any, str]:
+    """``(connection or None, why the secrets backends could not answer)``; the second is
+    "" when each of them answered "no such connection". Airflow's own lookup (a task's:
+    through its supervisor) reports a backend that failed as "not found", which would
+    send the runs elsewhere, so a miss asks each backend again for its error."""
+    if server_side:
+        return _ask(conn_id, _server_backends)
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        return BaseHook.get_connection(conn_id)
+        return BaseHook.get_connection(conn_id), ""
     except AirflowNotFoundException:
-        return None
+        return None, _ask(conn_id, _process_backends)[1]
 
 
 def _server_backends() -> list[Any]:
@@ -165,39 +170,29 @@ def _server_backends() -> list[Any]:
     return list(ensure_secrets_loaded())
 
 
-def _server_side_connection(conn_id: str) -> Any:
-    """The first answer of the server's secrets backends (None: none has it, or one
-    failed: :func:`_lookup_failures` says which)."""
-    for backend in _server_backends():
-        try:
-            conn = backend.get_connection(conn_id=conn_id)
-        except Exception:
-            continue
-        if conn is not None:
-            return conn
-    return None
+def _process_backends() -> list[Any]:
+    from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+
+    return list(ensure_secrets_backend_loaded())
 
 
-def _lookup_failures(conn_id: str, *, server_side: bool = False) -> str:
-    """Why Airflow's secrets backends could not answer for ``conn_id`` ("" when each of
-    them answered "no such connection"): Airflow reports a backend that failed as
-    "not found", which would send the runs elsewhere."""
+def _ask(conn_id: str, backends_of: Callable[[], list[Any]]) -> tuple[Any, str]:
+    """Ask each secrets backend in turn: ``(the first connection, "")``, else
+    ``(None, the failures)``."""
     try:
-        if server_side:
-            backends = _server_backends()
-        else:
-            from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
-
-            backends = ensure_secrets_backend_loaded()
+        backends = backends_of()
     except Exception as exc:  # an Airflow without this helper: nothing more to learn
-        return f"secrets backends not loaded: {type(exc).__name__}: {exc}"
+        return None, f"secrets backends not loaded: {type(exc).__name__}: {exc}"
     failures = []
     for backend in backends:
         try:
-            backend.get_connection(conn_id=conn_id)
+            conn = backend.get_connection(conn_id=conn_id)
         except Exception as exc:
             failures.append(f"{type(backend).__name__}: {type(exc).__name__}: {exc}")
-    return "; ".join(failures)
+            continue
+        if conn is not None:
+            return conn, ""
+    return None, "; ".join(failures)
 
 
 def config_from_connection(conn: Any) -> TrackflowConfig:
