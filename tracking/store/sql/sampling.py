@@ -212,6 +212,11 @@ def _sample(conn: Connection, run_id: str, key: str, buckets: int, sqlite: bool)
     picks = select(bounds.c.lo.label("lo"), lowest.label("lowest"), highest.label("highest")).cte(
         "picks"
     )
+    if conn.dialect.name == "postgresql":
+        # PostgreSQL inlines a CTE used once: its two subqueries per bucket would run
+        # again for every point of the series the join looks at (5,000 points in 200
+        # buckets: 18 s, not 20 ms). Materialized, they run once per bucket.
+        picks = picks.prefix_with("MATERIALIZED")
     # The points at the picked steps (or times), each with its bucket, in one statement.
     rows = conn.execute(
         select(picks.c.lo, value, _metrics.c.special, _metrics.c.timestamp, step).join_from(
