@@ -47,6 +47,9 @@ __all__ = ["MAP_INDEX_PARAM", "TrackedTask", "tracked_flow", "tracked_task"]
 
 _log = logging.getLogger("flows")
 
+#: Why a flow run ended, when Prefect cancelled it.
+CANCELLED_THROUGH_PREFECT = "the flow run was cancelled through Prefect"
+
 
 class _Options:
     def __init__(
@@ -174,9 +177,10 @@ def _call_parameters(fn: Callable[..., Any], args: Any, kwargs: Any) -> dict[str
 
 
 def _outcome(
-    exc: BaseException | None, run_count: int, retries: int, killed: bool
+    exc: BaseException | None, run_count: int, retries: int, killed: bool, *, flow: bool = False
 ) -> tuple[RunStatus, str | None, bool]:
-    """(status, reason, retrying) of an attempt that raised ``exc`` (None: success)."""
+    """(status, reason, retrying) of an attempt that raised ``exc`` (None: success);
+    ``flow``: a flow run's attempt (a cancellation is its reason, not the signal)."""
     if exc is None:
         return RunStatus.FINISHED, None, False
     name = type(exc).__name__
@@ -187,7 +191,12 @@ def _outcome(
             signame = signal.Signals(int(number)).name if number is not None else "a signal"
         except ValueError:
             signame = f"signal {number}"
-        why = "the flow run was cancelled, or its process was stopped"
+        if _runner_cancels():
+            if flow:
+                return RunStatus.KILLED, f"cancelled: {CANCELLED_THROUGH_PREFECT}", False
+            why = CANCELLED_THROUGH_PREFECT
+        else:
+            why = "the flow run was cancelled, or its process was stopped"
         return RunStatus.KILLED, f"killed: {signame} ({why})", False
     if name == "CancelledRun":
         return RunStatus.KILLED, f"cancelled: {exc}".rstrip(": "), False
@@ -314,7 +323,7 @@ class _FlowCall:
     def end(self, exc: BaseException | None) -> None:
         killed = not self.tracking.close(self.opened)
         status, reason, retrying = _outcome(
-            exc, int(self.flow_run.run_count or 1), int(self.flow.retries or 0), killed
+            exc, int(self.flow_run.run_count or 1), int(self.flow.retries or 0), killed, flow=True
         )
         self.tracking.flow_ended(self.opened, self.flow_run_id, status, reason, retrying)
         if not retrying:
@@ -426,6 +435,18 @@ def _hook_tracking(options: _Options, label: str) -> _tracking.PrefectTracking |
         return None
 
 
+def _runner_cancels() -> bool:
+    """Whether the SIGTERM this process got is a cancellation: Prefect's runner (3.7 and
+    later) says so over its control channel just before it sends the signal. Earlier
+    Prefects cannot tell; the runner's ``on_cancellation`` hook then gives the reason
+    once the process is gone."""
+    try:
+        from prefect._internal.control_listener import get_intent
+    except ImportError:
+        return False
+    return bool(get_intent() == "cancel")
+
+
 def _state_reason(state: Any) -> str:
     """Why Prefect ended a flow run from outside, as ``cancelled: ...`` / ``crashed: ...``
     (Prefect's messages repeat the state's name: "Cancelling", "Crashed")."""
@@ -434,7 +455,7 @@ def _state_reason(state: Any) -> str:
     message = str(getattr(state, "message", None) or "").strip()
     if message.lower().rstrip(".") in ("", "cancelling", "cancelled", "crashed"):
         message = (
-            "the flow run was cancelled through Prefect"
+            CANCELLED_THROUGH_PREFECT
             if kind == "cancelled"
             else "the flow run's process ended without reporting a final state"
         )
